@@ -1,0 +1,782 @@
+/*  annal_broker.c: the broker loop (sockets, dispatch, group commit).
+
+    NOTES ON THE DESIGN
+    One actor thread owns the store and both sockets. Each turn of the loop
+    drains the requests waiting on the ROUTER (up to ANNAL_GROUP_MAX), runs
+    them in arrival order inside one store batch, commits once (one fsync),
+    then sends every reply and publishes every new event. So:
+    1. A reply is sent only after everything it reports is durable.
+    2. Events are published after commit, in sequence order, exactly once.
+    3. Requests from one client are answered in the order they were sent,
+       and each sees the effects of the ones before it.
+    4. A request that fails in the store with an error of unknown extent
+       (unavailable, internal) is answered with that error and the batch is
+       run again without it, so nothing partial is ever committed.
+    5. When the store grows its map mid-batch the batch is run again from
+       the start; replies and publishes of the lost attempt are dropped.
+    The broker never sees JSON or MessagePack: it carries the request's
+    encoding as an opaque value from the codec back to the codec. */
+#include "annal_broker.h"
+
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "annal_fold.h"
+#include "annal_limits.h"
+#include "annal_store.h"
+
+#define WHY_MAX 512
+#define BATCH_BYTES (64u << 20) /* body bytes drained into one batch, at most */
+#define MAX_ATTEMPTS 24         /* batch reruns after map growth */
+#define PUB_HWM 100000          /* messages queued per subscriber before PUB drops */
+
+/* One request of the current batch. */
+typedef struct {
+    zmq_msg_t envelope[ANNAL_MAX_ENVELOPE]; /* routing frames, sent back unchanged */
+    size_t frames;                          /* envelope frames in use */
+    annal_request_t req;                    /* decoded request */
+    annal_encoding_t enc;                   /* encoding to answer in */
+    annal_err_t err;                        /* decode error, or a final store error */
+    char why[WHY_MAX];                      /* text of err */
+    uint8_t *reply;                         /* encoded reply, owned */
+    size_t reply_len;                       /* bytes in reply */
+} pending_t;
+
+/* One event to publish after commit. */
+typedef struct {
+    char *topic;   /* aggregate id, owned */
+    size_t tlen;   /* bytes in topic */
+    uint8_t *body; /* encoded event, owned */
+    size_t blen;   /* bytes in body */
+} pub_t;
+
+struct annal_broker_t {
+    annal_broker_config_t config; /* settings (strings borrowed until new returns) */
+    zactor_t *actor;              /* the loop's thread */
+    annal_store_t *store;         /* the store, used by the actor only */
+    zsock_t *router;              /* commands */
+    zsock_t *pub;                 /* events, or NULL */
+    char commands[256];           /* bound command endpoint */
+    char events[256];             /* bound event endpoint, or "" */
+    annal_reply_t *reply;         /* reply builder, reused */
+    annal_event_list_t list;      /* read results, reused */
+    pending_t *pending;           /* the batch: ANNAL_GROUP_MAX entries */
+    size_t npending;              /* requests in the batch */
+    pub_t *pubs;                  /* events of the batch to publish */
+    size_t npubs, cappubs;        /* in use, allocated */
+    uint64_t head;                /* last committed sequence */
+    uint64_t batch_head;          /* last sequence of the batch being run */
+    int64_t started;              /* start time (monotonic ms) */
+};
+
+typedef annal_err_t (*handler_fn)(annal_broker_t *self, pending_t *p);
+
+/* Frees a frame's buffer once ZeroMQ is done with it. */
+static void s_free_frame(void *data, void *hint)
+{
+    (void) hint;
+    free(data);
+}
+
+/* --- replies ------------------------------------------------------------------ */
+
+/* Encodes the builder's body as p's reply. */
+static annal_err_t s_finish(annal_broker_t *self, pending_t *p)
+{
+    free(p->reply);
+    p->reply = NULL;
+    if (annal_reply_encode(self->reply, p->enc, &p->reply, &p->reply_len)) {
+        snprintf(p->why, WHY_MAX, "a stored value could not be encoded");
+        return ANNAL_ERR_INTERNAL;
+    }
+    return ANNAL_OK;
+}
+
+static void s_error_reply(annal_broker_t *self, pending_t *p, annal_err_t err, const char *text)
+{
+    annal_reply_error(self->reply, p->req.has_msg_id, p->req.msg_id, err, text);
+    free(p->reply);
+    p->reply = NULL;
+    if (annal_reply_encode(self->reply, p->enc, &p->reply, &p->reply_len))
+        p->reply = NULL; /* out of memory: the client gets no reply */
+}
+
+static int s_publish_later(annal_broker_t *self, const annal_event_t *ev)
+{
+    if (!self->pub)
+        return 0;
+    if (self->npubs == self->cappubs) {
+        size_t cap = self->cappubs ? self->cappubs * 2 : 256;
+        pub_t *pubs = realloc(self->pubs, cap * sizeof *pubs);
+        if (!pubs)
+            return -1;
+        self->pubs = pubs;
+        self->cappubs = cap;
+    }
+    pub_t *pb = &self->pubs[self->npubs];
+    pb->topic = malloc(ev->aggregate_id_len ? ev->aggregate_id_len : 1);
+    if (!pb->topic)
+        return -1;
+    memcpy(pb->topic, ev->aggregate_id, ev->aggregate_id_len);
+    pb->tlen = ev->aggregate_id_len;
+    if (annal_event_encode(ev, self->config.pub_format, &pb->body, &pb->blen)) {
+        free(pb->topic);
+        return -1;
+    }
+    self->npubs++;
+    return 0;
+}
+
+static void s_drop_pubs(annal_broker_t *self)
+{
+    for (size_t i = 0; i < self->npubs; i++) {
+        free(self->pubs[i].topic);
+        free(self->pubs[i].body);
+    }
+    self->npubs = 0;
+}
+
+/* --- command handlers ---------------------------------------------------------- */
+
+static annal_err_t s_append(annal_broker_t *self, pending_t *p)
+{
+    annal_request_t *r = &p->req;
+    annal_append_result_t res;
+    annal_err_t err = annal_store_append(self->store, r->aggregate_id, r->expect,
+                                         r->expected_version, r->events, r->event_count, &res,
+                                         p->why, WHY_MAX);
+    if (err == ANNAL_ERR_CONFLICT) {
+        char text[128];
+        if (r->expect == ANNAL_EXPECT_EXISTS)
+            snprintf(text, sizeof text, "Expected version exists, got %" PRIu64,
+                     res.actual_version);
+        else
+            snprintf(text, sizeof text, "Expected version %" PRIu64 ", got %" PRIu64,
+                     r->expected_version, res.actual_version);
+        annal_reply_begin(self->reply, "concurrency_error", true, r->msg_id);
+        annal_reply_str(self->reply, "error", text, strlen(text));
+        return s_finish(self, p);
+    }
+    if (err)
+        return err;
+    size_t n = r->event_count;
+    if (!res.duplicate && res.last_sequence > self->batch_head)
+        self->batch_head = res.last_sequence;
+    if (!res.duplicate) {
+        for (size_t i = 0; i < n; i++) {
+            const annal_new_event_t *e = &r->events[i];
+            annal_event_t ev = {
+                .sequence = res.first_sequence + i,
+                .event_id = e->event_id,
+                .aggregate_id = r->aggregate_id,
+                .aggregate_id_len = strlen(r->aggregate_id),
+                .version = res.version - n + 1 + i,
+                .event_type = e->event_type,
+                .event_type_len = strlen(e->event_type),
+                .data = e->data.data,
+                .data_len = e->data.size,
+                .metadata = e->metadata.data,
+                .metadata_len = e->metadata.size,
+                .recorded_at = res.recorded_at,
+            };
+            if (s_publish_later(self, &ev)) {
+                snprintf(p->why, WHY_MAX, "out of memory");
+                return ANNAL_ERR_UNAVAILABLE;
+            }
+        }
+    }
+    annal_reply_begin(self->reply, "appended", true, r->msg_id);
+    if (!r->batch) {
+        annal_reply_uuid(self->reply, "event_id", r->events[0].event_id);
+        annal_reply_u64(self->reply, "sequence_number", res.first_sequence);
+        return s_finish(self, p);
+    }
+    uint8_t *ids = malloc(16 * n);
+    if (!ids) {
+        snprintf(p->why, WHY_MAX, "out of memory");
+        return ANNAL_ERR_UNAVAILABLE;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(ids + 16 * i, r->events[i].event_id, 16);
+    annal_reply_uuids(self->reply, "event_ids", ids, n);
+    annal_reply_u64(self->reply, "first_sequence_number", res.first_sequence);
+    annal_reply_u64(self->reply, "last_sequence_number", res.last_sequence);
+    annal_reply_u64(self->reply, "version", res.version);
+    err = s_finish(self, p);
+    free(ids);
+    return err;
+}
+
+/* The version a request names: its own, or the aggregate's current one. */
+static annal_err_t s_target_version(annal_broker_t *self, pending_t *p, uint64_t *current,
+                                    uint64_t *target)
+{
+    annal_err_t err = annal_store_version(self->store, p->req.aggregate_id, current);
+    if (err)
+        return err;
+    *target = p->req.has_version ? p->req.version : *current;
+    if (*target > *current) {
+        snprintf(p->why, WHY_MAX, "aggregate '%s' is at version %" PRIu64 ", not %" PRIu64,
+                 p->req.aggregate_id, *current, *target);
+        return ANNAL_ERR_NOT_FOUND;
+    }
+    return ANNAL_OK;
+}
+
+/* Folds agg up to version to, starting from its latest snapshot that
+   qualifies (any snapshot when any_snapshot, else default-fold ones only). */
+static annal_err_t s_fold(annal_broker_t *self, const char *agg, uint64_t to, bool any_snapshot,
+                          annal_fold_result_t *out, uint64_t *snapshot_version)
+{
+    annal_snapshot_t snap;
+    annal_blob_t start = {0};
+    *snapshot_version = 0;
+    annal_err_t err = annal_store_get_snapshot(self->store, agg, to, !any_snapshot, &snap);
+    if (err == ANNAL_OK) {
+        if (annal_blob_copy(&start, snap.state, snap.len))
+            return ANNAL_ERR_UNAVAILABLE;
+        *snapshot_version = snap.version;
+    }
+    else if (err != ANNAL_ERR_NOT_FOUND)
+        return err;
+    err = annal_fold_run(self->store, agg, start.data, start.size, *snapshot_version, to,
+                         INT64_MAX, out);
+    annal_blob_free(&start);
+    return err;
+}
+
+static annal_err_t s_create_snapshot(annal_broker_t *self, pending_t *p)
+{
+    annal_request_t *r = &p->req;
+    uint64_t current, v, from;
+    annal_err_t err = s_target_version(self, p, &current, &v);
+    if (err)
+        return err;
+    if (r->has_state)
+        err = annal_store_put_snapshot(self->store, r->aggregate_id, v, false, r->state.data,
+                                       r->state.size);
+    else {
+        annal_fold_result_t fold;
+        err = s_fold(self, r->aggregate_id, v, false, &fold, &from);
+        if (!err)
+            err = annal_store_put_snapshot(self->store, r->aggregate_id, v, true,
+                                           fold.state.data, fold.state.size);
+        annal_blob_free(&fold.state);
+    }
+    if (err)
+        return err;
+    annal_reply_begin(self->reply, "snapshot_created", true, r->msg_id);
+    annal_reply_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+    annal_reply_u64(self->reply, "version", v);
+    return s_finish(self, p);
+}
+
+static annal_err_t s_get_snapshot(annal_broker_t *self, pending_t *p)
+{
+    annal_request_t *r = &p->req;
+    annal_snapshot_t snap;
+    annal_err_t err = annal_store_get_snapshot(self->store, r->aggregate_id, UINT64_MAX, false,
+                                               &snap);
+    if (err == ANNAL_ERR_NOT_FOUND)
+        snprintf(p->why, WHY_MAX, "aggregate '%s' has no snapshot", r->aggregate_id);
+    if (err)
+        return err;
+    annal_reply_begin(self->reply, "snapshot", true, r->msg_id);
+    annal_reply_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+    annal_reply_u64(self->reply, "version", snap.version);
+    annal_reply_value(self->reply, "state", snap.state, snap.len);
+    return s_finish(self, p);
+}
+
+static annal_err_t s_replay(annal_broker_t *self, pending_t *p)
+{
+    annal_request_t *r = &p->req;
+    uint64_t current, to, from = 0;
+    annal_err_t err = s_target_version(self, p, &current, &to);
+    if (err)
+        return err;
+    annal_fold_result_t fold;
+    if (r->use_snapshot)
+        err = s_fold(self, r->aggregate_id, to, true, &fold, &from);
+    else
+        err = annal_fold_run(self->store, r->aggregate_id, NULL, 0, 0, to, INT64_MAX, &fold);
+    if (!err) {
+        annal_reply_begin(self->reply, "replayed", true, r->msg_id);
+        annal_reply_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+        annal_reply_u64(self->reply, "events_replayed", fold.applied);
+        annal_reply_value(self->reply, "state", fold.state.data, fold.state.size);
+        annal_reply_u64(self->reply, "version", fold.version);
+        if (r->use_snapshot)
+            annal_reply_u64(self->reply, "snapshot_version", from);
+        err = s_finish(self, p);
+    }
+    annal_blob_free(&fold.state);
+    return err;
+}
+
+static annal_err_t s_get_state(annal_broker_t *self, pending_t *p)
+{
+    annal_request_t *r = &p->req;
+    annal_fold_result_t fold;
+    annal_err_t err = annal_fold_run(self->store, r->aggregate_id, NULL, 0, 0, UINT64_MAX,
+                                     r->timestamp_us, &fold);
+    if (!err) {
+        annal_reply_begin(self->reply, "state", true, r->msg_id);
+        annal_reply_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+        annal_reply_str(self->reply, "timestamp", r->timestamp, strlen(r->timestamp));
+        annal_reply_value(self->reply, "state", fold.state.data, fold.state.size);
+        annal_reply_u64(self->reply, "version", fold.version);
+        err = s_finish(self, p);
+    }
+    annal_blob_free(&fold.state);
+    return err;
+}
+
+static size_t s_cap(annal_broker_t *self, uint64_t asked)
+{
+    return asked < self->config.read_cap ? (size_t) asked : self->config.read_cap;
+}
+
+static annal_err_t s_read(annal_broker_t *self, pending_t *p)
+{
+    annal_request_t *r = &p->req;
+    uint64_t current;
+    annal_err_t err = annal_store_version(self->store, r->aggregate_id, &current);
+    if (err)
+        return err;
+    uint64_t from = r->has_from ? r->from : (r->backward ? current : 1);
+    if (r->backward && from > current)
+        from = current;
+    if (!r->backward && from == 0)
+        from = 1;
+    err = annal_store_read(self->store, r->aggregate_id, from, r->backward,
+                           s_cap(self, r->max_count), &self->list);
+    if (err)
+        return err;
+    uint64_t next = from;
+    bool more;
+    if (self->list.count)
+        next = self->list.items[self->list.count - 1].version + (r->backward ? -1 : 1);
+    more = r->backward ? next >= 1 && next <= current : next <= current;
+    annal_reply_begin(self->reply, "events", true, r->msg_id);
+    annal_reply_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+    annal_reply_events(self->reply, "events", self->list.items, self->list.count);
+    annal_reply_u64(self->reply, "version", current);
+    if (more)
+        annal_reply_u64(self->reply, "next_version", next);
+    return s_finish(self, p);
+}
+
+static annal_err_t s_read_all(annal_broker_t *self, pending_t *p)
+{
+    annal_request_t *r = &p->req;
+    annal_store_stats_t st;
+    uint64_t next;
+    annal_err_t err = annal_store_stats(self->store, &st);
+    if (!err)
+        err = annal_store_read_all(self->store, r->from, s_cap(self, r->max_count),
+                                   ANNAL_SCAN_CAP, r->prefix, r->prefix_len, r->event_types,
+                                   r->event_type_count, &self->list, &next);
+    if (err)
+        return err;
+    annal_reply_begin(self->reply, "events", true, r->msg_id);
+    annal_reply_events(self->reply, "events", self->list.items, self->list.count);
+    annal_reply_u64(self->reply, "next_sequence", next);
+    annal_reply_u64(self->reply, "head_sequence", st.head_sequence);
+    return s_finish(self, p);
+}
+
+static annal_err_t s_status(annal_broker_t *self, pending_t *p)
+{
+    annal_store_stats_t st;
+    annal_err_t err = annal_store_stats(self->store, &st);
+    if (err)
+        return err;
+    const char *store = annal_store_name(self->store);
+    annal_reply_begin(self->reply, "status_ok", true, p->req.msg_id);
+    annal_reply_u64(self->reply, "head_sequence", st.head_sequence);
+    annal_reply_u64(self->reply, "aggregates", st.aggregates);
+    annal_reply_u64(self->reply, "events", st.events);
+    annal_reply_u64(self->reply, "snapshots", st.snapshots);
+    annal_reply_str(self->reply, "store", store, strlen(store));
+    annal_reply_str(self->reply, "version", ANNAL_VERSION, strlen(ANNAL_VERSION));
+    annal_reply_u64(self->reply, "uptime_s", (uint64_t) (zclock_mono() - self->started) / 1000);
+    return s_finish(self, p);
+}
+
+static annal_err_t s_init(annal_broker_t *self, pending_t *p)
+{
+    annal_reply_begin(self->reply, "init_ok", true, p->req.msg_id);
+    return s_finish(self, p);
+}
+
+/* The command table, indexed by annal_cmd_t. */
+static const struct {
+    annal_cmd_t cmd;    /* the command */
+    handler_fn handler; /* runs it inside the batch */
+} s_commands[ANNAL_CMD_COUNT] = {
+    [ANNAL_CMD_APPEND] = {ANNAL_CMD_APPEND, s_append},
+    [ANNAL_CMD_CREATE_SNAPSHOT] = {ANNAL_CMD_CREATE_SNAPSHOT, s_create_snapshot},
+    [ANNAL_CMD_GET_SNAPSHOT] = {ANNAL_CMD_GET_SNAPSHOT, s_get_snapshot},
+    [ANNAL_CMD_REPLAY] = {ANNAL_CMD_REPLAY, s_replay},
+    [ANNAL_CMD_GET_STATE] = {ANNAL_CMD_GET_STATE, s_get_state},
+    [ANNAL_CMD_READ] = {ANNAL_CMD_READ, s_read},
+    [ANNAL_CMD_READ_ALL] = {ANNAL_CMD_READ_ALL, s_read_all},
+    [ANNAL_CMD_STATUS] = {ANNAL_CMD_STATUS, s_status},
+    [ANNAL_CMD_INIT] = {ANNAL_CMD_INIT, s_init},
+};
+
+/* --- the batch ---------------------------------------------------------------- */
+
+/* Runs every live request of the batch in one store batch and commits. */
+static void s_run_batch(annal_broker_t *self)
+{
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        s_drop_pubs(self);
+        self->batch_head = self->head;
+        annal_err_t err = annal_store_begin(self->store);
+        if (err) {
+            for (size_t i = 0; i < self->npending; i++) {
+                pending_t *p = &self->pending[i];
+                if (!p->err)
+                    s_error_reply(self, p, ANNAL_ERR_UNAVAILABLE,
+                                  "the store is unavailable; nothing was written");
+            }
+            return;
+        }
+        bool rerun = false;
+        for (size_t i = 0; i < self->npending && !rerun; i++) {
+            pending_t *p = &self->pending[i];
+            if (p->err)
+                continue;
+            p->why[0] = 0;
+            err = s_commands[p->req.cmd].handler(self, p);
+            if (err == ANNAL_OK)
+                continue;
+            if (err == ANNAL_ERR_RETRY) {
+                rerun = true;
+                continue;
+            }
+            if (err == ANNAL_ERR_MALFORMED || err == ANNAL_ERR_NOT_FOUND) {
+                s_error_reply(self, p, err, p->why); /* nothing written by it */
+                continue;
+            }
+            /* unknown extent: answer it, drop the batch, run the rest again */
+            p->err = err;
+            if (!p->why[0])
+                snprintf(p->why, WHY_MAX, "%s; nothing was written", annal_strerror(err));
+            s_error_reply(self, p, err, p->why);
+            rerun = true;
+        }
+        if (rerun) {
+            annal_store_abort(self->store);
+            continue;
+        }
+        err = annal_store_commit(self->store);
+        if (err == ANNAL_ERR_RETRY)
+            continue;
+        if (!err)
+            self->head = self->batch_head;
+        else {
+            s_drop_pubs(self);
+            for (size_t i = 0; i < self->npending; i++) {
+                pending_t *p = &self->pending[i];
+                if (!p->err)
+                    s_error_reply(self, p, ANNAL_ERR_UNAVAILABLE,
+                                  "the store could not commit; nothing was written");
+            }
+        }
+        return;
+    }
+    s_drop_pubs(self);
+    for (size_t i = 0; i < self->npending; i++)
+        if (!self->pending[i].err)
+            s_error_reply(self, &self->pending[i], ANNAL_ERR_UNAVAILABLE,
+                          "the store cannot grow; nothing was written");
+}
+
+/* Sends the replies and publishes the batch's events; frees the batch. */
+static void s_flush(annal_broker_t *self)
+{
+    void *router = zsock_resolve(self->router);
+    for (size_t i = 0; i < self->npending; i++) {
+        pending_t *p = &self->pending[i];
+        if (p->reply) {
+            for (size_t f = 0; f < p->frames; f++)
+                zmq_msg_send(&p->envelope[f], router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zmq_msg_t body;
+            zmq_msg_init_data(&body, p->reply, p->reply_len, s_free_frame, NULL);
+            p->reply = NULL;
+            if (zmq_msg_send(&body, router, ZMQ_DONTWAIT) < 0)
+                zmq_msg_close(&body);
+        }
+        for (size_t f = 0; f < p->frames; f++)
+            zmq_msg_close(&p->envelope[f]);
+        free(p->reply);
+        p->reply = NULL;
+        annal_request_reset(&p->req);
+    }
+    self->npending = 0;
+    if (self->pub) {
+        void *pub = zsock_resolve(self->pub);
+        for (size_t i = 0; i < self->npubs; i++) {
+            pub_t *pb = &self->pubs[i];
+            zmq_msg_t topic, body;
+            zmq_msg_init_data(&topic, pb->topic, pb->tlen, s_free_frame, NULL);
+            zmq_msg_init_data(&body, pb->body, pb->blen, s_free_frame, NULL);
+            pb->topic = NULL;
+            pb->body = NULL;
+            if (zmq_msg_send(&topic, pub, ZMQ_SNDMORE) < 0)
+                zmq_msg_close(&topic);
+            if (zmq_msg_send(&body, pub, 0) < 0)
+                zmq_msg_close(&body);
+        }
+        self->npubs = 0;
+    }
+}
+
+/* Receives one whole message into p. Returns 0, or -1 when none waits. */
+static int s_receive(annal_broker_t *self, pending_t *p, size_t *bytes)
+{
+    void *router = zsock_resolve(self->router);
+    zmq_msg_t frame;
+    zmq_msg_init(&frame);
+    if (zmq_msg_recv(&frame, router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&frame);
+        return -1;
+    }
+    memset(&p->req, 0, sizeof p->req);
+    p->frames = 0;
+    p->err = ANNAL_OK;
+    p->enc = ANNAL_ENC_JSON;
+    p->reply = NULL;
+    bool too_many = false;
+    while (zmq_msg_more(&frame)) {
+        if (p->frames < ANNAL_MAX_ENVELOPE) {
+            zmq_msg_init(&p->envelope[p->frames]);
+            zmq_msg_move(&p->envelope[p->frames++], &frame);
+        }
+        else {
+            too_many = true;
+            zmq_msg_close(&frame);
+        }
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, router, 0) < 0)
+            break;
+    }
+    size_t size = zmq_msg_size(&frame);
+    *bytes += size;
+    if (p->frames == 0) {
+        /* a ROUTER always prepends the identity; no route back otherwise */
+        zmq_msg_close(&frame);
+        p->err = ANNAL_ERR_MALFORMED;
+        return 0;
+    }
+    if (too_many) {
+        p->err = ANNAL_ERR_MALFORMED;
+        snprintf(p->why, WHY_MAX, "too many envelope frames (more than %d)",
+                 ANNAL_MAX_ENVELOPE - 1);
+    }
+    else if (size > self->config.max_body) {
+        p->err = ANNAL_ERR_MALFORMED;
+        snprintf(p->why, WHY_MAX, "request body of %zu bytes exceeds the limit of %zu bytes",
+                 size, self->config.max_body);
+    }
+    else
+        p->err = annal_request_decode(zmq_msg_data(&frame), size, &p->req, &p->enc, p->why,
+                                      WHY_MAX);
+    zmq_msg_close(&frame);
+    if (p->err)
+        s_error_reply(self, p, p->err, p->why);
+    return 0;
+}
+
+/* Drains waiting requests into one batch, runs, commits and answers it. */
+static void s_turn(annal_broker_t *self)
+{
+    size_t bytes = 0;
+    while (self->npending < ANNAL_GROUP_MAX && bytes < BATCH_BYTES) {
+        pending_t *p = &self->pending[self->npending];
+        if (s_receive(self, p, &bytes))
+            break;
+        self->npending++;
+    }
+    if (self->npending == 0)
+        return;
+    bool work = false;
+    for (size_t i = 0; i < self->npending; i++)
+        work |= self->pending[i].err == ANNAL_OK;
+    if (work)
+        s_run_batch(self);
+    s_flush(self);
+}
+
+static void s_heartbeat(annal_broker_t *self)
+{
+    if (!self->pub)
+        return;
+    uint8_t *body;
+    size_t len;
+    annal_reply_begin_plain(self->reply);
+    annal_reply_u64(self->reply, "head_sequence", self->head);
+    if (annal_reply_encode(self->reply, self->config.pub_format, &body, &len))
+        return;
+    zmq_msg_t topic, msg;
+    zmq_msg_init_size(&topic, 5);
+    memcpy(zmq_msg_data(&topic), "$head", 5);
+    zmq_msg_init_data(&msg, body, len, s_free_frame, NULL);
+    void *pub = zsock_resolve(self->pub);
+    if (zmq_msg_send(&topic, pub, ZMQ_SNDMORE) < 0)
+        zmq_msg_close(&topic);
+    if (zmq_msg_send(&msg, pub, 0) < 0)
+        zmq_msg_close(&msg);
+}
+
+static void s_actor(zsock_t *pipe, void *args)
+{
+    annal_broker_t *self = args;
+    zsock_signal(pipe, 0);
+    zmq_pollitem_t items[] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
+                              {zsock_resolve(self->router), 0, ZMQ_POLLIN, 0}};
+    int64_t next_beat = zclock_mono();
+    bool running = true;
+    while (running) {
+        int64_t now = zclock_mono();
+        if (now >= next_beat) {
+            s_heartbeat(self);
+            next_beat = now + self->config.heartbeat_ms;
+        }
+        if (zmq_poll(items, 2, (long) (next_beat - now)) < 0 && zmq_errno() != EINTR)
+            break;
+        if (items[1].revents & ZMQ_POLLIN)
+            s_turn(self);
+        if (items[0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv(pipe);
+            running = !command || strcmp(command, "$TERM") != 0;
+            zstr_free(&command);
+        }
+    }
+}
+
+/* --- life cycle ------------------------------------------------------------------ */
+
+static void s_free(annal_broker_t *self)
+{
+    zsock_destroy(&self->router);
+    zsock_destroy(&self->pub);
+    annal_store_close(&self->store);
+    annal_reply_destroy(&self->reply);
+    annal_event_list_free(&self->list);
+    s_drop_pubs(self);
+    free(self->pubs);
+    free(self->pending);
+    free(self);
+}
+
+/* Binds sock to endpoint and records the endpoint bound. */
+static int s_bind(zsock_t *sock, const char *endpoint, char *bound, size_t len)
+{
+    if (zsock_bind(sock, "%s", endpoint) < 0)
+        return -1;
+    char *last = zsock_last_endpoint(sock);
+    snprintf(bound, len, "%s", last ? last : endpoint);
+    free(last);
+    return 0;
+}
+
+annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why, size_t whylen)
+{
+    annal_broker_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    self->config = *config;
+    if (!self->config.max_body)
+        self->config.max_body = ANNAL_MAX_BODY_DEFAULT;
+    if (!self->config.read_cap)
+        self->config.read_cap = ANNAL_READ_CAP_DEFAULT;
+    if (self->config.heartbeat_ms <= 0)
+        self->config.heartbeat_ms = 1000;
+    self->started = zclock_mono();
+    self->reply = annal_reply_new();
+    self->pending = calloc(ANNAL_GROUP_MAX, sizeof *self->pending);
+    if (!self->reply || !self->pending) {
+        snprintf(why, whylen, "out of memory");
+        s_free(self);
+        return NULL;
+    }
+    annal_store_options_t opts = {.initial_map_size = config->initial_map_size};
+    self->store = annal_store_open(config->store, &opts, why, whylen);
+    if (!self->store) {
+        s_free(self);
+        return NULL;
+    }
+    annal_store_stats_t st = {0};
+    if (annal_store_begin(self->store) == ANNAL_OK) {
+        annal_store_stats(self->store, &st);
+        annal_store_abort(self->store);
+    }
+    self->head = st.head_sequence;
+    self->router = zsock_new(ZMQ_ROUTER);
+    if (!self->router) {
+        snprintf(why, whylen, "cannot create the command socket");
+        s_free(self);
+        return NULL;
+    }
+    zsock_set_rcvhwm(self->router, 100000);
+    zsock_set_sndhwm(self->router, 100000);
+    zsock_set_linger(self->router, 1000);
+    if (s_bind(self->router, config->commands, self->commands, sizeof self->commands)) {
+        snprintf(why, whylen, "cannot bind commands to %s: %s", config->commands,
+                 zmq_strerror(zmq_errno()));
+        s_free(self);
+        return NULL;
+    }
+    if (config->events && *config->events) {
+        self->pub = zsock_new(ZMQ_PUB);
+        if (!self->pub) {
+            snprintf(why, whylen, "cannot create the event socket");
+            s_free(self);
+            return NULL;
+        }
+        zsock_set_sndhwm(self->pub, PUB_HWM);
+        zsock_set_linger(self->pub, 1000);
+        if (s_bind(self->pub, config->events, self->events, sizeof self->events)) {
+            snprintf(why, whylen, "cannot bind events to %s: %s", config->events,
+                     zmq_strerror(zmq_errno()));
+            s_free(self);
+            return NULL;
+        }
+    }
+    self->config.store = self->config.commands = self->config.events = NULL;
+    self->actor = zactor_new(s_actor, self);
+    if (!self->actor) {
+        snprintf(why, whylen, "cannot start the broker thread");
+        s_free(self);
+        return NULL;
+    }
+    return self;
+}
+
+const char *annal_broker_commands(const annal_broker_t *self)
+{
+    return self->commands;
+}
+
+const char *annal_broker_events(const annal_broker_t *self)
+{
+    return self->events;
+}
+
+void annal_broker_destroy(annal_broker_t **self)
+{
+    if (*self) {
+        zactor_destroy(&(*self)->actor); /* $TERM: the loop ends after its batch */
+        s_free(*self);
+        *self = NULL;
+    }
+}

@@ -1,0 +1,754 @@
+/*  annal_lmdb.c: the embedded LMDB backend.
+
+    NOTES ON THE DESIGN
+    One LMDB environment in the data folder, one write transaction per batch
+    (group commit: one commit, one sync for everything in it). LMDB's
+    copy-on-write B-trees switch to a new root only when the meta page is
+    written at the end of a commit, so after a crash at any moment the store
+    is the last committed batch, whole.
+
+    Databases (all keys compared as bytes unless said):
+    | db         | key                                  | value                  |
+    | ---------- | ------------------------------------ | ---------------------- |
+    | meta       | "format"                             | "annal-lmdb-1"         |
+    | events     | sequence (u64, MDB_INTEGERKEY)        | event record (below)   |
+    | streams    | aggregate_id, 0x00, version (u64 BE)  | sequence (u64 native)  |
+    | aggregates | aggregate_id                          | version (u64 native)   |
+    | event_ids  | event_id (16 bytes)                   | sequence (u64 native)  |
+    | snapshots  | aggregate_id, 0x00, version (u64 BE)  | kind (1 byte), state   |
+    Snapshot kind: 0 = the default fold, 1 = a client's own state; the state
+    is a canonical blob. Aggregate ids hold no 0x00, so "id, 0x00" sorts each aggregate's keys
+    together and in version order.
+
+    Event record (little-endian):
+    | offset | size | field                      |
+    | ------ | ---- | -------------------------- |
+    | 0      | 1    | record format, 1           |
+    | 1      | 16   | event_id                   |
+    | 17     | 8    | version                    |
+    | 25     | 8    | recorded_at (us, signed)   |
+    | 33     | 2    | aggregate_id length A      |
+    | 35     | 2    | event_type length T        |
+    | 37     | 4    | event_data length D        |
+    | 41     | 4    | metadata length M          |
+    | 45     | A+T+D+M | the four fields, in order |
+
+    Invariants (see annal_store.h) plus:
+    1. head == the largest key of events == the number of events.
+    2. aggregates[id] == the largest version in streams for id.
+    3. Every event_ids entry points at an event with that id.
+    The map starts small and doubles when LMDB reports it full: the batch is
+    dropped, the map grown, and the broker runs the batch again. */
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "annal_limits.h"
+#include "annal_store.h"
+#include "annal_time.h"
+
+#define FORMAT_KEY "format"
+#define FORMAT_VALUE "annal-lmdb-1"
+#define RECORD_FORMAT 1
+#define HEADER 45
+#define SNAPSHOT_FOLDED 0
+#define SNAPSHOT_CLIENT 1
+#define DEFAULT_MAP (64u << 20)
+#define MAX_STEP ((size_t) 4 << 30) /* grow by doubling, at most 4 GiB at a time */
+#define KEY_MAX (ANNAL_MAX_AGGREGATE_ID + 9)
+
+typedef struct {
+    MDB_env *env;          /* the environment */
+    MDB_dbi meta, events, streams, aggregates, event_ids, snapshots; /* see the table */
+    MDB_txn *txn;          /* the open batch, or NULL */
+    int lock_fd;           /* holds the folder's flock */
+    uint64_t head;         /* last committed sequence */
+    uint64_t txn_head;     /* last sequence inside the open batch */
+    int64_t last_recorded; /* recorded_at of the last committed event */
+    int64_t txn_recorded;  /* recorded_at given to the open batch */
+    size_t map_size;       /* current map size */
+    bool grow;             /* the open batch hit MDB_MAP_FULL */
+    bool failed;           /* an I/O error of unknown outcome: refuse until reopened */
+} lmdb_t;
+
+static void s_put64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+
+static uint64_t s_get64(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static void s_put_be(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t) v;
+}
+
+static uint64_t s_get_be(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* The key "agg, 0x00, version BE" into buf; returns its length. */
+static size_t s_vkey(uint8_t *buf, const char *agg, size_t alen, uint64_t version)
+{
+    memcpy(buf, agg, alen);
+    buf[alen] = 0;
+    s_put_be(buf + alen + 1, version);
+    return alen + 9;
+}
+
+/* Maps an LMDB error to annal's; notes a full map or a failed store. */
+static annal_err_t s_err(lmdb_t *self, int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS: return ANNAL_OK;
+    case MDB_NOTFOUND: return ANNAL_ERR_NOT_FOUND;
+    case MDB_MAP_FULL:
+        self->grow = true;
+        return ANNAL_ERR_RETRY;
+    case MDB_TXN_FULL:
+    case ENOSPC:
+    case EDQUOT:
+    case ENOMEM:
+    case MDB_READERS_FULL:
+        return ANNAL_ERR_UNAVAILABLE;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_BAD_TXN:
+        self->failed = true;
+        return ANNAL_ERR_INTERNAL;
+    default:
+        self->failed = true;
+        return ANNAL_ERR_UNAVAILABLE;
+    }
+}
+
+/* Decodes the record at val into ev; -1 when it is damaged. */
+static int s_decode(uint64_t seq, const MDB_val *val, annal_event_t *ev)
+{
+    const uint8_t *p = val->mv_data;
+    if (val->mv_size < HEADER || p[0] != RECORD_FORMAT)
+        return -1;
+    uint16_t alen, tlen;
+    uint32_t dlen, mlen;
+    memcpy(&alen, p + 33, 2);
+    memcpy(&tlen, p + 35, 2);
+    memcpy(&dlen, p + 37, 4);
+    memcpy(&mlen, p + 41, 4);
+    if ((uint64_t) HEADER + alen + tlen + dlen + mlen != val->mv_size)
+        return -1;
+    ev->sequence = seq;
+    ev->event_id = p + 1;
+    ev->version = s_get64(p + 17);
+    memcpy(&ev->recorded_at, p + 25, 8);
+    ev->aggregate_id = (const char *) p + HEADER;
+    ev->aggregate_id_len = alen;
+    ev->event_type = ev->aggregate_id + alen;
+    ev->event_type_len = tlen;
+    ev->data = (const uint8_t *) ev->event_type + tlen;
+    ev->data_len = dlen;
+    ev->metadata = ev->data + dlen;
+    ev->metadata_len = mlen;
+    return 0;
+}
+
+/* Fetches and decodes event seq. */
+static annal_err_t s_event(lmdb_t *self, uint64_t seq, annal_event_t *ev)
+{
+    size_t k = (size_t) seq;
+    MDB_val key = {sizeof k, &k}, val;
+    int rc = mdb_get(self->txn, self->events, &key, &val);
+    if (rc)
+        return rc == MDB_NOTFOUND ? (self->failed = true, ANNAL_ERR_INTERNAL) : s_err(self, rc);
+    if (s_decode(seq, &val, ev)) {
+        self->failed = true;
+        return ANNAL_ERR_INTERNAL;
+    }
+    return ANNAL_OK;
+}
+
+static annal_err_t s_version(lmdb_t *self, const char *agg, uint64_t *version)
+{
+    MDB_val key = {strlen(agg), (void *) agg}, val;
+    int rc = mdb_get(self->txn, self->aggregates, &key, &val);
+    *version = 0;
+    if (rc == MDB_NOTFOUND)
+        return ANNAL_OK;
+    if (rc)
+        return s_err(self, rc);
+    *version = s_get64(val.mv_data);
+    return ANNAL_OK;
+}
+
+/* Sequence of version v of agg. */
+static annal_err_t s_seq_of(lmdb_t *self, const char *agg, uint64_t v, uint64_t *seq)
+{
+    uint8_t kb[KEY_MAX];
+    MDB_val key = {s_vkey(kb, agg, strlen(agg), v), kb}, val;
+    int rc = mdb_get(self->txn, self->streams, &key, &val);
+    if (rc)
+        return rc == MDB_NOTFOUND ? (self->failed = true, ANNAL_ERR_INTERNAL) : s_err(self, rc);
+    *seq = s_get64(val.mv_data);
+    return ANNAL_OK;
+}
+
+/* --- open and close ------------------------------------------------------------ */
+
+static void s_close(void *handle)
+{
+    lmdb_t *self = handle;
+    if (!self)
+        return;
+    if (self->txn)
+        mdb_txn_abort(self->txn);
+    if (self->env)
+        mdb_env_close(self->env);
+    if (self->lock_fd >= 0)
+        close(self->lock_fd);
+    free(self);
+}
+
+static annal_err_t s_fail_open(lmdb_t *self, char *why, size_t whylen, const char *fmt,
+                               const char *dir, const char *detail)
+{
+    snprintf(why, whylen, fmt, dir, detail);
+    s_close(self);
+    return ANNAL_ERR_UNAVAILABLE;
+}
+
+static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, void **out,
+                          char *why, size_t whylen)
+{
+    lmdb_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(why, whylen, "out of memory");
+        return ANNAL_ERR_UNAVAILABLE;
+    }
+    self->lock_fd = -1;
+    if (mkdir(dir, 0755) && errno != EEXIST)
+        return s_fail_open(self, why, whylen, "cannot create data folder %s: %s", dir,
+                           strerror(errno));
+    struct stat st;
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+        return s_fail_open(self, why, whylen, "data folder %s is not a folder%s", dir, "");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/annal.lock", dir);
+    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->lock_fd < 0)
+        return s_fail_open(self, why, whylen, "cannot open %s/annal.lock: %s", dir,
+                           strerror(errno));
+    if (flock(self->lock_fd, LOCK_EX | LOCK_NB)) {
+        char pid[32] = "";
+        ssize_t n = pread(self->lock_fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        return s_fail_open(self, why, whylen,
+                           "data folder %s is in use by another annal process (pid %s)", dir,
+                           *pid ? pid : "unknown");
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long) getpid());
+    if (ftruncate(self->lock_fd, 0) || pwrite(self->lock_fd, pid, n, 0) != n)
+        return s_fail_open(self, why, whylen, "cannot write %s/annal.lock: %s", dir,
+                           strerror(errno));
+
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    bool fresh = access(path, F_OK) != 0;
+    int rc = mdb_env_create(&self->env);
+    if (rc)
+        return s_fail_open(self, why, whylen, "data folder %s: %s", dir, mdb_strerror(rc));
+    self->map_size = opts->initial_map_size ? opts->initial_map_size : DEFAULT_MAP;
+    if (!fresh && stat(path, &st) == 0 && (size_t) st.st_size > self->map_size)
+        self->map_size = (size_t) st.st_size;
+    mdb_env_set_mapsize(self->env, self->map_size);
+    mdb_env_set_maxdbs(self->env, 8);
+    rc = mdb_env_open(self->env, dir, MDB_NOTLS | MDB_NORDAHEAD, 0644);
+    if (rc) {
+        const char *what = rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH
+                               ? "data.mdb is not an annal store (another format, or damaged)"
+                               : mdb_strerror(rc);
+        return s_fail_open(self, why, whylen, "data folder %s: %s", dir, what);
+    }
+    MDB_envinfo info;
+    mdb_env_info(self->env, &info);
+    self->map_size = info.me_mapsize;
+
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn)))
+        return s_fail_open(self, why, whylen, "data folder %s: %s", dir, mdb_strerror(rc));
+    unsigned create = fresh ? MDB_CREATE : 0;
+    MDB_val key = {strlen(FORMAT_KEY), FORMAT_KEY}, val;
+    if ((rc = mdb_dbi_open(txn, "meta", create, &self->meta))
+        || (rc = mdb_dbi_open(txn, "events", create | MDB_INTEGERKEY, &self->events))
+        || (rc = mdb_dbi_open(txn, "streams", create, &self->streams))
+        || (rc = mdb_dbi_open(txn, "aggregates", create, &self->aggregates))
+        || (rc = mdb_dbi_open(txn, "event_ids", create, &self->event_ids))
+        || (rc = mdb_dbi_open(txn, "snapshots", create, &self->snapshots))) {
+        mdb_txn_abort(txn);
+        return s_fail_open(self, why, whylen, "data folder %s is not an annal store (%s)", dir,
+                           mdb_strerror(rc));
+    }
+    if (fresh) {
+        MDB_val fv = {strlen(FORMAT_VALUE), FORMAT_VALUE};
+        rc = mdb_put(txn, self->meta, &key, &fv, 0);
+    }
+    else {
+        rc = mdb_get(txn, self->meta, &key, &val);
+        if (rc == 0 && (val.mv_size != strlen(FORMAT_VALUE)
+                        || memcmp(val.mv_data, FORMAT_VALUE, val.mv_size) != 0)) {
+            char found[64];
+            snprintf(found, sizeof found, "%.*s", (int) (val.mv_size < 40 ? val.mv_size : 40),
+                     (const char *) val.mv_data);
+            mdb_txn_abort(txn);
+            snprintf(why, whylen,
+                     "data folder %s has store format '%s'; this annal reads '" FORMAT_VALUE "'",
+                     dir, found);
+            s_close(self);
+            return ANNAL_ERR_UNAVAILABLE;
+        }
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        return s_fail_open(self, why, whylen, "data folder %s has no annal format mark (%s)",
+                           dir, mdb_strerror(rc));
+    }
+    MDB_cursor *cur;
+    mdb_cursor_open(txn, self->events, &cur);
+    if (mdb_cursor_get(cur, &key, &val, MDB_LAST) == 0) {
+        annal_event_t ev;
+        self->head = s_get64(key.mv_data);
+        if (s_decode(self->head, &val, &ev)) {
+            mdb_cursor_close(cur);
+            mdb_txn_abort(txn);
+            return s_fail_open(self, why, whylen, "data folder %s: %s", dir,
+                               "the last event record is damaged");
+        }
+        self->last_recorded = ev.recorded_at;
+    }
+    mdb_cursor_close(cur);
+    if ((rc = mdb_txn_commit(txn)))
+        return s_fail_open(self, why, whylen, "data folder %s: %s", dir, mdb_strerror(rc));
+    *out = self;
+    return ANNAL_OK;
+}
+
+/* --- batches -------------------------------------------------------------------- */
+
+static annal_err_t s_begin(void *handle)
+{
+    lmdb_t *self = handle;
+    if (self->failed)
+        return ANNAL_ERR_UNAVAILABLE;
+    if (self->txn)
+        return ANNAL_ERR_INTERNAL;
+    int rc = mdb_txn_begin(self->env, NULL, 0, &self->txn);
+    if (rc) {
+        self->txn = NULL;
+        return s_err(self, rc);
+    }
+    self->txn_head = self->head;
+    int64_t now = annal_time_now();
+    self->txn_recorded = now > self->last_recorded ? now : self->last_recorded;
+    self->grow = false;
+    return ANNAL_OK;
+}
+
+/* Grows the map after a batch hit MDB_MAP_FULL (no transaction open). */
+static void s_grow(lmdb_t *self)
+{
+    size_t step = self->map_size < MAX_STEP ? self->map_size : MAX_STEP;
+    if (mdb_env_set_mapsize(self->env, self->map_size + step) == 0) {
+        MDB_envinfo info;
+        mdb_env_info(self->env, &info);
+        self->map_size = info.me_mapsize;
+    }
+    else
+        self->failed = true;
+    self->grow = false;
+}
+
+static void s_abort(void *handle)
+{
+    lmdb_t *self = handle;
+    if (self->txn)
+        mdb_txn_abort(self->txn);
+    self->txn = NULL;
+    if (self->grow)
+        s_grow(self);
+}
+
+static annal_err_t s_commit(void *handle)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    int rc = mdb_txn_commit(self->txn);
+    self->txn = NULL;
+    if (rc) {
+        annal_err_t err = s_err(self, rc);
+        if (self->grow)
+            s_grow(self);
+        return err;
+    }
+    if (self->txn_head != self->head) {
+        self->head = self->txn_head;
+        self->last_recorded = self->txn_recorded;
+    }
+    return ANNAL_OK;
+}
+
+/* --- append ----------------------------------------------------------------------- */
+
+/* Checks a retry of an earlier append whose first event is stored at seq. */
+static annal_err_t s_retry(lmdb_t *self, const char *agg, const annal_new_event_t *events,
+                           size_t n, uint64_t seq, annal_append_result_t *res, char *why,
+                           size_t whylen)
+{
+    annal_event_t ev;
+    annal_err_t err = s_event(self, seq, &ev);
+    if (err)
+        return err;
+    size_t alen = strlen(agg);
+    if (ev.aggregate_id_len != alen || memcmp(ev.aggregate_id, agg, alen) != 0) {
+        char text[37];
+        uuid_unparse_lower(events[0].event_id, text);
+        snprintf(why, whylen, "event_id %s is already stored for another aggregate", text);
+        return ANNAL_ERR_MALFORMED;
+    }
+    uint64_t v0 = ev.version, last = seq, current;
+    if ((err = s_version(self, agg, &current)))
+        return err;
+    for (size_t i = 1; i < n; i++) {
+        uint64_t s = 0;
+        bool same = v0 + i <= current;
+        if (same) {
+            if ((err = s_seq_of(self, agg, v0 + i, &s)) || (err = s_event(self, s, &ev)))
+                return err;
+            same = events[i].client_id && memcmp(ev.event_id, events[i].event_id, 16) == 0;
+        }
+        if (!same) {
+            snprintf(why, whylen,
+                     "the batch's first event_id is already stored but events[%zu] does not "
+                     "match the stored batch: a retry must resend the same events",
+                     i);
+            return ANNAL_ERR_MALFORMED;
+        }
+        last = s;
+    }
+    res->duplicate = true;
+    res->first_sequence = seq;
+    res->last_sequence = last;
+    res->version = v0 + n - 1;
+    return ANNAL_OK;
+}
+
+static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect,
+                            uint64_t expected, const annal_new_event_t *events, size_t n,
+                            annal_append_result_t *res, char *why, size_t whylen)
+{
+    lmdb_t *self = handle;
+    memset(res, 0, sizeof *res);
+    if (!self->txn || n == 0)
+        return ANNAL_ERR_INTERNAL;
+    size_t alen = strlen(agg);
+    int rc;
+    for (size_t i = 0; i < n; i++) {
+        if (!events[i].client_id)
+            continue;
+        MDB_val key = {16, (void *) events[i].event_id}, val;
+        rc = mdb_get(self->txn, self->event_ids, &key, &val);
+        if (rc == MDB_NOTFOUND)
+            continue;
+        if (rc)
+            return s_err(self, rc);
+        if (i == 0)
+            return s_retry(self, agg, events, n, s_get64(val.mv_data), res, why, whylen);
+        char text[37];
+        uuid_unparse_lower(events[i].event_id, text);
+        snprintf(why, whylen,
+                 "events[%zu]: event_id %s is already stored; a batch is either a retry of an "
+                 "earlier batch or all new events",
+                 i, text);
+        return ANNAL_ERR_MALFORMED;
+    }
+    uint64_t current;
+    annal_err_t err = s_version(self, agg, &current);
+    if (err)
+        return err;
+    if ((expect == ANNAL_EXPECT_EXACT && current != expected)
+        || (expect == ANNAL_EXPECT_EXISTS && current == 0)) {
+        res->actual_version = current;
+        return ANNAL_ERR_CONFLICT;
+    }
+    res->first_sequence = self->txn_head + 1;
+    res->recorded_at = self->txn_recorded;
+    for (size_t i = 0; i < n; i++) {
+        const annal_new_event_t *e = &events[i];
+        uint64_t seq = self->txn_head + 1, version = current + i + 1;
+        size_t tlen = strlen(e->event_type);
+        size_t total = HEADER + alen + tlen + e->data.size + e->metadata.size;
+        if (e->data.size > UINT32_MAX || e->metadata.size > UINT32_MAX)
+            return ANNAL_ERR_MALFORMED;
+        size_t k = (size_t) seq;
+        MDB_val key = {sizeof k, &k}, val = {total, NULL};
+        if ((rc = mdb_put(self->txn, self->events, &key, &val, MDB_APPEND | MDB_RESERVE)))
+            return s_err(self, rc);
+        uint8_t *p = val.mv_data;
+        uint16_t a16 = (uint16_t) alen, t16 = (uint16_t) tlen;
+        uint32_t d32 = (uint32_t) e->data.size, m32 = (uint32_t) e->metadata.size;
+        p[0] = RECORD_FORMAT;
+        memcpy(p + 1, e->event_id, 16);
+        s_put64(p + 17, version);
+        memcpy(p + 25, &self->txn_recorded, 8);
+        memcpy(p + 33, &a16, 2);
+        memcpy(p + 35, &t16, 2);
+        memcpy(p + 37, &d32, 4);
+        memcpy(p + 41, &m32, 4);
+        p += HEADER;
+        memcpy(p, agg, alen);
+        memcpy(p + alen, e->event_type, tlen);
+        memcpy(p + alen + tlen, e->data.data, e->data.size);
+        memcpy(p + alen + tlen + e->data.size, e->metadata.data, e->metadata.size);
+
+        uint8_t kb[KEY_MAX], sv[8];
+        s_put64(sv, seq);
+        MDB_val skey = {s_vkey(kb, agg, alen, version), kb}, sval = {8, sv};
+        if ((rc = mdb_put(self->txn, self->streams, &skey, &sval, MDB_NOOVERWRITE)))
+            return rc == MDB_KEYEXIST ? (self->failed = true, ANNAL_ERR_INTERNAL) : s_err(self, rc);
+        MDB_val ikey = {16, (void *) e->event_id};
+        if ((rc = mdb_put(self->txn, self->event_ids, &ikey, &sval, MDB_NOOVERWRITE)))
+            return rc == MDB_KEYEXIST ? ANNAL_ERR_INTERNAL : s_err(self, rc);
+        self->txn_head = seq;
+    }
+    uint8_t vv[8];
+    s_put64(vv, current + n);
+    MDB_val akey = {alen, (void *) agg}, aval = {8, vv};
+    if ((rc = mdb_put(self->txn, self->aggregates, &akey, &aval, 0)))
+        return s_err(self, rc);
+    res->last_sequence = self->txn_head;
+    res->version = current + n;
+    return ANNAL_OK;
+}
+
+static annal_err_t s_version_op(void *handle, const char *agg, uint64_t *version)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    return s_version(self, agg, version);
+}
+
+/* --- reads ---------------------------------------------------------------------- */
+
+static annal_err_t s_read(void *handle, const char *agg, uint64_t from, bool backward, size_t max,
+                          annal_event_list_t *out)
+{
+    lmdb_t *self = handle;
+    out->count = 0;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    uint64_t current;
+    annal_err_t err = s_version(self, agg, &current);
+    if (err || current == 0 || max == 0)
+        return err;
+    if (backward && from > current)
+        from = current;
+    if (!backward && from == 0)
+        from = 1;
+    if (from == 0 || from > current)
+        return ANNAL_OK;
+    size_t alen = strlen(agg);
+    uint8_t kb[KEY_MAX];
+    MDB_val key = {s_vkey(kb, agg, alen, from), kb}, val;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->streams, &cur);
+    if (rc)
+        return s_err(self, rc);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY);
+    while (rc == 0 && out->count < max) {
+        if (key.mv_size != alen + 9 || memcmp(key.mv_data, agg, alen) != 0)
+            break;
+        annal_event_t ev;
+        if ((err = s_event(self, s_get64(val.mv_data), &ev)))
+            break;
+        if (annal_event_list_push(out, &ev)) {
+            err = ANNAL_ERR_UNAVAILABLE;
+            break;
+        }
+        rc = mdb_cursor_get(cur, &key, &val, backward ? MDB_PREV : MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (!err && rc && rc != MDB_NOTFOUND)
+        err = s_err(self, rc);
+    return err;
+}
+
+static bool s_match(const annal_event_t *ev, const char *prefix, size_t plen,
+                    char *const *types, size_t ntypes)
+{
+    if (prefix && (ev->aggregate_id_len < plen || memcmp(ev->aggregate_id, prefix, plen) != 0))
+        return false;
+    if (ntypes == 0)
+        return true;
+    for (size_t i = 0; i < ntypes; i++)
+        if (strlen(types[i]) == ev->event_type_len
+            && memcmp(types[i], ev->event_type, ev->event_type_len) == 0)
+            return true;
+    return false;
+}
+
+static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t scan,
+                              const char *prefix, size_t plen, char *const *types, size_t ntypes,
+                              annal_event_list_t *out, uint64_t *next)
+{
+    lmdb_t *self = handle;
+    out->count = 0;
+    *next = from;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    if (max == 0 || from > self->txn_head)
+        return ANNAL_OK;
+    size_t k = (size_t) from;
+    MDB_val key = {sizeof k, &k}, val;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->events, &cur);
+    if (rc)
+        return s_err(self, rc);
+    annal_err_t err = ANNAL_OK;
+    size_t examined = 0;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    while (rc == 0 && out->count < max && examined < scan) {
+        annal_event_t ev;
+        uint64_t seq = s_get64(key.mv_data);
+        if (s_decode(seq, &val, &ev)) {
+            self->failed = true;
+            err = ANNAL_ERR_INTERNAL;
+            break;
+        }
+        examined++;
+        *next = seq + 1;
+        if (s_match(&ev, prefix, plen, types, ntypes) && annal_event_list_push(out, &ev)) {
+            err = ANNAL_ERR_UNAVAILABLE;
+            break;
+        }
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (!err && rc && rc != MDB_NOTFOUND)
+        err = s_err(self, rc);
+    return err;
+}
+
+/* --- snapshots and counters ---------------------------------------------------------- */
+
+static annal_err_t s_put_snapshot(void *handle, const char *agg, uint64_t version, bool folded,
+                                  const uint8_t *state, size_t len)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    uint8_t kb[KEY_MAX];
+    MDB_val key = {s_vkey(kb, agg, strlen(agg), version), kb}, val = {len + 1, NULL};
+    int rc = mdb_put(self->txn, self->snapshots, &key, &val, MDB_RESERVE);
+    if (rc)
+        return s_err(self, rc);
+    uint8_t *p = val.mv_data;
+    p[0] = folded ? SNAPSHOT_FOLDED : SNAPSHOT_CLIENT;
+    memcpy(p + 1, state, len);
+    return ANNAL_OK;
+}
+
+static annal_err_t s_get_snapshot(void *handle, const char *agg, uint64_t max_version,
+                                  bool folded_only, annal_snapshot_t *out)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    size_t alen = strlen(agg);
+    uint8_t kb[KEY_MAX];
+    MDB_val key = {s_vkey(kb, agg, alen, max_version), kb}, val;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->snapshots, &cur);
+    if (rc)
+        return s_err(self, rc);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+    else if (rc == 0 && (key.mv_size != alen + 9 || memcmp(key.mv_data, kb, alen + 9) != 0))
+        rc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
+    annal_err_t err = ANNAL_ERR_NOT_FOUND;
+    /* walk down this aggregate's snapshots to the first that qualifies */
+    while (rc == 0 && key.mv_size == alen + 9 && memcmp(key.mv_data, agg, alen) == 0
+           && ((const uint8_t *) key.mv_data)[alen] == 0) {
+        const uint8_t *p = val.mv_data;
+        if (val.mv_size < 2 || (p[0] != SNAPSHOT_FOLDED && p[0] != SNAPSHOT_CLIENT)) {
+            self->failed = true;
+            err = ANNAL_ERR_INTERNAL;
+            break;
+        }
+        uint64_t v = s_get_be((const uint8_t *) key.mv_data + alen + 1);
+        if (v <= max_version && (!folded_only || p[0] == SNAPSHOT_FOLDED)) {
+            out->version = v;
+            out->folded = p[0] == SNAPSHOT_FOLDED;
+            out->state = p + 1;
+            out->len = val.mv_size - 1;
+            err = ANNAL_OK;
+            break;
+        }
+        rc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
+    }
+    if (err == ANNAL_ERR_NOT_FOUND && rc && rc != MDB_NOTFOUND)
+        err = s_err(self, rc);
+    mdb_cursor_close(cur);
+    return err;
+}
+
+static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    MDB_stat a, s;
+    int rc = mdb_stat(self->txn, self->aggregates, &a);
+    if (!rc)
+        rc = mdb_stat(self->txn, self->snapshots, &s);
+    if (rc)
+        return s_err(self, rc);
+    out->head_sequence = self->txn_head;
+    out->events = self->txn_head;
+    out->aggregates = a.ms_entries;
+    out->snapshots = s.ms_entries;
+    return ANNAL_OK;
+}
+
+const annal_store_ops_t annal_lmdb_ops = {
+    .name = "lmdb",
+    .open = s_open,
+    .close = s_close,
+    .begin = s_begin,
+    .commit = s_commit,
+    .abort = s_abort,
+    .append = s_append,
+    .version = s_version_op,
+    .read = s_read,
+    .read_all = s_read_all,
+    .put_snapshot = s_put_snapshot,
+    .get_snapshot = s_get_snapshot,
+    .stats = s_stats,
+};

@@ -1,0 +1,125 @@
+/*  annal_store.c: the storage interface's dispatch to a backend. */
+#include "annal_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct annal_store_t {
+    const annal_store_ops_t *ops; /* the backend */
+    void *backend;                /* its state */
+};
+
+annal_store_t *annal_store_open(const char *location, const annal_store_options_t *opts,
+                                char *why, size_t whylen)
+{
+    static const annal_store_options_t defaults = {0};
+    const annal_store_ops_t *ops = &annal_lmdb_ops;
+    if (strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0) {
+        snprintf(why, whylen, "the PostgreSQL backend is not built yet");
+        return NULL;
+    }
+    annal_store_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    self->ops = ops;
+    if (ops->open(location, opts ? opts : &defaults, &self->backend, why, whylen) != ANNAL_OK) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void annal_store_close(annal_store_t **self)
+{
+    if (*self) {
+        (*self)->ops->close((*self)->backend);
+        free(*self);
+        *self = NULL;
+    }
+}
+
+const char *annal_store_name(const annal_store_t *self)
+{
+    return self->ops->name;
+}
+
+annal_err_t annal_store_begin(annal_store_t *self)
+{
+    return self->ops->begin(self->backend);
+}
+
+annal_err_t annal_store_commit(annal_store_t *self)
+{
+    return self->ops->commit(self->backend);
+}
+
+void annal_store_abort(annal_store_t *self)
+{
+    self->ops->abort(self->backend);
+}
+
+annal_err_t annal_store_append(annal_store_t *self, const char *agg, annal_expect_t expect,
+                               uint64_t expected, const annal_new_event_t *events, size_t n,
+                               annal_append_result_t *res, char *why, size_t whylen)
+{
+    return self->ops->append(self->backend, agg, expect, expected, events, n, res, why, whylen);
+}
+
+annal_err_t annal_store_version(annal_store_t *self, const char *agg, uint64_t *version)
+{
+    return self->ops->version(self->backend, agg, version);
+}
+
+annal_err_t annal_store_read(annal_store_t *self, const char *agg, uint64_t from, bool backward,
+                             size_t max, annal_event_list_t *out)
+{
+    return self->ops->read(self->backend, agg, from, backward, max, out);
+}
+
+annal_err_t annal_store_read_all(annal_store_t *self, uint64_t from, size_t max, size_t scan,
+                                 const char *prefix, size_t plen, char *const *types,
+                                 size_t ntypes, annal_event_list_t *out, uint64_t *next)
+{
+    return self->ops->read_all(self->backend, from, max, scan, prefix, plen, types, ntypes, out,
+                               next);
+}
+
+annal_err_t annal_store_put_snapshot(annal_store_t *self, const char *agg, uint64_t version,
+                                     bool folded, const uint8_t *state, size_t len)
+{
+    return self->ops->put_snapshot(self->backend, agg, version, folded, state, len);
+}
+
+annal_err_t annal_store_get_snapshot(annal_store_t *self, const char *agg, uint64_t max_version,
+                                     bool folded_only, annal_snapshot_t *out)
+{
+    return self->ops->get_snapshot(self->backend, agg, max_version, folded_only, out);
+}
+
+annal_err_t annal_store_stats(annal_store_t *self, annal_store_stats_t *out)
+{
+    return self->ops->stats(self->backend, out);
+}
+
+int annal_event_list_push(annal_event_list_t *list, const annal_event_t *ev)
+{
+    if (list->count == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 64;
+        annal_event_t *items = realloc(list->items, cap * sizeof *items);
+        if (!items)
+            return -1;
+        list->items = items;
+        list->cap = cap;
+    }
+    list->items[list->count++] = *ev;
+    return 0;
+}
+
+void annal_event_list_free(annal_event_list_t *list)
+{
+    free(list->items);
+    memset(list, 0, sizeof *list);
+}

@@ -1,0 +1,145 @@
+/*  annal_store.h: the storage interface of annal.
+
+    A store is a backend (LMDB now, PostgreSQL later) behind a table of
+    operations. The broker drives it in batches: begin, any number of
+    operations, commit. Every write of a batch becomes durable together at
+    commit (group commit); nothing of a batch is visible to other processes
+    before it. Reads inside a batch see the batch's own writes.
+
+    Invariants every backend keeps:
+    1. Sequence numbers are 1, 2, 3 ... dense and increase in commit order.
+    2. Versions of an aggregate are 1, 2, 3 ... dense.
+    3. An event is immutable; an event_id names one event of one aggregate.
+    4. recorded_at never decreases along the sequence.
+    5. After commit returns OK the batch is on disk (fsync'd); after any
+       failure nothing of the batch is.
+
+    Event views (annal_event_t) returned by reads borrow the store's memory
+    and stay valid until the next store call. */
+#ifndef ANNAL_STORE_H
+#define ANNAL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "annal_codec.h"
+#include "annal_error.h"
+
+typedef struct {
+    size_t initial_map_size; /* LMDB: first map size in bytes (0: 64 MiB); it grows by itself */
+} annal_store_options_t;
+
+typedef struct {
+    bool duplicate;          /* an identical earlier append: nothing written */
+    uint64_t first_sequence; /* sequence of the first event */
+    uint64_t last_sequence;  /* sequence of the last event */
+    uint64_t version;        /* aggregate version after the last event */
+    uint64_t actual_version; /* with ANNAL_ERR_CONFLICT: the version found */
+    int64_t recorded_at;     /* commit time given to new events */
+} annal_append_result_t;
+
+typedef struct {
+    uint64_t version;      /* the aggregate version the state is as of */
+    bool folded;           /* the default fold (false: a client's state) */
+    const uint8_t *state;  /* canonical value, borrowed */
+    size_t len;            /* bytes in state */
+} annal_snapshot_t;
+
+typedef struct {
+    uint64_t head_sequence; /* last committed sequence number */
+    uint64_t aggregates;    /* aggregates with at least one event */
+    uint64_t events;        /* events stored */
+    uint64_t snapshots;     /* snapshots stored */
+} annal_store_stats_t;
+
+/* A growable list of event views, reused across calls. */
+typedef struct {
+    annal_event_t *items; /* views, borrowed from the store */
+    size_t count;         /* entries in use */
+    size_t cap;           /* entries allocated */
+} annal_event_list_t;
+
+/* The operations a backend provides. Unless said otherwise each runs inside
+   a batch (between begin and commit/abort), does not block on the network,
+   and returns ANNAL_OK or an error; ANNAL_ERR_RETRY means the batch was
+   lost to a resize: abort it and run it again. */
+typedef struct {
+    const char *name; /* "lmdb", reported by status */
+    /* Opens (creating if empty) the store at location. Blocking. */
+    annal_err_t (*open)(const char *location, const annal_store_options_t *opts, void **self,
+                        char *why, size_t whylen);
+    /* Closes; any open batch is aborted. */
+    void (*close)(void *self);
+    /* Starts a batch. */
+    annal_err_t (*begin)(void *self);
+    /* Makes the batch durable (fsync'd) and visible; on error nothing is. */
+    annal_err_t (*commit)(void *self);
+    /* Drops the batch. */
+    void (*abort)(void *self);
+    /* Appends n events to agg after the version check; idempotent on event
+       ids (PROTOCOL.md section 4). On ANNAL_ERR_CONFLICT nothing is written
+       and res->actual_version is set; on ANNAL_ERR_MALFORMED why says why. */
+    annal_err_t (*append)(void *self, const char *agg, annal_expect_t expect, uint64_t expected,
+                          const annal_new_event_t *events, size_t n, annal_append_result_t *res,
+                          char *why, size_t whylen);
+    /* The current version of agg (0 when it has no events). */
+    annal_err_t (*version)(void *self, const char *agg, uint64_t *version);
+    /* Up to max events of agg from version from (forward: upwards from
+       from; backward: downwards), into out (cleared first). */
+    annal_err_t (*read)(void *self, const char *agg, uint64_t from, bool backward, size_t max,
+                        annal_event_list_t *out);
+    /* Up to max events from sequence from matching the filters (prefix of
+       plen bytes, or NULL; event types, or none), examining at most scan
+       records. *next is where the next call continues. */
+    annal_err_t (*read_all)(void *self, uint64_t from, size_t max, size_t scan,
+                            const char *prefix, size_t plen, char *const *types, size_t ntypes,
+                            annal_event_list_t *out, uint64_t *next);
+    /* Stores a snapshot of agg at version (replacing one at that version);
+       folded says whether state is the default fold (else a client's). */
+    annal_err_t (*put_snapshot)(void *self, const char *agg, uint64_t version, bool folded,
+                                const uint8_t *state, size_t len);
+    /* The latest snapshot of agg at or below max_version (only default-fold
+       ones when folded_only); ANNAL_ERR_NOT_FOUND when none. *state is
+       borrowed (valid until the next call). */
+    annal_err_t (*get_snapshot)(void *self, const char *agg, uint64_t max_version,
+                                bool folded_only, annal_snapshot_t *out);
+    /* Counters for status. */
+    annal_err_t (*stats)(void *self, annal_store_stats_t *out);
+} annal_store_ops_t;
+
+typedef struct annal_store_t annal_store_t;
+
+/* The LMDB backend's operations. */
+extern const annal_store_ops_t annal_lmdb_ops;
+
+/* Opens the store at location with the backend that location names (a
+   folder: LMDB). NULL on failure, with the reason in why. */
+annal_store_t *annal_store_open(const char *location, const annal_store_options_t *opts,
+                                char *why, size_t whylen);
+void annal_store_close(annal_store_t **self);
+
+const char *annal_store_name(const annal_store_t *self);
+annal_err_t annal_store_begin(annal_store_t *self);
+annal_err_t annal_store_commit(annal_store_t *self);
+void annal_store_abort(annal_store_t *self);
+annal_err_t annal_store_append(annal_store_t *self, const char *agg, annal_expect_t expect,
+                               uint64_t expected, const annal_new_event_t *events, size_t n,
+                               annal_append_result_t *res, char *why, size_t whylen);
+annal_err_t annal_store_version(annal_store_t *self, const char *agg, uint64_t *version);
+annal_err_t annal_store_read(annal_store_t *self, const char *agg, uint64_t from, bool backward,
+                             size_t max, annal_event_list_t *out);
+annal_err_t annal_store_read_all(annal_store_t *self, uint64_t from, size_t max, size_t scan,
+                                 const char *prefix, size_t plen, char *const *types,
+                                 size_t ntypes, annal_event_list_t *out, uint64_t *next);
+annal_err_t annal_store_put_snapshot(annal_store_t *self, const char *agg, uint64_t version,
+                                     bool folded, const uint8_t *state, size_t len);
+annal_err_t annal_store_get_snapshot(annal_store_t *self, const char *agg, uint64_t max_version,
+                                     bool folded_only, annal_snapshot_t *out);
+annal_err_t annal_store_stats(annal_store_t *self, annal_store_stats_t *out);
+
+/* Appends a view to list (growing it). Returns 0, or -1 out of memory. */
+int annal_event_list_push(annal_event_list_t *list, const annal_event_t *ev);
+void annal_event_list_free(annal_event_list_t *list);
+
+#endif

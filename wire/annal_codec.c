@@ -1,0 +1,919 @@
+/*  annal_codec.c: requests in, replies and events out, JSON or MessagePack.
+
+    Decoding reads both encodings through one small accessor layer (s_node)
+    so that every field rule is written once. Requests are checked field by
+    field; the first rule broken is the error text. */
+#include "annal_codec.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "annal_limits.h"
+#include "annal_time.h"
+#include "annal_value_private.h"
+
+static const char *s_cmd_names[ANNAL_CMD_COUNT] = {
+    [ANNAL_CMD_APPEND] = "append",
+    [ANNAL_CMD_CREATE_SNAPSHOT] = "create_snapshot",
+    [ANNAL_CMD_GET_SNAPSHOT] = "get_snapshot",
+    [ANNAL_CMD_REPLAY] = "replay",
+    [ANNAL_CMD_GET_STATE] = "get_state",
+    [ANNAL_CMD_READ] = "read",
+    [ANNAL_CMD_READ_ALL] = "read_all",
+    [ANNAL_CMD_STATUS] = "status",
+    [ANNAL_CMD_INIT] = "init",
+};
+
+const char *annal_cmd_name(annal_cmd_t cmd)
+{
+    return (unsigned) cmd < ANNAL_CMD_COUNT ? s_cmd_names[cmd] : "?";
+}
+
+/* --- one accessor over json_t and msgpack_object ---------------------------- */
+
+typedef enum { K_ABSENT, K_NULL, K_BOOL, K_INT, K_BIGUINT, K_FLOAT, K_STR, K_ARRAY, K_MAP } kind_t;
+
+typedef struct {
+    const json_t *j;         /* JSON value, or NULL */
+    const msgpack_object *m; /* MessagePack value, or NULL */
+} node_t;
+
+static kind_t s_kind(const node_t *n)
+{
+    if (n->j) {
+        switch (json_typeof(n->j)) {
+        case JSON_OBJECT: return K_MAP;
+        case JSON_ARRAY: return K_ARRAY;
+        case JSON_STRING: return K_STR;
+        case JSON_INTEGER: return K_INT;
+        case JSON_REAL: return K_FLOAT;
+        case JSON_TRUE: case JSON_FALSE: return K_BOOL;
+        case JSON_NULL: return K_NULL;
+        }
+    }
+    if (n->m) {
+        switch (n->m->type) {
+        case MSGPACK_OBJECT_NIL: return K_NULL;
+        case MSGPACK_OBJECT_BOOLEAN: return K_BOOL;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            return n->m->via.u64 > INT64_MAX ? K_BIGUINT : K_INT;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return K_INT;
+        case MSGPACK_OBJECT_FLOAT32: case MSGPACK_OBJECT_FLOAT64: return K_FLOAT;
+        case MSGPACK_OBJECT_STR: case MSGPACK_OBJECT_BIN: return K_STR;
+        case MSGPACK_OBJECT_ARRAY: return K_ARRAY;
+        case MSGPACK_OBJECT_MAP: return K_MAP;
+        default: return K_ABSENT;
+        }
+    }
+    return K_ABSENT;
+}
+
+/* Member key of map n; absent members are K_ABSENT; the last duplicate wins. */
+static node_t s_get(const node_t *n, const char *key)
+{
+    node_t out = {NULL, NULL};
+    if (n->j)
+        out.j = json_object_get(n->j, key);
+    else if (n->m && n->m->type == MSGPACK_OBJECT_MAP) {
+        size_t klen = strlen(key);
+        for (uint32_t i = 0; i < n->m->via.map.size; i++) {
+            const msgpack_object *k = &n->m->via.map.ptr[i].key;
+            if ((k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN)
+                && k->via.str.size == klen && memcmp(k->via.str.ptr, key, klen) == 0)
+                out.m = &n->m->via.map.ptr[i].val;
+        }
+    }
+    return out;
+}
+
+static int64_t s_int(const node_t *n)
+{
+    if (n->j)
+        return json_integer_value(n->j);
+    return n->m->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t) n->m->via.u64 : n->m->via.i64;
+}
+
+static bool s_bool(const node_t *n)
+{
+    return n->j ? json_is_true(n->j) : n->m->via.boolean;
+}
+
+static const char *s_str(const node_t *n, size_t *len)
+{
+    if (n->j) {
+        *len = json_string_length(n->j);
+        return json_string_value(n->j);
+    }
+    *len = n->m->via.str.size;
+    return n->m->via.str.ptr;
+}
+
+static size_t s_array_size(const node_t *n)
+{
+    return n->j ? json_array_size(n->j) : n->m->via.array.size;
+}
+
+static node_t s_at(const node_t *n, size_t i)
+{
+    node_t out = {NULL, NULL};
+    if (n->j)
+        out.j = json_array_get(n->j, i);
+    else
+        out.m = &n->m->via.array.ptr[i];
+    return out;
+}
+
+/* Packs n canonically into a new blob. */
+static int s_pack(const node_t *n, annal_blob_t *out, const char **why)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = n->j ? annal_value_pack_json(&pk, n->j, why) : annal_value_pack_msgpack(&pk, n->m, why);
+    if (rc == 0 && !sb.data) {
+        *why = "out of memory";
+        rc = -1;
+    }
+    if (rc == 0) {
+        out->data = (uint8_t *) sb.data;
+        out->size = sb.size;
+        sb.data = NULL;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* --- field rules ------------------------------------------------------------ */
+
+typedef struct {
+    char *why;    /* reason buffer */
+    size_t whylen;
+} ctx_t;
+
+static annal_err_t s_fail(ctx_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->why, c->whylen, fmt, ap);
+    va_end(ap);
+    return ANNAL_ERR_MALFORMED;
+}
+
+static bool s_absent(const node_t *n)
+{
+    kind_t k = s_kind(n);
+    return k == K_ABSENT || k == K_NULL;
+}
+
+/* A text field checked as a name: 1..max bytes of UTF-8, no control chars. */
+static const char *s_name_check(const char *s, size_t len, size_t max)
+{
+    if (len == 0)
+        return "is empty";
+    if (len > max)
+        return "is too long";
+    if (!annal_utf8_valid(s, len))
+        return "is not valid UTF-8";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) s[i] < 0x20)
+            return "contains a control character";
+    return NULL;
+}
+
+const char *annal_aggregate_id_check(const char *id, size_t len)
+{
+    const char *why = s_name_check(id, len, ANNAL_MAX_AGGREGATE_ID);
+    if (!why && id[0] == '$')
+        why = "starts with '$' (reserved for system topics)";
+    return why;
+}
+
+static char *s_dup(const char *s, size_t len)
+{
+    char *d = malloc(len + 1);
+    if (d) {
+        memcpy(d, s, len);
+        d[len] = 0;
+    }
+    return d;
+}
+
+/* Required text field key of obj, checked as a name; *out owned. */
+static annal_err_t s_name_field(ctx_t *c, const node_t *obj, const char *key, bool aggregate,
+                                char **out)
+{
+    node_t n = s_get(obj, key);
+    if (s_absent(&n))
+        return s_fail(c, "missing field '%s'", key);
+    if (s_kind(&n) != K_STR)
+        return s_fail(c, "field '%s' must be a string", key);
+    size_t len;
+    const char *s = s_str(&n, &len);
+    const char *why = aggregate ? annal_aggregate_id_check(s, len)
+                                : s_name_check(s, len, ANNAL_MAX_EVENT_TYPE);
+    if (why)
+        return s_fail(c, "field '%s' %s", key, why);
+    *out = s_dup(s, len);
+    return *out ? ANNAL_OK : ANNAL_ERR_INTERNAL;
+}
+
+/* Optional non-negative integer; *present tells whether it was given. */
+static annal_err_t s_uint_field(ctx_t *c, const node_t *obj, const char *key, bool *present,
+                                uint64_t *out)
+{
+    node_t n = s_get(obj, key);
+    *present = false;
+    if (s_absent(&n))
+        return ANNAL_OK;
+    if (s_kind(&n) != K_INT || s_int(&n) < 0)
+        return s_fail(c, "field '%s' must be an integer >= 0", key);
+    *present = true;
+    *out = (uint64_t) s_int(&n);
+    return ANNAL_OK;
+}
+
+static annal_err_t s_bool_field(ctx_t *c, const node_t *obj, const char *key, bool *out)
+{
+    node_t n = s_get(obj, key);
+    if (s_absent(&n))
+        return ANNAL_OK;
+    if (s_kind(&n) != K_BOOL)
+        return s_fail(c, "field '%s' must be true or false", key);
+    *out = s_bool(&n);
+    return ANNAL_OK;
+}
+
+static int s_cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+/* One event of an append: from the request itself or a batch entry. */
+static annal_err_t s_new_event(ctx_t *c, const node_t *obj, annal_new_event_t *ev)
+{
+    annal_err_t rc = s_name_field(c, obj, "event_type", false, &ev->event_type);
+    if (rc)
+        return rc;
+    const char *why = NULL;
+    node_t data = s_get(obj, "event_data");
+    if (s_kind(&data) == K_ABSENT)
+        return s_fail(c, "missing field 'event_data'");
+    if (s_pack(&data, &ev->data, &why))
+        return s_fail(c, "field 'event_data': %s", why);
+    node_t meta = s_get(obj, "metadata");
+    if (s_absent(&meta)) {
+        if (annal_blob_copy(&ev->metadata, ANNAL_VALUE_EMPTY_OBJECT, 1))
+            return ANNAL_ERR_INTERNAL;
+    }
+    else if (s_kind(&meta) != K_MAP)
+        return s_fail(c, "field 'metadata' must be an object");
+    else if (s_pack(&meta, &ev->metadata, &why))
+        return s_fail(c, "field 'metadata': %s", why);
+    node_t id = s_get(obj, "event_id");
+    if (s_absent(&id)) {
+        uuid_generate_random(ev->event_id);
+        return ANNAL_OK;
+    }
+    size_t len;
+    const char *s = s_kind(&id) == K_STR ? s_str(&id, &len) : NULL;
+    char text[37];
+    if (!s || len != 36)
+        return s_fail(c, "field 'event_id' must be a UUID string");
+    memcpy(text, s, 36);
+    text[36] = 0;
+    if (uuid_parse(text, ev->event_id))
+        return s_fail(c, "field 'event_id' is not a valid UUID: '%s'", text);
+    ev->client_id = true;
+    return ANNAL_OK;
+}
+
+static annal_err_t s_append(ctx_t *c, const node_t *root, annal_request_t *req)
+{
+    node_t v = s_get(root, "version");
+    switch (s_kind(&v)) {
+    case K_ABSENT:
+        return s_fail(c, "missing field 'version' (use \"any\" to skip the check)");
+    case K_INT:
+        if (s_int(&v) < 0)
+            return s_fail(c, "field 'version' must be an integer >= 0, \"any\" or \"exists\"");
+        req->expect = ANNAL_EXPECT_EXACT;
+        req->expected_version = (uint64_t) s_int(&v);
+        break;
+    case K_STR: {
+        size_t len;
+        const char *s = s_str(&v, &len);
+        if (len == 3 && memcmp(s, "any", 3) == 0)
+            req->expect = ANNAL_EXPECT_ANY;
+        else if (len == 6 && memcmp(s, "exists", 6) == 0)
+            req->expect = ANNAL_EXPECT_EXISTS;
+        else
+            return s_fail(c, "field 'version' must be an integer >= 0, \"any\" or \"exists\"");
+        break;
+    }
+    default:
+        return s_fail(c, "field 'version' must be an integer >= 0, \"any\" or \"exists\"");
+    }
+    node_t events = s_get(root, "events");
+    if (s_kind(&events) == K_ABSENT) {
+        req->events = calloc(1, sizeof *req->events);
+        if (!req->events)
+            return ANNAL_ERR_INTERNAL;
+        req->event_count = 1;
+        return s_new_event(c, root, &req->events[0]);
+    }
+    if (s_kind(&events) != K_ARRAY)
+        return s_fail(c, "field 'events' must be an array");
+    size_t n = s_array_size(&events);
+    if (n == 0)
+        return s_fail(c, "field 'events' is empty");
+    if (n > ANNAL_MAX_BATCH)
+        return s_fail(c, "field 'events' has %zu events, more than the limit of %d", n,
+                      ANNAL_MAX_BATCH);
+    req->batch = true;
+    req->events = calloc(n, sizeof *req->events);
+    if (!req->events)
+        return ANNAL_ERR_INTERNAL;
+    req->event_count = n;
+    for (size_t i = 0; i < n; i++) {
+        node_t e = s_at(&events, i);
+        if (s_kind(&e) != K_MAP)
+            return s_fail(c, "events[%zu] must be an object", i);
+        annal_err_t rc = s_new_event(c, &e, &req->events[i]);
+        if (rc) {
+            if (rc == ANNAL_ERR_MALFORMED) {
+                char inner[256];
+                snprintf(inner, sizeof inner, "%s", c->why);
+                s_fail(c, "events[%zu]: %s", i, inner);
+            }
+            return rc;
+        }
+    }
+    if (n > 1) {
+        uint8_t(*ids)[16] = malloc(n * 16);
+        if (!ids)
+            return ANNAL_ERR_INTERNAL;
+        for (size_t i = 0; i < n; i++)
+            memcpy(ids[i], req->events[i].event_id, 16);
+        qsort(ids, n, 16, s_cmp_id);
+        bool dup = false;
+        for (size_t i = 1; i < n && !dup; i++)
+            dup = memcmp(ids[i - 1], ids[i], 16) == 0;
+        free(ids);
+        if (dup)
+            return s_fail(c, "the same event_id appears twice in 'events'");
+    }
+    return ANNAL_OK;
+}
+
+static annal_err_t s_command(ctx_t *c, const node_t *root, annal_request_t *req)
+{
+    annal_err_t rc = ANNAL_OK;
+    const char *why = NULL;
+    switch (req->cmd) {
+    case ANNAL_CMD_STATUS:
+    case ANNAL_CMD_INIT:
+        return ANNAL_OK;
+    case ANNAL_CMD_READ_ALL: {
+        bool present;
+        if ((rc = s_uint_field(c, root, "from_sequence", &present, &req->from)))
+            return rc;
+        if (!present || req->from == 0)
+            req->from = 1;
+        if ((rc = s_uint_field(c, root, "max_count", &present, &req->max_count)))
+            return rc;
+        if (!present)
+            req->max_count = ANNAL_READ_DEFAULT;
+        node_t p = s_get(root, "prefix");
+        if (!s_absent(&p)) {
+            size_t len;
+            const char *s = s_kind(&p) == K_STR ? s_str(&p, &len) : NULL;
+            if (!s)
+                return s_fail(c, "field 'prefix' must be a string");
+            if (len > ANNAL_MAX_AGGREGATE_ID || !annal_utf8_valid(s, len))
+                return s_fail(c, "field 'prefix' must be UTF-8 of at most %d bytes",
+                              ANNAL_MAX_AGGREGATE_ID);
+            req->prefix = s_dup(s, len);
+            req->prefix_len = len;
+            if (!req->prefix)
+                return ANNAL_ERR_INTERNAL;
+        }
+        node_t t = s_get(root, "event_types");
+        if (!s_absent(&t)) {
+            if (s_kind(&t) != K_ARRAY)
+                return s_fail(c, "field 'event_types' must be an array of strings");
+            size_t n = s_array_size(&t);
+            if (n > ANNAL_MAX_EVENT_TYPES)
+                return s_fail(c, "field 'event_types' has more than %d entries",
+                              ANNAL_MAX_EVENT_TYPES);
+            req->event_types = calloc(n ? n : 1, sizeof(char *));
+            if (!req->event_types)
+                return ANNAL_ERR_INTERNAL;
+            for (size_t i = 0; i < n; i++) {
+                node_t e = s_at(&t, i);
+                size_t len;
+                const char *s = s_kind(&e) == K_STR ? s_str(&e, &len) : NULL;
+                if (!s || s_name_check(s, len, ANNAL_MAX_EVENT_TYPE))
+                    return s_fail(c, "event_types[%zu] must be a valid event type", i);
+                if (!(req->event_types[i] = s_dup(s, len)))
+                    return ANNAL_ERR_INTERNAL;
+                req->event_type_count++;
+            }
+        }
+        return ANNAL_OK;
+    }
+    default:
+        break;
+    }
+    if ((rc = s_name_field(c, root, "aggregate_id", true, &req->aggregate_id)))
+        return rc;
+    switch (req->cmd) {
+    case ANNAL_CMD_APPEND:
+        return s_append(c, root, req);
+    case ANNAL_CMD_CREATE_SNAPSHOT: {
+        node_t st = s_get(root, "state");
+        if (s_kind(&st) != K_ABSENT) {
+            if (s_pack(&st, &req->state, &why))
+                return s_fail(c, "field 'state': %s", why);
+            req->has_state = true;
+        }
+        return s_uint_field(c, root, "version", &req->has_version, &req->version);
+    }
+    case ANNAL_CMD_GET_SNAPSHOT:
+        return ANNAL_OK;
+    case ANNAL_CMD_REPLAY:
+        if ((rc = s_bool_field(c, root, "use_snapshot", &req->use_snapshot)))
+            return rc;
+        return s_uint_field(c, root, "version", &req->has_version, &req->version);
+    case ANNAL_CMD_GET_STATE: {
+        node_t ts = s_get(root, "timestamp");
+        if (s_absent(&ts))
+            return s_fail(c, "missing field 'timestamp'");
+        size_t len;
+        const char *s = s_kind(&ts) == K_STR ? s_str(&ts, &len) : NULL;
+        if (!s || len > 64 || annal_time_parse(s, len, &req->timestamp_us))
+            return s_fail(c, "field 'timestamp' must be an RFC 3339 date-time, e.g. "
+                             "\"2024-01-15T09:00:00Z\"");
+        req->timestamp = s_dup(s, len);
+        return req->timestamp ? ANNAL_OK : ANNAL_ERR_INTERNAL;
+    }
+    case ANNAL_CMD_READ: {
+        bool present;
+        if ((rc = s_uint_field(c, root, "from_version", &req->has_from, &req->from)))
+            return rc;
+        if ((rc = s_uint_field(c, root, "max_count", &present, &req->max_count)))
+            return rc;
+        if (!present)
+            req->max_count = ANNAL_READ_DEFAULT;
+        node_t d = s_get(root, "direction");
+        if (!s_absent(&d)) {
+            size_t len;
+            const char *s = s_kind(&d) == K_STR ? s_str(&d, &len) : NULL;
+            if (s && len == 8 && memcmp(s, "backward", 8) == 0)
+                req->backward = true;
+            else if (!s || len != 7 || memcmp(s, "forward", 7) != 0)
+                return s_fail(c, "field 'direction' must be \"forward\" or \"backward\"");
+        }
+        return ANNAL_OK;
+    }
+    default:
+        return ANNAL_OK;
+    }
+}
+
+/* Depth of a JSON value, containers counted; stops counting past limit. */
+static int s_json_depth(const json_t *v, int limit)
+{
+    if (limit <= 0)
+        return 1;
+    int best = 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach((json_t *) v, k, m)
+        {
+            int d = s_json_depth(m, limit - 1);
+            if (d > best)
+                best = d;
+        }
+        return best + 1;
+    }
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            int d = s_json_depth(json_array_get(v, i), limit - 1);
+            if (d > best)
+                best = d;
+        }
+        return best + 1;
+    }
+    return 0;
+}
+
+annal_err_t annal_request_decode(const uint8_t *body, size_t size, annal_request_t *req,
+                                 annal_encoding_t *enc, char *why, size_t whylen)
+{
+    ctx_t c = {why, whylen};
+    memset(req, 0, sizeof *req);
+    *enc = ANNAL_ENC_JSON;
+    why[0] = 0;
+    if (size == 0)
+        return s_fail(&c, "empty request body");
+    uint8_t b = body[0];
+    json_t *json = NULL;
+    msgpack_unpacked mp;
+    msgpack_unpacked_init(&mp);
+    node_t root = {NULL, NULL};
+    annal_err_t rc = ANNAL_OK;
+    if (b == '{' || b == ' ' || b == '\t' || b == '\n' || b == '\r') {
+        json_error_t err;
+        json = json_loadb((const char *) body, size, JSON_ALLOW_NUL, &err);
+        if (!json) {
+            rc = s_fail(&c, "invalid JSON at line %d column %d: %s", err.line, err.column,
+                        err.text);
+            goto cleanup;
+        }
+        if (!json_is_object(json)) {
+            rc = s_fail(&c, "the request body must be a JSON object");
+            goto cleanup;
+        }
+        if (s_json_depth(json, ANNAL_MAX_DEPTH + 1) > ANNAL_MAX_DEPTH) {
+            rc = s_fail(&c, "nesting too deep (more than %d levels)", ANNAL_MAX_DEPTH);
+            goto cleanup;
+        }
+        root.j = json;
+    }
+    else if ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) {
+        *enc = ANNAL_ENC_MSGPACK;
+        const char *reason;
+        size_t off = 0;
+        if (annal_msgpack_check(body, size, ANNAL_MAX_DEPTH, &reason)) {
+            rc = s_fail(&c, "invalid MessagePack: %s", reason);
+            goto cleanup;
+        }
+        if (msgpack_unpack_next(&mp, (const char *) body, size, &off) != MSGPACK_UNPACK_SUCCESS) {
+            rc = s_fail(&c, "invalid MessagePack");
+            goto cleanup;
+        }
+        root.m = &mp.data;
+    }
+    else {
+        rc = s_fail(&c, "the body is neither a JSON object nor a MessagePack map");
+        goto cleanup;
+    }
+
+    node_t id = s_get(&root, "msg_id");
+    if (s_kind(&id) == K_INT) {
+        req->has_msg_id = true;
+        req->msg_id = s_int(&id);
+    }
+    node_t type = s_get(&root, "type");
+    if (s_absent(&type) || s_kind(&type) != K_STR) {
+        rc = s_fail(&c, "field 'type' must be a string");
+        goto cleanup;
+    }
+    size_t tlen;
+    const char *t = s_str(&type, &tlen);
+    req->cmd = ANNAL_CMD_COUNT;
+    for (int i = 0; i < ANNAL_CMD_COUNT; i++)
+        if (strlen(s_cmd_names[i]) == tlen && memcmp(s_cmd_names[i], t, tlen) == 0)
+            req->cmd = (annal_cmd_t) i;
+    if (!req->has_msg_id) {
+        rc = s_fail(&c, s_kind(&id) == K_ABSENT ? "missing field 'msg_id'"
+                                                 : "field 'msg_id' must be an integer");
+        goto cleanup;
+    }
+    if (req->cmd == ANNAL_CMD_COUNT) {
+        int shown = tlen > 64 ? 64 : (int) tlen;
+        bool printable = annal_utf8_valid(t, tlen) && !memchr(t, 0, tlen);
+        snprintf(why, whylen, "unknown type '%.*s'%s", printable ? shown : 0, t,
+                 printable ? "" : "(not printable)");
+        rc = ANNAL_ERR_UNKNOWN_TYPE;
+        goto cleanup;
+    }
+    rc = s_command(&c, &root, req);
+    if (rc == ANNAL_ERR_INTERNAL)
+        snprintf(why, whylen, "out of memory decoding the request");
+cleanup:
+    json_decref(json);
+    msgpack_unpacked_destroy(&mp);
+    return rc;
+}
+
+void annal_request_reset(annal_request_t *req)
+{
+    free(req->aggregate_id);
+    for (size_t i = 0; i < req->event_count; i++) {
+        free(req->events[i].event_type);
+        annal_blob_free(&req->events[i].data);
+        annal_blob_free(&req->events[i].metadata);
+    }
+    free(req->events);
+    annal_blob_free(&req->state);
+    free(req->timestamp);
+    free(req->prefix);
+    for (size_t i = 0; i < req->event_type_count; i++)
+        free(req->event_types[i]);
+    free(req->event_types);
+    memset(req, 0, sizeof *req);
+}
+
+/* --- reply builder --------------------------------------------------------------- */
+
+typedef enum { F_STR, F_U64, F_INT, F_NULL, F_VALUE, F_UUID, F_UUIDS, F_EVENTS } fkind_t;
+
+typedef struct {
+    const char *key;   /* field name, borrowed */
+    fkind_t kind;      /* what the union holds */
+    const void *ptr;   /* F_STR, F_VALUE, F_UUID(S), F_EVENTS: borrowed */
+    size_t len;        /* bytes (F_STR, F_VALUE) or entries (F_UUIDS, F_EVENTS) */
+    uint64_t u;        /* F_U64 */
+    int64_t i;         /* F_INT */
+} field_t;
+
+#define MAX_FIELDS 16
+
+struct annal_reply_t {
+    field_t fields[MAX_FIELDS]; /* in output order */
+    size_t count;               /* fields in use */
+};
+
+annal_reply_t *annal_reply_new(void)
+{
+    return calloc(1, sizeof(annal_reply_t));
+}
+
+void annal_reply_destroy(annal_reply_t **self)
+{
+    free(*self);
+    *self = NULL;
+}
+
+static field_t *s_field(annal_reply_t *self, const char *key, fkind_t kind)
+{
+    static field_t spill;
+    if (self->count >= MAX_FIELDS)
+        return &spill; /* a programming error; caught by tests, never by input */
+    field_t *f = &self->fields[self->count++];
+    memset(f, 0, sizeof *f);
+    f->key = key;
+    f->kind = kind;
+    return f;
+}
+
+void annal_reply_begin_plain(annal_reply_t *self)
+{
+    self->count = 0;
+}
+
+void annal_reply_begin(annal_reply_t *self, const char *type, bool has_id, int64_t msg_id)
+{
+    self->count = 0;
+    annal_reply_str(self, "type", type, strlen(type));
+    if (has_id)
+        annal_reply_int(self, "in_reply_to", msg_id);
+    else
+        s_field(self, "in_reply_to", F_NULL);
+}
+
+void annal_reply_str(annal_reply_t *self, const char *key, const char *s, size_t len)
+{
+    field_t *f = s_field(self, key, F_STR);
+    f->ptr = s;
+    f->len = len;
+}
+
+void annal_reply_u64(annal_reply_t *self, const char *key, uint64_t v)
+{
+    s_field(self, key, F_U64)->u = v;
+}
+
+void annal_reply_int(annal_reply_t *self, const char *key, int64_t v)
+{
+    s_field(self, key, F_INT)->i = v;
+}
+
+void annal_reply_value(annal_reply_t *self, const char *key, const uint8_t *blob, size_t len)
+{
+    field_t *f = s_field(self, key, F_VALUE);
+    f->ptr = blob;
+    f->len = len;
+}
+
+void annal_reply_uuid(annal_reply_t *self, const char *key, const uint8_t *id)
+{
+    s_field(self, key, F_UUID)->ptr = id;
+}
+
+void annal_reply_uuids(annal_reply_t *self, const char *key, const uint8_t *ids, size_t n)
+{
+    field_t *f = s_field(self, key, F_UUIDS);
+    f->ptr = ids;
+    f->len = n;
+}
+
+void annal_reply_events(annal_reply_t *self, const char *key, const annal_event_t *events,
+                        size_t n)
+{
+    field_t *f = s_field(self, key, F_EVENTS);
+    f->ptr = events;
+    f->len = n;
+}
+
+void annal_reply_error(annal_reply_t *self, bool has_id, int64_t msg_id, annal_err_t err,
+                       const char *text)
+{
+    annal_reply_begin(self, "error", has_id, msg_id);
+    annal_reply_int(self, "code", annal_err_code(err));
+    if (!text || !*text)
+        text = annal_strerror(err);
+    annal_reply_str(self, "text", text, strlen(text));
+}
+
+/* JSON output -------------------------------------------------------------------- */
+
+static json_t *s_json_uuid(const uint8_t *id)
+{
+    char text[37];
+    uuid_unparse_lower(id, text);
+    return json_stringn_nocheck(text, 36);
+}
+
+static json_t *s_json_event(const annal_event_t *ev)
+{
+    char when[ANNAL_TIME_TEXT];
+    annal_time_format(ev->recorded_at, when);
+    json_t *data = annal_value_to_json(ev->data, ev->data_len);
+    json_t *meta = annal_value_to_json(ev->metadata, ev->metadata_len);
+    json_t *o = json_object();
+    if (!data || !meta || !o) {
+        json_decref(data);
+        json_decref(meta);
+        json_decref(o);
+        return NULL;
+    }
+    json_object_set_new_nocheck(o, "sequence_number", json_integer((json_int_t) ev->sequence));
+    json_object_set_new_nocheck(o, "event_id", s_json_uuid(ev->event_id));
+    json_object_set_new_nocheck(o, "aggregate_id",
+                                json_stringn_nocheck(ev->aggregate_id, ev->aggregate_id_len));
+    json_object_set_new_nocheck(o, "version", json_integer((json_int_t) ev->version));
+    json_object_set_new_nocheck(o, "event_type",
+                                json_stringn_nocheck(ev->event_type, ev->event_type_len));
+    json_object_set_new_nocheck(o, "event_data", data);
+    json_object_set_new_nocheck(o, "metadata", meta);
+    json_object_set_new_nocheck(o, "recorded_at", json_string_nocheck(when));
+    return o;
+}
+
+static json_t *s_json_field(const field_t *f)
+{
+    switch (f->kind) {
+    case F_STR: return json_stringn_nocheck(f->ptr, f->len);
+    case F_U64: return json_integer((json_int_t) f->u);
+    case F_INT: return json_integer(f->i);
+    case F_NULL: return json_null();
+    case F_VALUE: return annal_value_to_json(f->ptr, f->len);
+    case F_UUID: return s_json_uuid(f->ptr);
+    case F_UUIDS: {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < f->len; i++)
+            json_array_append_new(a, s_json_uuid((const uint8_t *) f->ptr + 16 * i));
+        return a;
+    }
+    case F_EVENTS: {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < f->len; i++) {
+            json_t *e = s_json_event((const annal_event_t *) f->ptr + i);
+            if (!e || json_array_append_new(a, e)) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    }
+    return NULL;
+}
+
+static int s_json_out(json_t *o, uint8_t **out, size_t *len)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return -1;
+    *out = (uint8_t *) text;
+    *len = strlen(text);
+    return 0;
+}
+
+/* MessagePack output -------------------------------------------------------------- */
+
+static void s_mp_key(msgpack_packer *pk, const char *key)
+{
+    msgpack_pack_str_with_body(pk, key, strlen(key));
+}
+
+static void s_mp_uuid(msgpack_packer *pk, const uint8_t *id)
+{
+    char text[37];
+    uuid_unparse_lower(id, text);
+    msgpack_pack_str_with_body(pk, text, 36);
+}
+
+static void s_mp_event(msgpack_packer *pk, const annal_event_t *ev)
+{
+    char when[ANNAL_TIME_TEXT];
+    annal_time_format(ev->recorded_at, when);
+    msgpack_pack_map(pk, 8);
+    s_mp_key(pk, "sequence_number");
+    msgpack_pack_uint64(pk, ev->sequence);
+    s_mp_key(pk, "event_id");
+    s_mp_uuid(pk, ev->event_id);
+    s_mp_key(pk, "aggregate_id");
+    msgpack_pack_str_with_body(pk, ev->aggregate_id, ev->aggregate_id_len);
+    s_mp_key(pk, "version");
+    msgpack_pack_uint64(pk, ev->version);
+    s_mp_key(pk, "event_type");
+    msgpack_pack_str_with_body(pk, ev->event_type, ev->event_type_len);
+    s_mp_key(pk, "event_data");
+    msgpack_sbuffer_write(pk->data, (const char *) ev->data, ev->data_len);
+    s_mp_key(pk, "metadata");
+    msgpack_sbuffer_write(pk->data, (const char *) ev->metadata, ev->metadata_len);
+    s_mp_key(pk, "recorded_at");
+    msgpack_pack_str_with_body(pk, when, strlen(when));
+}
+
+static void s_mp_field(msgpack_packer *pk, const field_t *f)
+{
+    switch (f->kind) {
+    case F_STR: msgpack_pack_str_with_body(pk, f->ptr, f->len); break;
+    case F_U64: msgpack_pack_uint64(pk, f->u); break;
+    case F_INT: msgpack_pack_int64(pk, f->i); break;
+    case F_NULL: msgpack_pack_nil(pk); break;
+    case F_VALUE: msgpack_sbuffer_write(pk->data, f->ptr, f->len); break;
+    case F_UUID: s_mp_uuid(pk, f->ptr); break;
+    case F_UUIDS:
+        msgpack_pack_array(pk, f->len);
+        for (size_t i = 0; i < f->len; i++)
+            s_mp_uuid(pk, (const uint8_t *) f->ptr + 16 * i);
+        break;
+    case F_EVENTS:
+        msgpack_pack_array(pk, f->len);
+        for (size_t i = 0; i < f->len; i++)
+            s_mp_event(pk, (const annal_event_t *) f->ptr + i);
+        break;
+    }
+}
+
+static int s_mp_out(msgpack_sbuffer *sb, uint8_t **out, size_t *len)
+{
+    if (!sb->data)
+        return -1;
+    *out = (uint8_t *) sb->data;
+    *len = sb->size;
+    sb->data = NULL;
+    return 0;
+}
+
+int annal_reply_encode(annal_reply_t *self, annal_encoding_t enc, uint8_t **out, size_t *len)
+{
+    if (enc == ANNAL_ENC_JSON) {
+        json_t *o = json_object();
+        for (size_t i = 0; o && i < self->count; i++) {
+            json_t *v = s_json_field(&self->fields[i]);
+            if (!v || json_object_set_new_nocheck(o, self->fields[i].key, v)) {
+                json_decref(o);
+                o = NULL;
+            }
+        }
+        return s_json_out(o, out, len);
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, self->count);
+    for (size_t i = 0; i < self->count; i++) {
+        s_mp_key(&pk, self->fields[i].key);
+        s_mp_field(&pk, &self->fields[i]);
+    }
+    int rc = s_mp_out(&sb, out, len);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int annal_event_encode(const annal_event_t *ev, annal_encoding_t enc, uint8_t **out, size_t *len)
+{
+    if (enc == ANNAL_ENC_JSON)
+        return s_json_out(s_json_event(ev), out, len);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    s_mp_event(&pk, ev);
+    int rc = s_mp_out(&sb, out, len);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}

@@ -1,0 +1,419 @@
+/*  annal_value.c: canonical MessagePack blobs, their checks and conversions,
+    and JSON Merge Patch (RFC 7386) on value trees (jansson underneath). */
+#include "annal_value_private.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const uint8_t ANNAL_VALUE_EMPTY_OBJECT[1] = {0x80};
+
+void annal_blob_free(annal_blob_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->size = 0;
+}
+
+int annal_blob_copy(annal_blob_t *b, const uint8_t *data, size_t size)
+{
+    b->data = malloc(size ? size : 1);
+    if (!b->data)
+        return -1;
+    memcpy(b->data, data, size);
+    b->size = size;
+    return 0;
+}
+
+bool annal_value_is_object(const uint8_t *data, size_t size)
+{
+    return size > 0 && ((data[0] & 0xf0) == 0x80 || data[0] == 0xde || data[0] == 0xdf);
+}
+
+bool annal_utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *) str;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        }
+        else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        }
+        else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        }
+        else
+            return false;
+        if (i + n >= len)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff))
+            || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+/* --- structural check of untrusted MessagePack ------------------------------ */
+
+static uint64_t s_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Walks one value at *off; containers recurse, at most max_depth deep. */
+static int s_check(const uint8_t *p, size_t size, size_t *off, int depth, int max_depth,
+                   const char **why)
+{
+    if (*off >= size) {
+        *why = "MessagePack is truncated";
+        return -1;
+    }
+    uint8_t c = p[(*off)++];
+    size_t left = size - *off;
+    uint64_t skip = 0, items = 0;
+    int hdr = 0;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+        return 0;
+    if ((c & 0xf0) == 0x80)
+        items = 2 * (uint64_t) (c & 0x0f);
+    else if ((c & 0xf0) == 0x90)
+        items = c & 0x0f;
+    else if ((c & 0xe0) == 0xa0)
+        skip = c & 0x1f;
+    else
+        switch (c) {
+        case 0xc4: case 0xd9: hdr = 1; break;
+        case 0xc5: case 0xda: hdr = 2; break;
+        case 0xc6: case 0xdb: hdr = 4; break;
+        case 0xca: skip = 4; break;
+        case 0xcb: skip = 8; break;
+        case 0xcc: case 0xd0: skip = 1; break;
+        case 0xcd: case 0xd1: skip = 2; break;
+        case 0xce: case 0xd2: skip = 4; break;
+        case 0xcf: case 0xd3: skip = 8; break;
+        case 0xdc: case 0xde: hdr = 2; break;
+        case 0xdd: case 0xdf: hdr = 4; break;
+        case 0xc7: case 0xc8: case 0xc9:
+        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+            *why = "MessagePack ext types are not accepted";
+            return -1;
+        default:
+            *why = "MessagePack has an invalid type byte";
+            return -1;
+        }
+    if (hdr) {
+        if (left < (size_t) hdr) {
+            *why = "MessagePack is truncated";
+            return -1;
+        }
+        uint64_t n = s_be(p + *off, hdr);
+        *off += hdr;
+        left -= hdr;
+        if (c == 0xdc || c == 0xdd)
+            items = n;
+        else if (c == 0xde || c == 0xdf)
+            items = 2 * n;
+        else
+            skip = n;
+    }
+    if (skip) {
+        if (skip > left) {
+            *why = "MessagePack is truncated";
+            return -1;
+        }
+        *off += skip;
+        return 0;
+    }
+    if (items == 0)
+        return 0;
+    if (items > left) {
+        *why = "MessagePack is truncated";
+        return -1;
+    }
+    if (depth + 1 > max_depth) {
+        *why = "nesting too deep";
+        return -1;
+    }
+    for (uint64_t i = 0; i < items; i++)
+        if (s_check(p, size, off, depth + 1, max_depth, why))
+            return -1;
+    return 0;
+}
+
+int annal_msgpack_check(const uint8_t *data, size_t size, int max_depth, const char **why)
+{
+    size_t off = 0;
+    if (s_check(data, size, &off, 0, max_depth, why))
+        return -1;
+    if (off != size) {
+        *why = "trailing bytes after the MessagePack value";
+        return -1;
+    }
+    return 0;
+}
+
+/* --- conversions ----------------------------------------------------------- */
+
+int annal_value_pack_json(msgpack_packer *pk, const json_t *v, const char **why)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        size_t klen;
+        json_t *m;
+        msgpack_pack_map(pk, json_object_size(v));
+        json_object_keylen_foreach((json_t *) v, k, klen, m)
+        {
+            msgpack_pack_str_with_body(pk, k, klen);
+            if (annal_value_pack_json(pk, m, why))
+                return -1;
+        }
+        return 0;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v);
+        msgpack_pack_array(pk, n);
+        for (size_t i = 0; i < n; i++)
+            if (annal_value_pack_json(pk, json_array_get(v, i), why))
+                return -1;
+        return 0;
+    }
+    case JSON_STRING:
+        return msgpack_pack_str_with_body(pk, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return msgpack_pack_int64(pk, json_integer_value(v));
+    case JSON_REAL:
+        return msgpack_pack_double(pk, json_real_value(v));
+    case JSON_TRUE:
+        return msgpack_pack_true(pk);
+    case JSON_FALSE:
+        return msgpack_pack_false(pk);
+    case JSON_NULL:
+        return msgpack_pack_nil(pk);
+    }
+    *why = "unknown JSON value";
+    return -1;
+}
+
+static int s_pack_text(msgpack_packer *pk, const char *s, uint32_t n, const char **why)
+{
+    if (!annal_utf8_valid(s, n)) {
+        *why = "a string is not valid UTF-8";
+        return -1;
+    }
+    return msgpack_pack_str_with_body(pk, s, n);
+}
+
+int annal_value_pack_msgpack(msgpack_packer *pk, const msgpack_object *o, const char **why)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return msgpack_pack_nil(pk);
+    case MSGPACK_OBJECT_BOOLEAN:
+        return o->via.boolean ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 > INT64_MAX) {
+            *why = "an integer is out of the 64-bit signed range";
+            return -1;
+        }
+        return msgpack_pack_int64(pk, (int64_t) o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return msgpack_pack_int64(pk, o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if (!isfinite(o->via.f64)) {
+            *why = "a float is not finite (JSON cannot carry it)";
+            return -1;
+        }
+        return msgpack_pack_double(pk, o->via.f64);
+    case MSGPACK_OBJECT_STR:
+        return s_pack_text(pk, o->via.str.ptr, o->via.str.size, why);
+    case MSGPACK_OBJECT_BIN:
+        return s_pack_text(pk, o->via.bin.ptr, o->via.bin.size, why);
+    case MSGPACK_OBJECT_ARRAY:
+        msgpack_pack_array(pk, o->via.array.size);
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            if (annal_value_pack_msgpack(pk, &o->via.array.ptr[i], why))
+                return -1;
+        return 0;
+    case MSGPACK_OBJECT_MAP:
+        msgpack_pack_map(pk, o->via.map.size);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            if (k->type != MSGPACK_OBJECT_STR && k->type != MSGPACK_OBJECT_BIN) {
+                *why = "a map key is not a string";
+                return -1;
+            }
+            if (annal_value_pack_msgpack(pk, k, why)
+                || annal_value_pack_msgpack(pk, &o->via.map.ptr[i].val, why))
+                return -1;
+        }
+        return 0;
+    default:
+        *why = "MessagePack ext types are not accepted";
+        return -1;
+    }
+}
+
+static json_t *s_to_json(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return json_null();
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_boolean(o->via.boolean);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return o->via.u64 > INT64_MAX ? NULL : json_integer((json_int_t) o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_integer(o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return json_real(o->via.f64);
+    case MSGPACK_OBJECT_STR:
+        return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_ARRAY: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; a && i < o->via.array.size; i++) {
+            json_t *m = s_to_json(&o->via.array.ptr[i]);
+            if (!m || json_array_append_new(a, m)) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        json_t *obj = json_object();
+        for (uint32_t i = 0; obj && i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            json_t *m = k->type == MSGPACK_OBJECT_STR ? s_to_json(&o->via.map.ptr[i].val) : NULL;
+            if (!m || json_object_setn_new_nocheck(obj, k->via.str.ptr, k->via.str.size, m)) {
+                json_decref(obj);
+                return NULL;
+            }
+        }
+        return obj;
+    }
+    default:
+        return NULL;
+    }
+}
+
+json_t *annal_value_to_json(const uint8_t *data, size_t size)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    json_t *v = NULL;
+    if (msgpack_unpack_next(&u, (const char *) data, size, &off) == MSGPACK_UNPACK_SUCCESS
+        && off == size)
+        v = s_to_json(&u.data);
+    msgpack_unpacked_destroy(&u);
+    return v;
+}
+
+/* --- value trees and merge patch -------------------------------------------- */
+
+annal_value_t *annal_value_new_object(void)
+{
+    return (annal_value_t *) json_object();
+}
+
+annal_value_t *annal_value_decode(const uint8_t *data, size_t size)
+{
+    return (annal_value_t *) annal_value_to_json(data, size);
+}
+
+/* RFC 7386 MergePatch: takes target's reference, borrows patch, returns the
+   new reference. */
+static json_t *s_merge(json_t *target, json_t *patch)
+{
+    if (!json_is_object(patch)) {
+        json_decref(target);
+        return json_incref(patch);
+    }
+    if (!json_is_object(target)) {
+        json_decref(target);
+        target = json_object();
+        if (!target)
+            return NULL;
+    }
+    const char *k;
+    size_t klen;
+    json_t *v;
+    json_object_keylen_foreach(patch, k, klen, v)
+    {
+        if (json_is_null(v)) {
+            json_object_deln(target, k, klen);
+            continue;
+        }
+        json_t *merged = s_merge(json_incref(json_object_getn(target, k, klen)), v);
+        if (!merged || json_object_setn_new_nocheck(target, k, klen, merged)) {
+            json_decref(target);
+            return NULL;
+        }
+    }
+    return target;
+}
+
+int annal_value_merge_patch(annal_value_t **target, const uint8_t *patch, size_t size)
+{
+    json_t *p = annal_value_to_json(patch, size);
+    if (!p)
+        return -1;
+    json_t *t = s_merge((json_t *) *target, p);
+    json_decref(p);
+    *target = (annal_value_t *) t;
+    return t ? 0 : -1;
+}
+
+static int s_sbuffer_take(msgpack_sbuffer *sb, annal_blob_t *out)
+{
+    out->data = (uint8_t *) sb->data;
+    out->size = sb->size;
+    sb->data = NULL;
+    return out->data ? 0 : -1;
+}
+
+int annal_value_encode(const annal_value_t *value, annal_blob_t *out)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const char *why;
+    int rc = annal_value_pack_json(&pk, (const json_t *) value, &why);
+    if (rc == 0)
+        rc = s_sbuffer_take(&sb, out);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+void annal_value_destroy(annal_value_t **value)
+{
+    if (*value) {
+        json_decref((json_t *) *value);
+        *value = NULL;
+    }
+}
