@@ -294,21 +294,12 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         return s_fail_open(self, why, whylen, "data folder %s: %s", dir, mdb_strerror(rc));
     unsigned create = fresh ? MDB_CREATE : 0;
     MDB_val key = {strlen(FORMAT_KEY), FORMAT_KEY}, val;
-    if ((rc = mdb_dbi_open(txn, "meta", create, &self->meta))
-        || (rc = mdb_dbi_open(txn, "events", create | MDB_INTEGERKEY, &self->events))
-        || (rc = mdb_dbi_open(txn, "streams", create, &self->streams))
-        || (rc = mdb_dbi_open(txn, "aggregates", create, &self->aggregates))
-        || (rc = mdb_dbi_open(txn, "event_ids", create, &self->event_ids))
-        || (rc = mdb_dbi_open(txn, "snapshots", create, &self->snapshots))) {
-        mdb_txn_abort(txn);
-        return s_fail_open(self, why, whylen, "data folder %s is not an annal store (%s)", dir,
-                           mdb_strerror(rc));
-    }
-    if (fresh) {
+    rc = mdb_dbi_open(txn, "meta", create, &self->meta);
+    if (rc == 0 && fresh) {
         MDB_val fv = {strlen(FORMAT_VALUE), FORMAT_VALUE};
         rc = mdb_put(txn, self->meta, &key, &fv, 0);
     }
-    else {
+    else if (rc == 0) {
         rc = mdb_get(txn, self->meta, &key, &val);
         if (rc == 0 && (val.mv_size != strlen(FORMAT_VALUE)
                         || memcmp(val.mv_data, FORMAT_VALUE, val.mv_size) != 0)) {
@@ -325,8 +316,17 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
     }
     if (rc) {
         mdb_txn_abort(txn);
-        return s_fail_open(self, why, whylen, "data folder %s has no annal format mark (%s)",
-                           dir, mdb_strerror(rc));
+        return s_fail_open(self, why, whylen, "data folder %s is not an annal store (%s)", dir,
+                           mdb_strerror(rc));
+    }
+    if ((rc = mdb_dbi_open(txn, "events", create | MDB_INTEGERKEY, &self->events))
+        || (rc = mdb_dbi_open(txn, "streams", create, &self->streams))
+        || (rc = mdb_dbi_open(txn, "aggregates", create, &self->aggregates))
+        || (rc = mdb_dbi_open(txn, "event_ids", create, &self->event_ids))
+        || (rc = mdb_dbi_open(txn, "snapshots", create, &self->snapshots))) {
+        mdb_txn_abort(txn);
+        return s_fail_open(self, why, whylen, "data folder %s is not an annal store (%s)", dir,
+                           mdb_strerror(rc));
     }
     MDB_cursor *cur;
     mdb_cursor_open(txn, self->events, &cur);

@@ -22,7 +22,7 @@ int annal_line_parse(const char *text, size_t len, annal_line_t **self, char *wh
     json_error_t err;
     json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &err);
     if (!root || !json_is_object(root)) {
-        snprintf(why, whylen, "%s", root ? "the line is not a JSON object" : err.text);
+        snprintf(why, whylen, "%s", root ? "a JSON value, but not an object" : err.text);
         json_decref(root);
         return -1;
     }

@@ -1,0 +1,183 @@
+/*  test_codec.c: the codec through annal_codec.h, annal_time.h and
+    annal_line.h: the request corpus (tests/corpora/requests, whose file
+    names start with the expected protocol code, or "ok"), replies in both
+    encodings, timestamps, names and the harness line style. */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <stdint.h>
+
+#include "annal_codec.h"
+#include "annal_line.h"
+#include "annal_time.h"
+
+static void t_corpus(void)
+{
+    DIR *d = opendir(ANNAL_CORPORA "/requests");
+    CHECK(d);
+    struct dirent *e;
+    int files = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/requests/%s", ANNAL_CORPORA, e->d_name);
+        FILE *f = fopen(path, "rb");
+        CHECK(f);
+        static uint8_t buf[1 << 20];
+        size_t n = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        annal_request_t req;
+        annal_encoding_t enc;
+        char why[512];
+        annal_err_t err = annal_request_decode(buf, n, &req, &enc, why, sizeof why);
+        int want = strncmp(e->d_name, "ok", 2) == 0 ? 0 : atoi(e->d_name);
+        int got = annal_err_code(err);
+        if (got != want)
+            fprintf(stderr, "  %s: want code %d, got %d (%s)\n", e->d_name, want, got, why);
+        CHECK(got == want);
+        CHECK(err == ANNAL_OK || why[0]); /* every error says why */
+        if (strstr(e->d_name, ".msgpack"))
+            CHECK(enc == ANNAL_ENC_MSGPACK);
+        annal_request_reset(&req);
+        files++;
+    }
+    closedir(d);
+    CHECK(files > 50);
+}
+
+/* Decodes text, expects err, and that msg_id survived for in_reply_to. */
+static void t_msg_id_kept(void)
+{
+    const char *text = "{\"type\":\"append\",\"msg_id\":42,\"aggregate_id\":\"\"}";
+    annal_request_t req;
+    annal_encoding_t enc;
+    char why[256];
+    CHECK(annal_request_decode((const uint8_t *) text, strlen(text), &req, &enc, why, sizeof why)
+          == ANNAL_ERR_MALFORMED);
+    CHECK(req.has_msg_id && req.msg_id == 42);
+    CHECK(strstr(why, "aggregate_id"));
+    annal_request_reset(&req);
+}
+
+static void t_reply_both(void)
+{
+    annal_reply_t *r = annal_reply_new();
+    CHECK(r);
+    const uint8_t id[16] = {0x0b, 0x7e, 0x6d, 0x2a, 0x5c, 0x1f, 0x4d, 0x3e,
+                            0x9a, 0x8b, 0x7c, 0x6d, 0x5e, 0x4f, 0x3a, 0x2b};
+    const uint8_t data[] = {0x81, 0xa1, 'a', 0x92, 0x01, 0xc3}; /* {"a":[1,true]} */
+    annal_event_t ev = {.sequence = 7, .event_id = id, .aggregate_id = "user-1",
+                        .aggregate_id_len = 6, .version = 2, .event_type = "T",
+                        .event_type_len = 1, .data = data, .data_len = sizeof data,
+                        .metadata = (const uint8_t *) "\x80", .metadata_len = 1,
+                        .recorded_at = 1705309200123456};
+    annal_reply_begin(r, "events", true, 9);
+    annal_reply_events(r, "events", &ev, 1);
+    annal_reply_u64(r, "version", 2);
+    uint8_t *out;
+    size_t len;
+    CHECK(annal_reply_encode(r, ANNAL_ENC_JSON, &out, &len) == 0);
+    const char *want =
+        "{\"type\":\"events\",\"in_reply_to\":9,\"events\":[{\"sequence_number\":7,"
+        "\"event_id\":\"0b7e6d2a-5c1f-4d3e-9a8b-7c6d5e4f3a2b\",\"aggregate_id\":\"user-1\","
+        "\"version\":2,\"event_type\":\"T\",\"event_data\":{\"a\":[1,true]},\"metadata\":{},"
+        "\"recorded_at\":\"2024-01-15T09:00:00.123456Z\"}],\"version\":2}";
+    if (len != strlen(want) || memcmp(out, want, len))
+        fprintf(stderr, "  got %.*s\n", (int) len, out);
+    CHECK(len == strlen(want) && memcmp(out, want, len) == 0);
+    free(out);
+    CHECK(annal_reply_encode(r, ANNAL_ENC_MSGPACK, &out, &len) == 0);
+    CHECK(out[0] == 0x84); /* a map of four */
+    CHECK(memmem(out, len, data, sizeof data)); /* the stored value, as stored */
+    free(out);
+    annal_reply_error(r, false, 0, ANNAL_ERR_NOT_FOUND, "no snapshot");
+    CHECK(annal_reply_encode(r, ANNAL_ENC_JSON, &out, &len) == 0);
+    want = "{\"type\":\"error\",\"in_reply_to\":null,\"code\":20,\"text\":\"no snapshot\"}";
+    CHECK(len == strlen(want) && memcmp(out, want, len) == 0);
+    free(out);
+    annal_reply_destroy(&r);
+}
+
+static void t_time(void)
+{
+    static const struct {
+        const char *text;
+        int ok;
+        int64_t us;
+    } cases[] = {
+        {"1970-01-01T00:00:00Z", 1, 0},
+        {"2024-01-15T09:00:00Z", 1, 1705309200000000},
+        {"2024-01-15T11:00:00+02:00", 1, 1705309200000000},
+        {"2024-01-15T09:00:00.5Z", 1, 1705309200500000},
+        {"2024-01-15t09:00:00.123456789z", 1, 1705309200123456},
+        {"2024-02-29T00:00:00Z", 1, 1709164800000000},
+        {"2023-02-29T00:00:00Z", 0, 0},
+        {"2024-01-15 09:00:00Z", 0, 0},
+        {"2024-01-15T09:00:00", 0, 0},
+        {"2024-01-15T24:00:00Z", 0, 0},
+        {"2024-01-15T09:00:00.Z", 0, 0},
+        {"2024-01-15T09:00:00+2:00", 0, 0},
+        {"yesterday", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t us = -1;
+        int rc = annal_time_parse(cases[i].text, strlen(cases[i].text), &us);
+        if ((rc == 0) != cases[i].ok || (cases[i].ok && us != cases[i].us))
+            fprintf(stderr, "  %s: rc %d us %lld\n", cases[i].text, rc, (long long) us);
+        CHECK((rc == 0) == cases[i].ok);
+        CHECK(!cases[i].ok || us == cases[i].us);
+    }
+    char buf[ANNAL_TIME_TEXT];
+    annal_time_format(1705309200000001, buf);
+    CHECK(strcmp(buf, "2024-01-15T09:00:00.000001Z") == 0);
+}
+
+static void t_names(void)
+{
+    CHECK(annal_aggregate_id_check("user-1", 6) == NULL);
+    CHECK(annal_aggregate_id_check("\xc3\xa9t\xc3\xa9", 5) == NULL);
+    CHECK(annal_aggregate_id_check("$all", 4) != NULL);
+    CHECK(annal_aggregate_id_check("a\x1f", 2) != NULL);
+    CHECK(annal_aggregate_id_check("\xc0\xaf", 2) != NULL);     /* overlong */
+    CHECK(annal_aggregate_id_check("\xed\xa0\x80", 3) != NULL); /* surrogate */
+    CHECK(annal_aggregate_id_check("\xe2\x82", 2) != NULL);     /* truncated */
+    char big[300];
+    memset(big, 'a', sizeof big);
+    CHECK(annal_aggregate_id_check(big, 256) == NULL);
+    CHECK(annal_aggregate_id_check(big, 257) != NULL);
+}
+
+static void t_line_style(void)
+{
+    const char *in = "{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{\"type\":\"init\",\"msg_id\":1}}\n";
+    annal_line_t *line = NULL;
+    char why[128];
+    CHECK(annal_line_parse(in, strlen(in), &line, why, sizeof why) == 0);
+    size_t len;
+    const char *body = annal_line_body(line, &len);
+    CHECK(strcmp(body, "{\"type\":\"init\",\"msg_id\":1}") == 0);
+    const char *reply = "{\"type\":\"x\",\"in_reply_to\":1,\"s\":\"\xc3\xa9\\\\u00E9\",\"a\":[1,2]}";
+    char *out = annal_line_reply(line, (const uint8_t *) reply, strlen(reply));
+    CHECK(out);
+    const char *want = "{\"src\": \"n1\", \"dest\": \"c1\", \"body\": {\"type\": \"x\", "
+                       "\"in_reply_to\": 1, \"s\": \"\\u00e9\\\\u00E9\", \"a\": [1, 2]}}\n";
+    if (strcmp(out, want))
+        fprintf(stderr, "  got %s", out);
+    CHECK(strcmp(out, want) == 0);
+    free(out);
+    annal_line_destroy(&line);
+    CHECK(annal_line_parse("   \n", 4, &line, why, sizeof why) == 1);
+    CHECK(annal_line_parse("[1]\n", 4, &line, why, sizeof why) == -1);
+    CHECK(annal_line_parse("{\"src\":", 7, &line, why, sizeof why) == -1);
+}
+
+static const t_case_t s_cases[] = {
+    {"corpus", t_corpus},       {"msg_id_kept", t_msg_id_kept}, {"reply_both", t_reply_both},
+    {"time", t_time},           {"names", t_names},             {"line_style", t_line_style},
+};
+
+int main(int argc, char **argv)
+{
+    return t_main(argc, argv, s_cases, sizeof s_cases / sizeof s_cases[0]);
+}

@@ -1,0 +1,423 @@
+/*  test_store.c: the storage interface and its LMDB backend, through
+    annal_store.h and annal_fold.h only. */
+#include "testutil.h"
+
+#include <lmdb.h>
+#include <stdint.h>
+#include <sys/wait.h>
+
+#include "annal_fold.h"
+#include "annal_store.h"
+
+static char why[512];
+
+/* Decodes a JSON append request (the events to append). */
+static annal_request_t s_req(const char *json)
+{
+    annal_request_t req;
+    annal_encoding_t enc;
+    char reason[256];
+    if (annal_request_decode((const uint8_t *) json, strlen(json), &req, &enc, reason,
+                             sizeof reason)) {
+        fprintf(stderr, "bad test request %s: %s\n", json, reason);
+        exit(1);
+    }
+    return req;
+}
+
+static annal_store_t *s_open(const char *dir, size_t map)
+{
+    annal_store_options_t opts = {.initial_map_size = map};
+    annal_store_t *store = annal_store_open(dir, &opts, why, sizeof why);
+    if (!store)
+        fprintf(stderr, "  open %s: %s\n", dir, why);
+    return store;
+}
+
+/* Appends in its own batch, running it again after a map resize. */
+static annal_err_t s_append(annal_store_t *store, const char *json, annal_append_result_t *res)
+{
+    annal_request_t req = s_req(json);
+    annal_err_t err;
+    do {
+        if ((err = annal_store_begin(store)))
+            break;
+        err = annal_store_append(store, req.aggregate_id, req.expect, req.expected_version,
+                                 req.events, req.event_count, res, why, sizeof why);
+        if (err == ANNAL_OK)
+            err = annal_store_commit(store);
+        else
+            annal_store_abort(store);
+    } while (err == ANNAL_ERR_RETRY);
+    annal_request_reset(&req);
+    return err;
+}
+
+static uint64_t s_head(annal_store_t *store)
+{
+    annal_store_stats_t st = {0};
+    annal_store_begin(store);
+    annal_store_stats(store, &st);
+    annal_store_abort(store);
+    return st.head_sequence;
+}
+
+static void t_append_read(void)
+{
+    char *dir = t_tempdir();
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store);
+    annal_append_result_t res;
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                          "\"event_data\":{\"n\":1},\"version\":0}", &res) == ANNAL_OK);
+    CHECK(res.first_sequence == 1 && res.version == 1 && !res.duplicate);
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"b\",\"event_type\":\"T\","
+                          "\"event_data\":{\"n\":2},\"version\":0}", &res) == ANNAL_OK);
+    CHECK(res.first_sequence == 2 && res.version == 1);
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
+                          "\"events\":[{\"event_type\":\"U\",\"event_data\":1},"
+                          "{\"event_type\":\"V\",\"event_data\":[2]}]}", &res) == ANNAL_OK);
+    CHECK(res.first_sequence == 3 && res.last_sequence == 4 && res.version == 3);
+    annal_event_list_t list = {0};
+    CHECK(annal_store_begin(store) == ANNAL_OK);
+    CHECK(annal_store_read(store, "a", 1, false, 100, &list) == ANNAL_OK);
+    CHECK(list.count == 3);
+    CHECK(list.items[0].sequence == 1 && list.items[1].sequence == 3 && list.items[2].sequence == 4);
+    CHECK(list.items[2].version == 3 && list.items[2].event_type_len == 1
+          && list.items[2].event_type[0] == 'V');
+    CHECK(annal_store_read(store, "a", 3, true, 2, &list) == ANNAL_OK);
+    CHECK(list.count == 2 && list.items[0].version == 3 && list.items[1].version == 2);
+    CHECK(annal_store_read(store, "nobody", 1, false, 100, &list) == ANNAL_OK && list.count == 0);
+    uint64_t next;
+    CHECK(annal_store_read_all(store, 1, 100, 1000, NULL, 0, NULL, 0, &list, &next) == ANNAL_OK);
+    CHECK(list.count == 4 && next == 5);
+    for (size_t i = 0; i < 4; i++)
+        CHECK(list.items[i].sequence == i + 1);
+    CHECK(annal_store_read_all(store, 1, 100, 1000, "b", 1, NULL, 0, &list, &next) == ANNAL_OK);
+    CHECK(list.count == 1 && list.items[0].sequence == 2 && next == 5);
+    char *types[] = {"U"};
+    CHECK(annal_store_read_all(store, 1, 100, 2, NULL, 0, types, 1, &list, &next) == ANNAL_OK);
+    CHECK(list.count == 0 && next == 3); /* scan cap 2: advanced past filtered records */
+    annal_store_abort(store);
+    annal_event_list_free(&list);
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
+static void t_concurrency(void)
+{
+    char *dir = t_tempdir();
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store);
+    annal_append_result_t res;
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                          "\"event_data\":{},\"version\":5}", &res) == ANNAL_ERR_CONFLICT);
+    CHECK(res.actual_version == 0);
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                          "\"event_data\":{},\"version\":\"exists\"}", &res) == ANNAL_ERR_CONFLICT);
+    CHECK(s_head(store) == 0);
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                          "\"event_data\":{},\"version\":\"any\"}", &res) == ANNAL_OK);
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                          "\"event_data\":{},\"version\":\"exists\"}", &res) == ANNAL_OK);
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                          "\"event_data\":{},\"version\":1}", &res) == ANNAL_ERR_CONFLICT);
+    CHECK(res.actual_version == 2);
+    /* a batch with a stale version writes none of its events */
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":0,"
+                          "\"events\":[{\"event_type\":\"U\",\"event_data\":1},"
+                          "{\"event_type\":\"V\",\"event_data\":2}]}", &res) == ANNAL_ERR_CONFLICT);
+    CHECK(s_head(store) == 2);
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
+#define ID1 "11111111-1111-4111-8111-111111111111"
+#define ID2 "22222222-2222-4222-8222-222222222222"
+#define ID3 "33333333-3333-4333-8333-333333333333"
+
+static void t_idempotency(void)
+{
+    char *dir = t_tempdir();
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store);
+    annal_append_result_t res;
+    const char *one = "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                      "\"event_data\":{},\"version\":0,\"event_id\":\"" ID1 "\"}";
+    CHECK(s_append(store, one, &res) == ANNAL_OK && !res.duplicate && res.first_sequence == 1);
+    CHECK(s_append(store, one, &res) == ANNAL_OK && res.duplicate && res.first_sequence == 1);
+    CHECK(s_head(store) == 1);
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"b\",\"event_type\":\"T\","
+                          "\"event_data\":{},\"version\":0,\"event_id\":\"" ID1 "\"}", &res)
+          == ANNAL_ERR_MALFORMED);
+    const char *batch = "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
+                        "\"events\":[{\"event_type\":\"U\",\"event_data\":1,\"event_id\":\"" ID2 "\"},"
+                        "{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"}]}";
+    CHECK(s_append(store, batch, &res) == ANNAL_OK && res.first_sequence == 2);
+    CHECK(s_append(store, batch, &res) == ANNAL_OK && res.duplicate);
+    CHECK(res.first_sequence == 2 && res.last_sequence == 3 && res.version == 3);
+    /* first id stored, second new: neither a retry nor new */
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":3,"
+                          "\"events\":[{\"event_type\":\"U\",\"event_data\":1,\"event_id\":\"" ID2 "\"},"
+                          "{\"event_type\":\"V\",\"event_data\":2}]}", &res) == ANNAL_ERR_MALFORMED);
+    /* a new first id with a stored second one */
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":3,"
+                          "\"events\":[{\"event_type\":\"U\",\"event_data\":1},"
+                          "{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"}]}", &res)
+          == ANNAL_ERR_MALFORMED);
+    CHECK(s_head(store) == 3);
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
+static void t_reopen(void)
+{
+    char *dir = t_tempdir();
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store);
+    annal_append_result_t res;
+    for (int i = 0; i < 10; i++)
+        CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                              "\"event_data\":{},\"version\":\"any\"}", &res) == ANNAL_OK);
+    annal_store_close(&store);
+    store = s_open(dir, 0);
+    CHECK(store);
+    CHECK(s_head(store) == 10);
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                          "\"event_data\":{},\"version\":10}", &res) == ANNAL_OK);
+    CHECK(res.first_sequence == 11 && res.version == 11);
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
+/* A child appends and is killed with SIGKILL; every batch it saw committed
+   is there after reopening, whole. */
+static void t_kill9(void)
+{
+    char *dir = t_tempdir();
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        annal_store_t *store = s_open(dir, 0);
+        annal_append_result_t res;
+        for (;;) {
+            if (s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"k\",\"version\":\"any\","
+                                "\"events\":[{\"event_type\":\"A\",\"event_data\":1},"
+                                "{\"event_type\":\"B\",\"event_data\":2}]}", &res))
+                _exit(3);
+            if (write(fds[1], &res.last_sequence, 8) != 8)
+                _exit(4);
+        }
+    }
+    close(fds[1]);
+    uint64_t acked = 0, seq;
+    while (acked < 200 && read(fds[0], &seq, 8) == 8)
+        acked = seq;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    while (read(fds[0], &seq, 8) == 8)
+        acked = seq;
+    close(fds[0]);
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store);
+    uint64_t head = s_head(store);
+    CHECK(head >= acked && head % 2 == 0);
+    annal_event_list_t list = {0};
+    uint64_t next;
+    CHECK(annal_store_begin(store) == ANNAL_OK);
+    CHECK(annal_store_read_all(store, 1, head, head, NULL, 0, NULL, 0, &list, &next) == ANNAL_OK);
+    CHECK(list.count == head);
+    for (size_t i = 0; i < list.count; i++)
+        CHECK(list.items[i].sequence == i + 1 && list.items[i].version == i + 1);
+    annal_store_abort(store);
+    annal_event_list_free(&list);
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
+/* The map starts at 256 KiB and must grow many times. */
+static void t_map_growth(void)
+{
+    char *dir = t_tempdir();
+    annal_store_t *store = s_open(dir, 256 * 1024);
+    CHECK(store);
+    char json[2048];
+    char pad[1001];
+    memset(pad, 'x', 1000);
+    pad[1000] = 0;
+    annal_append_result_t res;
+    for (int i = 0; i < 3000; i++) {
+        snprintf(json, sizeof json,
+                 "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"g-%d\",\"event_type\":\"T\","
+                 "\"event_data\":{\"pad\":\"%s\"},\"version\":0}", i, pad);
+        CHECK(s_append(store, json, &res) == ANNAL_OK);
+        CHECK(res.first_sequence == (uint64_t) i + 1);
+    }
+    annal_store_close(&store);
+    store = s_open(dir, 256 * 1024);
+    CHECK(store);
+    CHECK(s_head(store) == 3000);
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
+static void t_locked(void)
+{
+    char *dir = t_tempdir();
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store);
+    pid_t pid = fork();
+    if (pid == 0) {
+        annal_store_t *other = annal_store_open(dir, NULL, why, sizeof why);
+        _exit(other == NULL && strstr(why, "in use") ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
+static void t_bad_folders(void)
+{
+    char *dir = t_tempdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f);
+    for (int i = 0; i < 20000; i++)
+        fputc("garbage"[i % 7], f);
+    fclose(f);
+    annal_store_t *store = annal_store_open(dir, NULL, why, sizeof why);
+    CHECK(store == NULL);
+    CHECK(strstr(why, "not an annal store"));
+    t_rmdir(dir);
+
+    /* an LMDB environment of another format */
+    dir = t_tempdir();
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 8);
+    CHECK(mdb_env_open(env, dir, 0, 0644) == 0);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi);
+    MDB_val k = {6, "format"}, v = {12, "annal-lmdb-9"};
+    mdb_put(txn, dbi, &k, &v, 0);
+    mdb_txn_commit(txn);
+    mdb_env_close(env);
+    store = annal_store_open(dir, NULL, why, sizeof why);
+    CHECK(store == NULL);
+    CHECK(strstr(why, "annal-lmdb-9"));
+    t_rmdir(dir);
+
+    /* a file where the folder should be */
+    dir = t_tempdir();
+    snprintf(path, sizeof path, "%s/file", dir);
+    f = fopen(path, "w");
+    fclose(f);
+    store = annal_store_open(path, NULL, why, sizeof why);
+    CHECK(store == NULL);
+    t_rmdir(dir);
+}
+
+/* Folds the aggregate and compares with the expected JSON text. */
+static int s_fold_is(annal_store_t *store, const char *agg, uint64_t to, int64_t until,
+                     const char *want_json, uint64_t want_version)
+{
+    annal_fold_result_t fold;
+    annal_store_begin(store);
+    annal_err_t err = annal_fold_run(store, agg, NULL, 0, 0, to, until, &fold);
+    annal_store_abort(store);
+    if (err)
+        return 0;
+    annal_request_t want = s_req(want_json); /* {"type":"create_snapshot",...,"state":X} */
+    int same = want.state.size == fold.state.size
+               && memcmp(want.state.data, fold.state.data, fold.state.size) == 0
+               && fold.version == want_version;
+    if (!same)
+        fprintf(stderr, "  fold of %s: version %llu, %zu bytes\n", agg,
+                (unsigned long long) fold.version, fold.state.size);
+    annal_request_reset(&want);
+    annal_blob_free(&fold.state);
+    return same;
+}
+
+#define STATE(x) "{\"type\":\"create_snapshot\",\"msg_id\":1,\"aggregate_id\":\"x\",\"state\":" x "}"
+
+static void t_fold(void)
+{
+    char *dir = t_tempdir();
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store);
+    annal_append_result_t res;
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"f\",\"version\":0,\"events\":["
+                          "{\"event_type\":\"A\",\"event_data\":{\"name\":\"J\",\"addr\":{\"city\":\"X\",\"zip\":1}}},"
+                          "{\"event_type\":\"B\",\"event_data\":{\"addr\":{\"zip\":null,\"street\":\"S\"},\"age\":3}},"
+                          "{\"event_type\":\"C\",\"event_data\":{\"name\":null}}]}", &res) == ANNAL_OK);
+    CHECK(s_fold_is(store, "f", UINT64_MAX, INT64_MAX,
+                    STATE("{\"addr\":{\"city\":\"X\",\"street\":\"S\"},\"age\":3}"), 3));
+    CHECK(s_fold_is(store, "f", 1, INT64_MAX,
+                    STATE("{\"name\":\"J\",\"addr\":{\"city\":\"X\",\"zip\":1}}"), 1));
+    CHECK(s_fold_is(store, "f", UINT64_MAX, 0, STATE("{}"), 0)); /* before any event */
+    CHECK(s_fold_is(store, "none", UINT64_MAX, INT64_MAX, STATE("{}"), 0));
+    /* non-object data replaces the state; an object after it starts from {} */
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"n\",\"version\":0,\"events\":["
+                          "{\"event_type\":\"A\",\"event_data\":{\"a\":1}},"
+                          "{\"event_type\":\"B\",\"event_data\":[1,2]}]}", &res) == ANNAL_OK);
+    CHECK(s_fold_is(store, "n", UINT64_MAX, INT64_MAX, STATE("[1,2]"), 2));
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"n\",\"version\":2,"
+                          "\"event_type\":\"C\",\"event_data\":{\"b\":null,\"c\":{\"d\":null}}}", &res) == ANNAL_OK);
+    CHECK(s_fold_is(store, "n", UINT64_MAX, INT64_MAX, STATE("{\"c\":{}}"), 3));
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
+static void t_snapshots(void)
+{
+    char *dir = t_tempdir();
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store);
+    annal_snapshot_t snap;
+    CHECK(annal_store_begin(store) == ANNAL_OK);
+    CHECK(annal_store_get_snapshot(store, "s", UINT64_MAX, false, &snap) == ANNAL_ERR_NOT_FOUND);
+    const uint8_t a[] = {0x81, 0xa1, 'a', 0x01}, b[] = {0x80};
+    CHECK(annal_store_put_snapshot(store, "s", 5, true, a, sizeof a) == ANNAL_OK);
+    CHECK(annal_store_put_snapshot(store, "s", 9, false, b, sizeof b) == ANNAL_OK);
+    CHECK(annal_store_put_snapshot(store, "s2", 1, true, b, sizeof b) == ANNAL_OK);
+    CHECK(annal_store_commit(store) == ANNAL_OK);
+    CHECK(annal_store_begin(store) == ANNAL_OK);
+    CHECK(annal_store_get_snapshot(store, "s", UINT64_MAX, false, &snap) == ANNAL_OK);
+    CHECK(snap.version == 9 && !snap.folded && snap.len == 1);
+    CHECK(annal_store_get_snapshot(store, "s", UINT64_MAX, true, &snap) == ANNAL_OK);
+    CHECK(snap.version == 5 && snap.folded && snap.len == 4 && memcmp(snap.state, a, 4) == 0);
+    CHECK(annal_store_get_snapshot(store, "s", 8, false, &snap) == ANNAL_OK && snap.version == 5);
+    CHECK(annal_store_get_snapshot(store, "s", 4, false, &snap) == ANNAL_ERR_NOT_FOUND);
+    CHECK(annal_store_get_snapshot(store, "", UINT64_MAX, false, &snap) == ANNAL_ERR_NOT_FOUND);
+    annal_store_stats_t st;
+    CHECK(annal_store_stats(store, &st) == ANNAL_OK && st.snapshots == 3);
+    annal_store_abort(store);
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
+static const t_case_t s_cases[] = {
+    {"append_read", t_append_read},
+    {"concurrency", t_concurrency},
+    {"idempotency", t_idempotency},
+    {"reopen", t_reopen},
+    {"kill9", t_kill9},
+    {"map_growth", t_map_growth},
+    {"locked", t_locked},
+    {"bad_folders", t_bad_folders},
+    {"fold", t_fold},
+    {"snapshots", t_snapshots},
+};
+
+int main(int argc, char **argv)
+{
+    return t_main(argc, argv, s_cases, sizeof s_cases / sizeof s_cases[0]);
+}
