@@ -431,6 +431,16 @@ static const struct {
 
 /* --- the batch ---------------------------------------------------------------- */
 
+/* Answers every live request of the batch with error 11 and drops the
+   batch's publishes: nothing of it was written. */
+static void s_fail_all(annal_broker_t *self, const char *text)
+{
+    s_drop_pubs(self);
+    for (size_t i = 0; i < self->npending; i++)
+        if (!self->pending[i].err)
+            s_error_reply(self, &self->pending[i], ANNAL_ERR_UNAVAILABLE, text);
+}
+
 /* Runs every live request of the batch in one store batch and commits. */
 static void s_run_batch(annal_broker_t *self)
 {
@@ -439,12 +449,7 @@ static void s_run_batch(annal_broker_t *self)
         self->batch_head = self->head;
         annal_err_t err = annal_store_begin(self->store);
         if (err) {
-            for (size_t i = 0; i < self->npending; i++) {
-                pending_t *p = &self->pending[i];
-                if (!p->err)
-                    s_error_reply(self, p, ANNAL_ERR_UNAVAILABLE,
-                                  "the store is unavailable; nothing was written");
-            }
+            s_fail_all(self, "the store is unavailable; nothing was written");
             return;
         }
         bool rerun = false;
@@ -480,22 +485,11 @@ static void s_run_batch(annal_broker_t *self)
             continue;
         if (!err)
             self->head = self->batch_head;
-        else {
-            s_drop_pubs(self);
-            for (size_t i = 0; i < self->npending; i++) {
-                pending_t *p = &self->pending[i];
-                if (!p->err)
-                    s_error_reply(self, p, ANNAL_ERR_UNAVAILABLE,
-                                  "the store could not commit; nothing was written");
-            }
-        }
+        else
+            s_fail_all(self, "the store could not commit; nothing was written");
         return;
     }
-    s_drop_pubs(self);
-    for (size_t i = 0; i < self->npending; i++)
-        if (!self->pending[i].err)
-            s_error_reply(self, &self->pending[i], ANNAL_ERR_UNAVAILABLE,
-                          "the store cannot grow; nothing was written");
+    s_fail_all(self, "the store cannot grow; nothing was written");
 }
 
 /* Sends the replies and publishes the batch's events; frees the batch. */
