@@ -34,6 +34,19 @@ static int s_remove(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
+/* A DEALER connected to endpoint, or NULL. */
+static zsock_t *s_connect(const char *endpoint)
+{
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
+    if (!dealer)
+        return NULL;
+    zsock_set_rcvtimeo(dealer, REPLY_TIMEOUT_MS);
+    zsock_set_linger(dealer, 0);
+    if (zsock_connect(dealer, "%s", endpoint) < 0)
+        zsock_destroy(&dealer);
+    return dealer;
+}
+
 static void s_usage(FILE *out)
 {
     fprintf(out,
@@ -49,13 +62,15 @@ static void s_usage(FILE *out)
 }
 
 /* The error reply the bridge itself gives when the broker does not answer. */
-static char *s_local_error(const char *text)
+static char *s_local_error(const annal_line_t *msg, const char *text)
 {
     annal_reply_t *reply = annal_reply_new();
     uint8_t *out = NULL;
     size_t len = 0;
+    int64_t msg_id = 0;
+    bool has_id = annal_line_msg_id(msg, &msg_id);
     if (reply) {
-        annal_reply_error(reply, false, 0, ANNAL_ERR_UNAVAILABLE, text);
+        annal_reply_error(reply, has_id, msg_id, ANNAL_ERR_UNAVAILABLE, text);
         annal_reply_encode(reply, ANNAL_ENC_JSON, &out, &len);
         annal_reply_destroy(&reply);
     }
@@ -138,15 +153,12 @@ int main(int argc, char **argv)
         }
         connect = annal_broker_commands(broker);
     }
-    zsock_t *dealer = zsock_new(ZMQ_DEALER);
-    if (!dealer || zsock_connect(dealer, "%s", connect) < 0) {
+    zsock_t *dealer = s_connect(connect);
+    if (!dealer) {
         fprintf(stderr, "annal-bridge: cannot connect to %s\n", connect);
-        zsock_destroy(&dealer);
         status = 1;
         goto cleanup;
     }
-    zsock_set_rcvtimeo(dealer, REPLY_TIMEOUT_MS);
-    zsock_set_linger(dealer, 0);
 
     char *line = NULL;
     size_t cap = 0;
@@ -172,7 +184,14 @@ int main(int argc, char **argv)
         if (reply)
             out = annal_line_reply(msg, zframe_data(reply), zframe_size(reply));
         else {
-            reply_text = s_local_error("the broker did not answer in time");
+            /* a late reply must not answer the next line: start a new socket */
+            zsock_destroy(&dealer);
+            dealer = s_connect(connect);
+            if (!dealer) {
+                fprintf(stderr, "annal-bridge: cannot reconnect to %s\n", connect);
+                status = 1;
+            }
+            reply_text = s_local_error(msg, "the broker did not answer in time");
             out = reply_text ? annal_line_reply(msg, (uint8_t *) reply_text, strlen(reply_text))
                              : NULL;
         }
@@ -186,6 +205,8 @@ int main(int argc, char **argv)
         free(reply_text);
         zframe_destroy(&reply);
         annal_line_destroy(&msg);
+        if (!dealer)
+            break;
     }
     free(line);
     zsock_destroy(&dealer);

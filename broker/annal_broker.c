@@ -259,7 +259,7 @@ static annal_err_t s_create_snapshot(annal_broker_t *self, pending_t *p)
         err = annal_store_put_snapshot(self->store, r->aggregate_id, v, false, r->state.data,
                                        r->state.size);
     else {
-        annal_fold_result_t fold;
+        annal_fold_result_t fold = {0};
         err = s_fold(self, r->aggregate_id, v, false, &fold, &from);
         if (!err)
             err = annal_store_put_snapshot(self->store, r->aggregate_id, v, true,
@@ -298,7 +298,7 @@ static annal_err_t s_replay(annal_broker_t *self, pending_t *p)
     annal_err_t err = s_target_version(self, p, &current, &to);
     if (err)
         return err;
-    annal_fold_result_t fold;
+    annal_fold_result_t fold = {0};
     if (r->use_snapshot)
         err = s_fold(self, r->aggregate_id, to, true, &fold, &from);
     else
@@ -320,7 +320,7 @@ static annal_err_t s_replay(annal_broker_t *self, pending_t *p)
 static annal_err_t s_get_state(annal_broker_t *self, pending_t *p)
 {
     annal_request_t *r = &p->req;
-    annal_fold_result_t fold;
+    annal_fold_result_t fold = {0};
     annal_err_t err = annal_fold_run(self->store, r->aggregate_id, NULL, 0, 0, UINT64_MAX,
                                      r->timestamp_us, &fold);
     if (!err) {
@@ -340,6 +340,20 @@ static size_t s_cap(annal_broker_t *self, uint64_t asked)
     return asked < self->config.read_cap ? (size_t) asked : self->config.read_cap;
 }
 
+/* Keeps the events of a reply within ANNAL_REPLY_BUDGET stored bytes (at
+   least one event), so one read cannot take unbounded memory or time. */
+static void s_trim(annal_event_list_t *list)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        bytes += list->items[i].data_len + list->items[i].metadata_len + 256;
+        if (bytes > ANNAL_REPLY_BUDGET && i > 0) {
+            list->count = i;
+            return;
+        }
+    }
+}
+
 static annal_err_t s_read(annal_broker_t *self, pending_t *p)
 {
     annal_request_t *r = &p->req;
@@ -356,6 +370,7 @@ static annal_err_t s_read(annal_broker_t *self, pending_t *p)
                            s_cap(self, r->max_count), &self->list);
     if (err)
         return err;
+    s_trim(&self->list);
     uint64_t next = from;
     bool more;
     if (self->list.count)
@@ -382,6 +397,10 @@ static annal_err_t s_read_all(annal_broker_t *self, pending_t *p)
                                    r->event_type_count, &self->list, &next);
     if (err)
         return err;
+    size_t found = self->list.count;
+    s_trim(&self->list);
+    if (self->list.count < found)
+        next = self->list.items[self->list.count - 1].sequence + 1;
     annal_reply_begin(self->reply, "events", true, r->msg_id);
     annal_reply_events(self->reply, "events", self->list.items, self->list.count);
     annal_reply_u64(self->reply, "next_sequence", next);
@@ -547,9 +566,14 @@ static int s_receive(annal_broker_t *self, pending_t *p, size_t *bytes)
     p->err = ANNAL_OK;
     p->enc = ANNAL_ENC_JSON;
     p->reply = NULL;
-    bool too_many = false;
+    bool too_many = false, too_big = false;
     while (zmq_msg_more(&frame)) {
-        if (p->frames < ANNAL_MAX_ENVELOPE) {
+        *bytes += zmq_msg_size(&frame);
+        if (p->frames > 0 && zmq_msg_size(&frame) > ANNAL_ENVELOPE_FRAME) {
+            too_big = true; /* not kept, not echoed */
+            zmq_msg_close(&frame);
+        }
+        else if (p->frames < ANNAL_MAX_ENVELOPE) {
             zmq_msg_init(&p->envelope[p->frames]);
             zmq_msg_move(&p->envelope[p->frames++], &frame);
         }
@@ -569,10 +593,10 @@ static int s_receive(annal_broker_t *self, pending_t *p, size_t *bytes)
         p->err = ANNAL_ERR_MALFORMED;
         return 0;
     }
-    if (too_many) {
+    if (too_many || too_big) {
         p->err = ANNAL_ERR_MALFORMED;
-        snprintf(p->why, WHY_MAX, "too many envelope frames (more than %d)",
-                 ANNAL_MAX_ENVELOPE - 1);
+        snprintf(p->why, WHY_MAX, "too many envelope frames (more than %d) or one over %d bytes",
+                 ANNAL_MAX_ENVELOPE - 1, ANNAL_ENVELOPE_FRAME);
     }
     else if (size > self->config.max_body) {
         p->err = ANNAL_ERR_MALFORMED;
@@ -721,8 +745,13 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
         s_free(self);
         return NULL;
     }
-    zsock_set_rcvhwm(self->router, 100000);
-    zsock_set_sndhwm(self->router, 100000);
+    /* a frame past twice the body limit closes that connection unanswered;
+       between the two it is answered with error 12 */
+    zsock_set_maxmsgsize(self->router, (int) (self->config.max_body * 2 + 65536 < INT32_MAX
+                                                  ? self->config.max_body * 2 + 65536
+                                                  : INT32_MAX));
+    zsock_set_rcvhwm(self->router, ANNAL_CLIENT_HWM);
+    zsock_set_sndhwm(self->router, ANNAL_CLIENT_HWM * 10);
     zsock_set_linger(self->router, 1000);
     if (s_bind(self->router, config->commands, self->commands, sizeof self->commands)) {
         snprintf(why, whylen, "cannot bind commands to %s: %s", config->commands,

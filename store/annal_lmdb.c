@@ -31,7 +31,9 @@
     | 35     | 2    | event_type length T        |
     | 37     | 4    | event_data length D        |
     | 41     | 4    | metadata length M          |
-    | 45     | A+T+D+M | the four fields, in order |
+    | 45     | 4    | append size: events in the append it came in |
+    | 49     | 4    | its index in that append (0 = first)          |
+    | 53     | A+T+D+M | the four fields, in order |
 
     Invariants (see annal_store.h) plus:
     1. head == the largest key of events == the number of events.
@@ -57,7 +59,7 @@
 #define FORMAT_KEY "format"
 #define FORMAT_VALUE "annal-lmdb-1"
 #define RECORD_FORMAT 1
-#define HEADER 45
+#define HEADER 53
 #define SNAPSHOT_FOLDED 0
 #define SNAPSHOT_CLIENT 1
 #define DEFAULT_MAP (64u << 20)
@@ -415,41 +417,52 @@ static annal_err_t s_commit(void *handle)
 
 /* --- append ----------------------------------------------------------------------- */
 
-/* Checks a retry of an earlier append whose first event is stored at seq. */
+/* Checks a retry of an earlier append whose first event is stored at seq:
+   one event may repeat any stored event of agg; a batch must repeat a
+   stored batch exactly (same events, same count, in order). */
 static annal_err_t s_retry(lmdb_t *self, const char *agg, const annal_new_event_t *events,
                            size_t n, uint64_t seq, annal_append_result_t *res, char *why,
                            size_t whylen)
 {
+    size_t k = (size_t) seq;
+    MDB_val key = {sizeof k, &k}, val;
+    int rc = mdb_get(self->txn, self->events, &key, &val);
     annal_event_t ev;
-    annal_err_t err = s_event(self, seq, &ev);
-    if (err)
-        return err;
+    if (rc || s_decode(seq, &val, &ev)) {
+        self->failed = true;
+        return ANNAL_ERR_INTERNAL;
+    }
     size_t alen = strlen(agg);
+    char text[37];
+    uuid_unparse_lower(events[0].event_id, text);
     if (ev.aggregate_id_len != alen || memcmp(ev.aggregate_id, agg, alen) != 0) {
-        char text[37];
-        uuid_unparse_lower(events[0].event_id, text);
         snprintf(why, whylen, "event_id %s is already stored for another aggregate", text);
         return ANNAL_ERR_MALFORMED;
     }
-    uint64_t v0 = ev.version, last = seq, current;
-    if ((err = s_version(self, agg, &current)))
-        return err;
+    uint32_t size, index;
+    memcpy(&size, (const uint8_t *) val.mv_data + 45, 4);
+    memcpy(&index, (const uint8_t *) val.mv_data + 49, 4);
+    if (n > 1 && (index != 0 || size != n)) {
+        snprintf(why, whylen,
+                 "event_id %s is already stored, but not as the first of a batch of %zu "
+                 "events: a retry must resend the same batch",
+                 text, n);
+        return ANNAL_ERR_MALFORMED;
+    }
+    uint64_t v0 = ev.version, last = seq;
     for (size_t i = 1; i < n; i++) {
-        uint64_t s = 0;
-        bool same = v0 + i <= current;
-        if (same) {
-            if ((err = s_seq_of(self, agg, v0 + i, &s)) || (err = s_event(self, s, &ev)))
-                return err;
-            same = events[i].client_id && memcmp(ev.event_id, events[i].event_id, 16) == 0;
-        }
-        if (!same) {
+        annal_err_t err = s_seq_of(self, agg, v0 + i, &last);
+        if (!err)
+            err = s_event(self, last, &ev);
+        if (err)
+            return err;
+        if (!events[i].client_id || memcmp(ev.event_id, events[i].event_id, 16) != 0) {
             snprintf(why, whylen,
                      "the batch's first event_id is already stored but events[%zu] does not "
                      "match the stored batch: a retry must resend the same events",
                      i);
             return ANNAL_ERR_MALFORMED;
         }
-        last = s;
     }
     res->duplicate = true;
     res->first_sequence = seq;
@@ -496,6 +509,12 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
         res->actual_version = current;
         return ANNAL_ERR_CONFLICT;
     }
+    for (size_t i = 0; i < n; i++)
+        if (events[i].data.size > UINT32_MAX || events[i].metadata.size > UINT32_MAX
+            || strlen(events[i].event_type) > UINT16_MAX || alen > UINT16_MAX) {
+            snprintf(why, whylen, "events[%zu] is too large to store", i);
+            return ANNAL_ERR_MALFORMED; /* checked before anything is written */
+        }
     res->first_sequence = self->txn_head + 1;
     res->recorded_at = self->txn_recorded;
     for (size_t i = 0; i < n; i++) {
@@ -503,8 +522,6 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
         uint64_t seq = self->txn_head + 1, version = current + i + 1;
         size_t tlen = strlen(e->event_type);
         size_t total = HEADER + alen + tlen + e->data.size + e->metadata.size;
-        if (e->data.size > UINT32_MAX || e->metadata.size > UINT32_MAX)
-            return ANNAL_ERR_MALFORMED;
         size_t k = (size_t) seq;
         MDB_val key = {sizeof k, &k}, val = {total, NULL};
         if ((rc = mdb_put(self->txn, self->events, &key, &val, MDB_APPEND | MDB_RESERVE)))
@@ -520,6 +537,9 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
         memcpy(p + 35, &t16, 2);
         memcpy(p + 37, &d32, 4);
         memcpy(p + 41, &m32, 4);
+        uint32_t size32 = (uint32_t) n, index32 = (uint32_t) i;
+        memcpy(p + 45, &size32, 4);
+        memcpy(p + 49, &index32, 4);
         p += HEADER;
         memcpy(p, agg, alen);
         memcpy(p + alen, e->event_type, tlen);

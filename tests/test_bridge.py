@@ -91,6 +91,22 @@ def t_exact_text():
           p.stdout)
 
 
+def t_python_style():
+    """Floats keep their shortest text, non-ASCII and DEL are escaped."""
+    body = {"type": "append", "msg_id": 1, "aggregate_id": "f-1", "event_type": "T",
+            "event_data": {"x": 0.1, "y": 1e100, "z": 2.0, "s": "\u00e9\u007f\U0001F600\n"},
+            "version": 0}
+    lines = [json.dumps(line(body)), json.dumps(line({"type": "replay", "msg_id": 2,
+                                                       "aggregate_id": "f-1"}))]
+    p = subprocess.run([BRIDGE], input="\n".join(lines) + "\n", capture_output=True, text=True,
+                       timeout=30)
+    out = p.stdout.splitlines()[1]
+    want = json.dumps({"src": "n1", "dest": "c1", "body": {
+        "type": "replayed", "in_reply_to": 2, "aggregate_id": "f-1", "events_replayed": 1,
+        "state": body["event_data"], "version": 1}})
+    check(out == want, (out, want))
+
+
 run([
     ("temp_store_removed", t_temp_store_removed),
     ("data_kept", t_data_kept),
@@ -98,4 +114,5 @@ run([
     ("connect", t_connect),
     ("side_by_side", t_side_by_side),
     ("exact_text", t_exact_text),
+    ("python_style", t_python_style),
 ])

@@ -232,6 +232,33 @@ def t_errors():
         r = m.call({"type": "append", "aggregate_id": "e-1", "event_type": "T",
                     "event_data": msgpack.ExtType(1, b"x"), "version": 1})
         check(r["code"] == 12, r)
+        # error texts that echo input stay valid UTF-8, whatever the input
+        r = c.call({"type": "a" + "\u00e9" * 40})
+        check(r["code"] == 10 and r["text"].startswith("unknown type 'a"), r)
+        r = m.call({"type": "append", "aggregate_id": "e-1", "event_type": "T", "event_data": 1,
+                    "version": 1, "event_id": b"\xff" * 36})
+        check(r["code"] == 12 and "UUID" in r["text"], r)
+        m.send_raw(b"\x82\xa4type\xa4\xff\xfe\xfd\xfc\xa6msg_id\x05")
+        r = msgpack.unpackb(m.sock.recv(), raw=False)  # raises on invalid UTF-8
+        check(r["code"] == 10 and r["in_reply_to"] == 5, r)
+        # a NUL in a map key would make the event unreadable as JSON
+        r = m.call({"type": "append", "aggregate_id": "e-1", "event_type": "T",
+                    "event_data": {"a\x00b": 1}, "version": 1})
+        check(r["code"] == 12, r)
+        # too deep: still answered to its msg_id
+        deep = 1
+        for _ in range(40):
+            deep = [deep]
+        for client in (c, m):
+            r = client.call({"type": "append", "aggregate_id": "e-1", "event_type": "T",
+                             "event_data": deep, "version": 1, "msg_id": 77})
+            check(r["code"] == 12 and r["in_reply_to"] == 77, r)
+        r = c.call({"type": "create_snapshot", "aggregate_id": "e-1", "state": {}, "version": 0})
+        check(r["code"] == 12, r)
+        # an envelope frame too large to be an identity is refused, not echoed
+        c.sock.send_multipart([b"x" * 1000, b'{"type":"status","msg_id":3}'])
+        r = json.loads(c.sock.recv())
+        check(r["code"] == 12, r)
         r = c.call({"type": "append", "aggregate_id": "e-1", "event_type": "T", "event_data": 1,
                     "version": 5})
         check(r == {"type": "concurrency_error", "in_reply_to": r["in_reply_to"],
@@ -271,6 +298,25 @@ def t_reads():
         r = c.call({"type": "read_all", "prefix": "s-", "event_types": ["Even"]})
         check([e["event_data"]["i"] for e in r["events"]] == [0, 10, 20], r)
         check(r["next_sequence"] == 26, r)
+
+
+def t_reply_budget():
+    """A read stops at about 16 MiB of stored events and says where to go on."""
+    with broker("--max-body", str(4 << 20)) as d:
+        c = Client(d.commands, "msgpack")
+        big = "x" * (3 << 20)
+        for v in range(7):
+            check(append(c, "big-1", v, {"blob": big})["type"] == "appended")
+        r = c.call({"type": "read", "aggregate_id": "big-1"})
+        check(len(r["events"]) == 5 and r["next_version"] == 6, (len(r["events"]), r.get("next_version")))
+        r = c.call({"type": "read_all", "from_sequence": 1})
+        check(len(r["events"]) == 5 and r["next_sequence"] == 6, r["next_sequence"])
+        r = c.call({"type": "read", "aggregate_id": "big-1", "from_version": 6})
+        check([e["version"] for e in r["events"]] == [6, 7] and "next_version" not in r)
+        # over twice the body limit: the connection is dropped, annald goes on
+        c.send_raw(msgpack.packb({"type": "status", "msg_id": 1, "pad": "y" * (9 << 20)}))
+        fresh = Client(d.commands)
+        check(fresh.call({"type": "status"})["head_sequence"] == 7)
 
 
 def t_snapshots_state():
@@ -376,6 +422,7 @@ run([
     ("heartbeat_json", t_heartbeat_json),
     ("errors", t_errors),
     ("reads", t_reads),
+    ("reply_budget", t_reply_budget),
     ("snapshots_state", t_snapshots_state),
     ("restart_keeps_data", t_restart_keeps_data),
     ("flags", t_flags),

@@ -165,6 +165,18 @@ static void t_idempotency(void)
                           "\"events\":[{\"event_type\":\"U\",\"event_data\":1},"
                           "{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"}]}", &res)
           == ANNAL_ERR_MALFORMED);
+    /* a batch retry must be the whole stored batch: not longer, not a tail */
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
+                          "\"events\":[{\"event_type\":\"U\",\"event_data\":1,\"event_id\":\"" ID2 "\"},"
+                          "{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"},"
+                          "{\"event_type\":\"W\",\"event_data\":3}]}", &res) == ANNAL_ERR_MALFORMED);
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
+                          "\"events\":[{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"},"
+                          "{\"event_type\":\"W\",\"event_data\":3}]}", &res) == ANNAL_ERR_MALFORMED);
+    /* one event may repeat any stored event: its own sequence comes back */
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"V\","
+                          "\"event_data\":2,\"version\":7,\"event_id\":\"" ID3 "\"}", &res) == ANNAL_OK);
+    CHECK(res.duplicate && res.first_sequence == 3);
     CHECK(s_head(store) == 3);
     annal_store_close(&store);
     t_rmdir(dir);

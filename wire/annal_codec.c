@@ -440,7 +440,12 @@ static annal_err_t s_command(ctx_t *c, const node_t *root, annal_request_t *req)
                 return s_fail(c, "field 'state': %s", why);
             req->has_state = true;
         }
-        return s_uint_field(c, root, "version", &req->has_version, &req->version);
+        if ((rc = s_uint_field(c, root, "version", &req->has_version, &req->version)))
+            return rc;
+        if (req->has_state && req->has_version)
+            return s_fail(c, "'version' snapshots the default fold as of that version; it "
+                             "cannot be given with 'state'");
+        return ANNAL_OK;
     }
     case ANNAL_CMD_GET_SNAPSHOT:
         return ANNAL_OK;
@@ -539,6 +544,11 @@ annal_err_t annal_request_decode(const uint8_t *body, size_t size, annal_request
             rc = s_fail(&c, "the request body must be a JSON object");
             goto cleanup;
         }
+        json_t *id = json_object_get(json, "msg_id");
+        if (json_is_integer(id)) { /* for in_reply_to, should the rest fail */
+            req->has_msg_id = true;
+            req->msg_id = json_integer_value(id);
+        }
         if (s_json_depth(json, ANNAL_MAX_DEPTH + 1) > ANNAL_MAX_DEPTH) {
             rc = s_fail(&c, "nesting too deep (more than %d levels)", ANNAL_MAX_DEPTH);
             goto cleanup;
@@ -550,6 +560,7 @@ annal_err_t annal_request_decode(const uint8_t *body, size_t size, annal_request
         const char *reason;
         size_t off = 0;
         if (annal_msgpack_check(body, size, ANNAL_MAX_DEPTH, &reason)) {
+            req->has_msg_id = annal_msgpack_find_int(body, size, "msg_id", &req->msg_id) == 0;
             rc = s_fail(&c, "invalid MessagePack: %s", reason);
             goto cleanup;
         }
@@ -565,10 +576,9 @@ annal_err_t annal_request_decode(const uint8_t *body, size_t size, annal_request
     }
 
     node_t id = s_get(&root, "msg_id");
-    if (s_kind(&id) == K_INT) {
-        req->has_msg_id = true;
+    req->has_msg_id = s_kind(&id) == K_INT;
+    if (req->has_msg_id)
         req->msg_id = s_int(&id);
-    }
     node_t type = s_get(&root, "type");
     if (s_absent(&type) || s_kind(&type) != K_STR) {
         rc = s_fail(&c, "field 'type' must be a string");
@@ -635,10 +645,39 @@ typedef struct {
 
 #define MAX_FIELDS 16
 
+#define TEXT_MAX 1024
+
 struct annal_reply_t {
     field_t fields[MAX_FIELDS]; /* in output order */
     size_t count;               /* fields in use */
+    char text[TEXT_MAX];        /* an error text, made safe to send */
 };
+
+/* Copies text into out (size TEXT_MAX): valid UTF-8 only, control
+   characters and bytes that are not UTF-8 replaced by '?', cut at a
+   character boundary. Error texts echo client input; this keeps every
+   reply encodable and every string in it valid. */
+static void s_safe_text(char *out, const char *text)
+{
+    size_t n = strlen(text), o = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char) text[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        bool bad = i + len > n || c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xc2)
+                   || !annal_utf8_valid(text + i, len);
+        if (bad)
+            len = 1;
+        if (o + len >= TEXT_MAX)
+            break;
+        if (bad)
+            out[o] = '?';
+        else
+            memcpy(out + o, text + i, len);
+        o += len;
+        i += len;
+    }
+    out[o] = 0;
+}
 
 annal_reply_t *annal_reply_new(void)
 {
@@ -727,84 +766,112 @@ void annal_reply_error(annal_reply_t *self, bool has_id, int64_t msg_id, annal_e
 {
     annal_reply_begin(self, "error", has_id, msg_id);
     annal_reply_int(self, "code", annal_err_code(err));
-    if (!text || !*text)
-        text = annal_strerror(err);
-    annal_reply_str(self, "text", text, strlen(text));
+    s_safe_text(self->text, text && *text ? text : annal_strerror(err));
+    annal_reply_str(self, "text", self->text, strlen(self->text));
 }
 
 /* JSON output -------------------------------------------------------------------- */
 
-static json_t *s_json_uuid(const uint8_t *id)
+static void s_json_key(annal_buf_t *b, const char *key, bool first)
+{
+    if (!first)
+        annal_buf_put(b, ",", 1);
+    annal_json_string(b, key, strlen(key));
+    annal_buf_put(b, ":", 1);
+}
+
+static void s_json_u64(annal_buf_t *b, uint64_t v)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%llu", (unsigned long long) v);
+    annal_buf_puts(b, num);
+}
+
+static void s_json_uuid(annal_buf_t *b, const uint8_t *id)
 {
     char text[37];
     uuid_unparse_lower(id, text);
-    return json_stringn_nocheck(text, 36);
+    annal_json_string(b, text, 36);
 }
 
-static json_t *s_json_event(const annal_event_t *ev)
+static int s_json_event(annal_buf_t *b, const annal_event_t *ev)
 {
     char when[ANNAL_TIME_TEXT];
     annal_time_format(ev->recorded_at, when);
-    json_t *data = annal_value_to_json(ev->data, ev->data_len);
-    json_t *meta = annal_value_to_json(ev->metadata, ev->metadata_len);
-    json_t *o = json_object();
-    if (!data || !meta || !o) {
-        json_decref(data);
-        json_decref(meta);
-        json_decref(o);
-        return NULL;
-    }
-    json_object_set_new_nocheck(o, "sequence_number", json_integer((json_int_t) ev->sequence));
-    json_object_set_new_nocheck(o, "event_id", s_json_uuid(ev->event_id));
-    json_object_set_new_nocheck(o, "aggregate_id",
-                                json_stringn_nocheck(ev->aggregate_id, ev->aggregate_id_len));
-    json_object_set_new_nocheck(o, "version", json_integer((json_int_t) ev->version));
-    json_object_set_new_nocheck(o, "event_type",
-                                json_stringn_nocheck(ev->event_type, ev->event_type_len));
-    json_object_set_new_nocheck(o, "event_data", data);
-    json_object_set_new_nocheck(o, "metadata", meta);
-    json_object_set_new_nocheck(o, "recorded_at", json_string_nocheck(when));
-    return o;
-}
-
-static json_t *s_json_field(const field_t *f)
-{
-    switch (f->kind) {
-    case F_STR: return json_stringn_nocheck(f->ptr, f->len);
-    case F_U64: return json_integer((json_int_t) f->u);
-    case F_INT: return json_integer(f->i);
-    case F_NULL: return json_null();
-    case F_VALUE: return annal_value_to_json(f->ptr, f->len);
-    case F_UUID: return s_json_uuid(f->ptr);
-    case F_UUIDS: {
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < f->len; i++)
-            json_array_append_new(a, s_json_uuid((const uint8_t *) f->ptr + 16 * i));
-        return a;
-    }
-    case F_EVENTS: {
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < f->len; i++) {
-            json_t *e = s_json_event((const annal_event_t *) f->ptr + i);
-            if (!e || json_array_append_new(a, e)) {
-                json_decref(a);
-                return NULL;
-            }
-        }
-        return a;
-    }
-    }
-    return NULL;
-}
-
-static int s_json_out(json_t *o, uint8_t **out, size_t *len)
-{
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!text)
+    s_json_key(b, "sequence_number", true);
+    s_json_u64(b, ev->sequence);
+    s_json_key(b, "event_id", false);
+    s_json_uuid(b, ev->event_id);
+    s_json_key(b, "aggregate_id", false);
+    annal_json_string(b, ev->aggregate_id, ev->aggregate_id_len);
+    s_json_key(b, "version", false);
+    s_json_u64(b, ev->version);
+    s_json_key(b, "event_type", false);
+    annal_json_string(b, ev->event_type, ev->event_type_len);
+    s_json_key(b, "event_data", false);
+    if (annal_json_value(b, ev->data, ev->data_len))
         return -1;
-    *out = (uint8_t *) text;
-    *len = strlen(text);
+    s_json_key(b, "metadata", false);
+    if (annal_json_value(b, ev->metadata, ev->metadata_len))
+        return -1;
+    s_json_key(b, "recorded_at", false);
+    annal_json_string(b, when, strlen(when));
+    annal_buf_put(b, "}", 1);
+    return 0;
+}
+
+/* Writes one event object, braces included. */
+static int s_json_event_object(annal_buf_t *b, const annal_event_t *ev)
+{
+    annal_buf_put(b, "{", 1);
+    return s_json_event(b, ev);
+}
+
+static int s_json_field(annal_buf_t *b, const field_t *f)
+{
+    char num[24];
+    switch (f->kind) {
+    case F_STR: annal_json_string(b, f->ptr, f->len); return 0;
+    case F_U64: s_json_u64(b, f->u); return 0;
+    case F_INT:
+        snprintf(num, sizeof num, "%lld", (long long) f->i);
+        annal_buf_puts(b, num);
+        return 0;
+    case F_NULL: annal_buf_puts(b, "null"); return 0;
+    case F_VALUE: return annal_json_value(b, f->ptr, f->len);
+    case F_UUID: s_json_uuid(b, f->ptr); return 0;
+    case F_UUIDS:
+        annal_buf_put(b, "[", 1);
+        for (size_t i = 0; i < f->len; i++) {
+            if (i)
+                annal_buf_put(b, ",", 1);
+            s_json_uuid(b, (const uint8_t *) f->ptr + 16 * i);
+        }
+        annal_buf_put(b, "]", 1);
+        return 0;
+    case F_EVENTS:
+        annal_buf_put(b, "[", 1);
+        for (size_t i = 0; i < f->len; i++) {
+            if (i)
+                annal_buf_put(b, ",", 1);
+            if (s_json_event_object(b, (const annal_event_t *) f->ptr + i))
+                return -1;
+        }
+        annal_buf_put(b, "]", 1);
+        return 0;
+    }
+    return -1;
+}
+
+/* Hands the buffer's text to the caller, or frees it on failure. */
+static int s_json_out(annal_buf_t *b, int rc, uint8_t **out, size_t *len)
+{
+    if (rc || b->failed || !b->data) {
+        annal_buf_free(b);
+        return -1;
+    }
+    *out = (uint8_t *) b->data;
+    *len = b->len;
     return 0;
 }
 
@@ -880,15 +947,15 @@ static int s_mp_out(msgpack_sbuffer *sb, uint8_t **out, size_t *len)
 int annal_reply_encode(annal_reply_t *self, annal_encoding_t enc, uint8_t **out, size_t *len)
 {
     if (enc == ANNAL_ENC_JSON) {
-        json_t *o = json_object();
-        for (size_t i = 0; o && i < self->count; i++) {
-            json_t *v = s_json_field(&self->fields[i]);
-            if (!v || json_object_set_new_nocheck(o, self->fields[i].key, v)) {
-                json_decref(o);
-                o = NULL;
-            }
+        annal_buf_t b = {0};
+        int rc = 0;
+        annal_buf_put(&b, "{", 1);
+        for (size_t i = 0; rc == 0 && i < self->count; i++) {
+            s_json_key(&b, self->fields[i].key, i == 0);
+            rc = s_json_field(&b, &self->fields[i]);
         }
-        return s_json_out(o, out, len);
+        annal_buf_put(&b, "}", 1);
+        return s_json_out(&b, rc, out, len);
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -906,8 +973,10 @@ int annal_reply_encode(annal_reply_t *self, annal_encoding_t enc, uint8_t **out,
 
 int annal_event_encode(const annal_event_t *ev, annal_encoding_t enc, uint8_t **out, size_t *len)
 {
-    if (enc == ANNAL_ENC_JSON)
-        return s_json_out(s_json_event(ev), out, len);
+    if (enc == ANNAL_ENC_JSON) {
+        annal_buf_t b = {0};
+        return s_json_out(&b, s_json_event_object(&b, ev), out, len);
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;

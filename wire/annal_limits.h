@@ -16,5 +16,8 @@
 #define ANNAL_MAX_ENVELOPE       16     /* ZeroMQ envelope frames before the body */
 #define ANNAL_MAX_EVENT_TYPES    64     /* entries in read_all's event_types filter */
 #define ANNAL_GROUP_MAX          1024   /* requests committed together, at most */
+#define ANNAL_ENVELOPE_FRAME     256    /* bytes in one envelope frame (identities) */
+#define ANNAL_REPLY_BUDGET       (16 * 1024 * 1024) /* stored bytes of events in one reply */
+#define ANNAL_CLIENT_HWM         1000   /* requests queued per client connection */
 
 #endif

@@ -4,6 +4,7 @@
 #ifndef ANNAL_LINE_H
 #define ANNAL_LINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,9 @@ const char *annal_line_body(const annal_line_t *self, size_t *len);
 /* The reply line for reply (JSON text), src and dest swapped, ending in
    "\n"; caller frees. NULL when reply is not JSON or out of memory. */
 char *annal_line_reply(const annal_line_t *self, const uint8_t *reply, size_t len);
+
+/* The body's msg_id, when it has an integer one. */
+bool annal_line_msg_id(const annal_line_t *self, int64_t *msg_id);
 
 void annal_line_destroy(annal_line_t **self);
 

@@ -81,77 +81,94 @@ static uint64_t s_be(const uint8_t *p, int n)
     return v;
 }
 
+/* Reads the header at *off: how many bytes of payload follow (*skip) and how
+   many values it contains (*items). Returns -1 on a byte that starts nothing. */
+static int s_header(const uint8_t *p, size_t size, size_t *off, uint64_t *skip, uint64_t *items)
+{
+    uint8_t c = p[(*off)++];
+    size_t left = size - *off;
+    int hdr = 0;
+    *skip = *items = 0;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+        return 0;
+    if ((c & 0xf0) == 0x80)
+        *items = 2 * (uint64_t) (c & 0x0f);
+    else if ((c & 0xf0) == 0x90)
+        *items = c & 0x0f;
+    else if ((c & 0xe0) == 0xa0)
+        *skip = c & 0x1f;
+    else if (c == 0xcc || c == 0xd0 || c == 0xd4)
+        *skip = c == 0xd4 ? 2 : 1;
+    else if (c == 0xcd || c == 0xd1 || c == 0xd5)
+        *skip = c == 0xd5 ? 3 : 2;
+    else if (c == 0xca || c == 0xce || c == 0xd2 || c == 0xd6)
+        *skip = c == 0xd6 ? 5 : 4;
+    else if (c == 0xcb || c == 0xcf || c == 0xd3 || c == 0xd7)
+        *skip = c == 0xd7 ? 9 : 8;
+    else if (c == 0xd8)
+        *skip = 17;
+    else if (c == 0xc4 || c == 0xd9 || c == 0xc7)
+        hdr = 1;
+    else if (c == 0xc5 || c == 0xda || c == 0xc8 || c == 0xdc || c == 0xde)
+        hdr = 2;
+    else if (c == 0xc6 || c == 0xdb || c == 0xc9 || c == 0xdd || c == 0xdf)
+        hdr = 4;
+    else
+        return -1;
+    if (hdr) {
+        if (left < (size_t) hdr)
+            return -1;
+        uint64_t n = s_be(p + *off, hdr);
+        *off += hdr;
+        if (c == 0xdc || c == 0xdd)
+            *items = n;
+        else if (c == 0xde || c == 0xdf)
+            *items = 2 * n;
+        else
+            *skip = n + (c >= 0xc7 && c <= 0xc9); /* ext: one type byte more */
+    }
+    return 0;
+}
+
+/* Skips one value at *off without recursion, whatever its depth. */
+static int s_skip(const uint8_t *p, size_t size, size_t *off)
+{
+    uint64_t pending = 1;
+    while (pending) {
+        uint64_t skip, items;
+        if (*off >= size || s_header(p, size, off, &skip, &items))
+            return -1;
+        pending--;
+        if (skip > size - *off || items > size - *off)
+            return -1;
+        *off += skip;
+        pending += items;
+    }
+    return 0;
+}
+
 /* Walks one value at *off; containers recurse, at most max_depth deep. */
 static int s_check(const uint8_t *p, size_t size, size_t *off, int depth, int max_depth,
                    const char **why)
 {
-    if (*off >= size) {
-        *why = "MessagePack is truncated";
+    *why = "MessagePack is truncated";
+    if (*off >= size)
+        return -1;
+    uint8_t c = p[*off];
+    if ((c >= 0xc7 && c <= 0xc9) || (c >= 0xd4 && c <= 0xd8)) {
+        *why = "MessagePack ext types are not accepted";
         return -1;
     }
-    uint8_t c = p[(*off)++];
-    size_t left = size - *off;
-    uint64_t skip = 0, items = 0;
-    int hdr = 0;
-    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-        return 0;
-    if ((c & 0xf0) == 0x80)
-        items = 2 * (uint64_t) (c & 0x0f);
-    else if ((c & 0xf0) == 0x90)
-        items = c & 0x0f;
-    else if ((c & 0xe0) == 0xa0)
-        skip = c & 0x1f;
-    else
-        switch (c) {
-        case 0xc4: case 0xd9: hdr = 1; break;
-        case 0xc5: case 0xda: hdr = 2; break;
-        case 0xc6: case 0xdb: hdr = 4; break;
-        case 0xca: skip = 4; break;
-        case 0xcb: skip = 8; break;
-        case 0xcc: case 0xd0: skip = 1; break;
-        case 0xcd: case 0xd1: skip = 2; break;
-        case 0xce: case 0xd2: skip = 4; break;
-        case 0xcf: case 0xd3: skip = 8; break;
-        case 0xdc: case 0xde: hdr = 2; break;
-        case 0xdd: case 0xdf: hdr = 4; break;
-        case 0xc7: case 0xc8: case 0xc9:
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-            *why = "MessagePack ext types are not accepted";
-            return -1;
-        default:
+    uint64_t skip, items;
+    if (s_header(p, size, off, &skip, &items)) {
+        if (c == 0xc1)
             *why = "MessagePack has an invalid type byte";
-            return -1;
-        }
-    if (hdr) {
-        if (left < (size_t) hdr) {
-            *why = "MessagePack is truncated";
-            return -1;
-        }
-        uint64_t n = s_be(p + *off, hdr);
-        *off += hdr;
-        left -= hdr;
-        if (c == 0xdc || c == 0xdd)
-            items = n;
-        else if (c == 0xde || c == 0xdf)
-            items = 2 * n;
-        else
-            skip = n;
-    }
-    if (skip) {
-        if (skip > left) {
-            *why = "MessagePack is truncated";
-            return -1;
-        }
-        *off += skip;
-        return 0;
-    }
-    if (items == 0)
-        return 0;
-    if (items > left) {
-        *why = "MessagePack is truncated";
         return -1;
     }
-    if (depth + 1 > max_depth) {
+    if (skip > size - *off || items > size - *off)
+        return -1;
+    *off += skip;
+    if (items && depth + 1 > max_depth) {
         *why = "nesting too deep";
         return -1;
     }
@@ -171,6 +188,52 @@ int annal_msgpack_check(const uint8_t *data, size_t size, int max_depth, const c
         return -1;
     }
     return 0;
+}
+
+int annal_msgpack_find_int(const uint8_t *p, size_t size, const char *key, int64_t *value)
+{
+    size_t off = 0, klen = strlen(key);
+    uint64_t skip, items;
+    if (size == 0 || (p[0] & 0xf0) != 0x80) {
+        if (size == 0 || (p[0] != 0xde && p[0] != 0xdf))
+            return -1;
+    }
+    if (s_header(p, size, &off, &skip, &items))
+        return -1;
+    for (uint64_t i = 0; i < items / 2; i++) {
+        size_t kstart = off;
+        if (off >= size)
+            return -1;
+        uint8_t c = p[off];
+        if (s_skip(p, size, &off))
+            return -1;
+        bool match = (c & 0xe0) == 0xa0 && (size_t) (c & 0x1f) == klen
+                     && memcmp(p + kstart + 1, key, klen) == 0;
+        if (match && off < size) {
+            msgpack_unpacked u;
+            msgpack_unpacked_init(&u);
+            size_t voff = off;
+            size_t vend = off, unused = 0;
+            int found = -1;
+            if (s_skip(p, size, &vend) == 0
+                && msgpack_unpack_next(&u, (const char *) p + voff, vend - voff, &unused)
+                       == MSGPACK_UNPACK_SUCCESS) {
+                if (u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && u.data.via.u64 <= INT64_MAX) {
+                    *value = (int64_t) u.data.via.u64;
+                    found = 0;
+                }
+                else if (u.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+                    *value = u.data.via.i64;
+                    found = 0;
+                }
+            }
+            msgpack_unpacked_destroy(&u);
+            return found;
+        }
+        if (s_skip(p, size, &off))
+            return -1;
+    }
+    return -1;
 }
 
 /* --- conversions ----------------------------------------------------------- */
@@ -263,6 +326,10 @@ int annal_value_pack_msgpack(msgpack_packer *pk, const msgpack_object *o, const 
             const msgpack_object *k = &o->via.map.ptr[i].key;
             if (k->type != MSGPACK_OBJECT_STR && k->type != MSGPACK_OBJECT_BIN) {
                 *why = "a map key is not a string";
+                return -1;
+            }
+            if (memchr(k->via.str.ptr, 0, k->via.str.size)) {
+                *why = "a map key contains a NUL character"; /* JSON parsers refuse it */
                 return -1;
             }
             if (annal_value_pack_msgpack(pk, k, why)
