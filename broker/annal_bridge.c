@@ -64,15 +64,15 @@ static void s_usage(FILE *out)
 /* The error reply the bridge itself gives when the broker does not answer. */
 static char *s_local_error(const annal_line_t *msg, const char *text)
 {
-    annal_reply_t *reply = annal_reply_new();
+    annal_body_t *reply = annal_body_new();
     uint8_t *out = NULL;
     size_t len = 0;
     int64_t msg_id = 0;
     bool has_id = annal_line_msg_id(msg, &msg_id);
     if (reply) {
-        annal_reply_error(reply, has_id, msg_id, ANNAL_ERR_UNAVAILABLE, text);
-        annal_reply_encode(reply, ANNAL_ENC_JSON, &out, &len);
-        annal_reply_destroy(&reply);
+        annal_body_error(reply, has_id, msg_id, ANNAL_ERR_UNAVAILABLE, text);
+        annal_body_encode(reply, ANNAL_ENC_JSON, &out, &len);
+        annal_body_destroy(&reply);
     }
     return (char *) out;
 }

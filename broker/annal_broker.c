@@ -61,7 +61,7 @@ struct annal_broker_t {
     zsock_t *pub;                 /* events, or NULL */
     char commands[256];           /* bound command endpoint */
     char events[256];             /* bound event endpoint, or "" */
-    annal_reply_t *reply;         /* reply builder, reused */
+    annal_body_t *reply;         /* reply builder, reused */
     annal_event_list_t list;      /* read results, reused */
     pending_t *pending;           /* the batch: ANNAL_GROUP_MAX entries */
     size_t npending;              /* requests in the batch */
@@ -88,7 +88,7 @@ static annal_err_t s_finish(annal_broker_t *self, pending_t *p)
 {
     free(p->reply);
     p->reply = NULL;
-    if (annal_reply_encode(self->reply, p->enc, &p->reply, &p->reply_len)) {
+    if (annal_body_encode(self->reply, p->enc, &p->reply, &p->reply_len)) {
         snprintf(p->why, WHY_MAX, "a stored value could not be encoded");
         return ANNAL_ERR_INTERNAL;
     }
@@ -97,10 +97,10 @@ static annal_err_t s_finish(annal_broker_t *self, pending_t *p)
 
 static void s_error_reply(annal_broker_t *self, pending_t *p, annal_err_t err, const char *text)
 {
-    annal_reply_error(self->reply, p->req.has_msg_id, p->req.msg_id, err, text);
+    annal_body_error(self->reply, p->req.has_msg_id, p->req.msg_id, err, text);
     free(p->reply);
     p->reply = NULL;
-    if (annal_reply_encode(self->reply, p->enc, &p->reply, &p->reply_len))
+    if (annal_body_encode(self->reply, p->enc, &p->reply, &p->reply_len))
         p->reply = NULL; /* out of memory: the client gets no reply */
 }
 
@@ -156,8 +156,8 @@ static annal_err_t s_append(annal_broker_t *self, pending_t *p)
         else
             snprintf(text, sizeof text, "Expected version %" PRIu64 ", got %" PRIu64,
                      r->expected_version, res.actual_version);
-        annal_reply_begin(self->reply, "concurrency_error", true, r->msg_id);
-        annal_reply_str(self->reply, "error", text, strlen(text));
+        annal_body_begin(self->reply, "concurrency_error", true, r->msg_id);
+        annal_body_str(self->reply, "error", text, strlen(text));
         return s_finish(self, p);
     }
     if (err)
@@ -188,10 +188,10 @@ static annal_err_t s_append(annal_broker_t *self, pending_t *p)
             }
         }
     }
-    annal_reply_begin(self->reply, "appended", true, r->msg_id);
+    annal_body_begin(self->reply, "appended", true, r->msg_id);
     if (!r->batch) {
-        annal_reply_uuid(self->reply, "event_id", r->events[0].event_id);
-        annal_reply_u64(self->reply, "sequence_number", res.first_sequence);
+        annal_body_uuid(self->reply, "event_id", r->events[0].event_id);
+        annal_body_u64(self->reply, "sequence_number", res.first_sequence);
         return s_finish(self, p);
     }
     uint8_t *ids = malloc(16 * n);
@@ -201,10 +201,10 @@ static annal_err_t s_append(annal_broker_t *self, pending_t *p)
     }
     for (size_t i = 0; i < n; i++)
         memcpy(ids + 16 * i, r->events[i].event_id, 16);
-    annal_reply_uuids(self->reply, "event_ids", ids, n);
-    annal_reply_u64(self->reply, "first_sequence_number", res.first_sequence);
-    annal_reply_u64(self->reply, "last_sequence_number", res.last_sequence);
-    annal_reply_u64(self->reply, "version", res.version);
+    annal_body_uuids(self->reply, "event_ids", ids, n);
+    annal_body_u64(self->reply, "first_sequence_number", res.first_sequence);
+    annal_body_u64(self->reply, "last_sequence_number", res.last_sequence);
+    annal_body_u64(self->reply, "version", res.version);
     err = s_finish(self, p);
     free(ids);
     return err;
@@ -268,9 +268,9 @@ static annal_err_t s_create_snapshot(annal_broker_t *self, pending_t *p)
     }
     if (err)
         return err;
-    annal_reply_begin(self->reply, "snapshot_created", true, r->msg_id);
-    annal_reply_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
-    annal_reply_u64(self->reply, "version", v);
+    annal_body_begin(self->reply, "snapshot_created", true, r->msg_id);
+    annal_body_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+    annal_body_u64(self->reply, "version", v);
     return s_finish(self, p);
 }
 
@@ -284,10 +284,10 @@ static annal_err_t s_get_snapshot(annal_broker_t *self, pending_t *p)
         snprintf(p->why, WHY_MAX, "aggregate '%s' has no snapshot", r->aggregate_id);
     if (err)
         return err;
-    annal_reply_begin(self->reply, "snapshot", true, r->msg_id);
-    annal_reply_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
-    annal_reply_u64(self->reply, "version", snap.version);
-    annal_reply_value(self->reply, "state", snap.state, snap.len);
+    annal_body_begin(self->reply, "snapshot", true, r->msg_id);
+    annal_body_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+    annal_body_u64(self->reply, "version", snap.version);
+    annal_body_value(self->reply, "state", snap.state, snap.len);
     return s_finish(self, p);
 }
 
@@ -304,13 +304,13 @@ static annal_err_t s_replay(annal_broker_t *self, pending_t *p)
     else
         err = annal_fold_run(self->store, r->aggregate_id, NULL, 0, 0, to, INT64_MAX, &fold);
     if (!err) {
-        annal_reply_begin(self->reply, "replayed", true, r->msg_id);
-        annal_reply_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
-        annal_reply_u64(self->reply, "events_replayed", fold.applied);
-        annal_reply_value(self->reply, "state", fold.state.data, fold.state.size);
-        annal_reply_u64(self->reply, "version", fold.version);
+        annal_body_begin(self->reply, "replayed", true, r->msg_id);
+        annal_body_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+        annal_body_u64(self->reply, "events_replayed", fold.applied);
+        annal_body_value(self->reply, "state", fold.state.data, fold.state.size);
+        annal_body_u64(self->reply, "version", fold.version);
         if (r->use_snapshot)
-            annal_reply_u64(self->reply, "snapshot_version", from);
+            annal_body_u64(self->reply, "snapshot_version", from);
         err = s_finish(self, p);
     }
     annal_blob_free(&fold.state);
@@ -324,11 +324,11 @@ static annal_err_t s_get_state(annal_broker_t *self, pending_t *p)
     annal_err_t err = annal_fold_run(self->store, r->aggregate_id, NULL, 0, 0, UINT64_MAX,
                                      r->timestamp_us, &fold);
     if (!err) {
-        annal_reply_begin(self->reply, "state", true, r->msg_id);
-        annal_reply_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
-        annal_reply_str(self->reply, "timestamp", r->timestamp, strlen(r->timestamp));
-        annal_reply_value(self->reply, "state", fold.state.data, fold.state.size);
-        annal_reply_u64(self->reply, "version", fold.version);
+        annal_body_begin(self->reply, "state", true, r->msg_id);
+        annal_body_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+        annal_body_str(self->reply, "timestamp", r->timestamp, strlen(r->timestamp));
+        annal_body_value(self->reply, "state", fold.state.data, fold.state.size);
+        annal_body_u64(self->reply, "version", fold.version);
         err = s_finish(self, p);
     }
     annal_blob_free(&fold.state);
@@ -376,12 +376,12 @@ static annal_err_t s_read(annal_broker_t *self, pending_t *p)
     if (self->list.count)
         next = self->list.items[self->list.count - 1].version + (r->backward ? -1 : 1);
     more = r->backward ? next >= 1 && next <= current : next <= current;
-    annal_reply_begin(self->reply, "events", true, r->msg_id);
-    annal_reply_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
-    annal_reply_events(self->reply, "events", self->list.items, self->list.count);
-    annal_reply_u64(self->reply, "version", current);
+    annal_body_begin(self->reply, "events", true, r->msg_id);
+    annal_body_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+    annal_body_events(self->reply, "events", self->list.items, self->list.count);
+    annal_body_u64(self->reply, "version", current);
     if (more)
-        annal_reply_u64(self->reply, "next_version", next);
+        annal_body_u64(self->reply, "next_version", next);
     return s_finish(self, p);
 }
 
@@ -401,10 +401,10 @@ static annal_err_t s_read_all(annal_broker_t *self, pending_t *p)
     s_trim(&self->list);
     if (self->list.count < found)
         next = self->list.items[self->list.count - 1].sequence + 1;
-    annal_reply_begin(self->reply, "events", true, r->msg_id);
-    annal_reply_events(self->reply, "events", self->list.items, self->list.count);
-    annal_reply_u64(self->reply, "next_sequence", next);
-    annal_reply_u64(self->reply, "head_sequence", st.head_sequence);
+    annal_body_begin(self->reply, "events", true, r->msg_id);
+    annal_body_events(self->reply, "events", self->list.items, self->list.count);
+    annal_body_u64(self->reply, "next_sequence", next);
+    annal_body_u64(self->reply, "head_sequence", st.head_sequence);
     return s_finish(self, p);
 }
 
@@ -415,20 +415,20 @@ static annal_err_t s_status(annal_broker_t *self, pending_t *p)
     if (err)
         return err;
     const char *store = annal_store_name(self->store);
-    annal_reply_begin(self->reply, "status_ok", true, p->req.msg_id);
-    annal_reply_u64(self->reply, "head_sequence", st.head_sequence);
-    annal_reply_u64(self->reply, "aggregates", st.aggregates);
-    annal_reply_u64(self->reply, "events", st.events);
-    annal_reply_u64(self->reply, "snapshots", st.snapshots);
-    annal_reply_str(self->reply, "store", store, strlen(store));
-    annal_reply_str(self->reply, "version", ANNAL_VERSION, strlen(ANNAL_VERSION));
-    annal_reply_u64(self->reply, "uptime_s", (uint64_t) (zclock_mono() - self->started) / 1000);
+    annal_body_begin(self->reply, "status_ok", true, p->req.msg_id);
+    annal_body_u64(self->reply, "head_sequence", st.head_sequence);
+    annal_body_u64(self->reply, "aggregates", st.aggregates);
+    annal_body_u64(self->reply, "events", st.events);
+    annal_body_u64(self->reply, "snapshots", st.snapshots);
+    annal_body_str(self->reply, "store", store, strlen(store));
+    annal_body_str(self->reply, "version", ANNAL_VERSION, strlen(ANNAL_VERSION));
+    annal_body_u64(self->reply, "uptime_s", (uint64_t) (zclock_mono() - self->started) / 1000);
     return s_finish(self, p);
 }
 
 static annal_err_t s_init(annal_broker_t *self, pending_t *p)
 {
-    annal_reply_begin(self->reply, "init_ok", true, p->req.msg_id);
+    annal_body_begin(self->reply, "init_ok", true, p->req.msg_id);
     return s_finish(self, p);
 }
 
@@ -638,9 +638,9 @@ static void s_heartbeat(annal_broker_t *self)
         return;
     uint8_t *body;
     size_t len;
-    annal_reply_begin_plain(self->reply);
-    annal_reply_u64(self->reply, "head_sequence", self->head);
-    if (annal_reply_encode(self->reply, self->config.pub_format, &body, &len))
+    annal_body_begin_plain(self->reply);
+    annal_body_u64(self->reply, "head_sequence", self->head);
+    if (annal_body_encode(self->reply, self->config.pub_format, &body, &len))
         return;
     zmq_msg_t topic, msg;
     zmq_msg_init_size(&topic, 5);
@@ -686,7 +686,7 @@ static void s_free(annal_broker_t *self)
     zsock_destroy(&self->router);
     zsock_destroy(&self->pub);
     annal_store_close(&self->store);
-    annal_reply_destroy(&self->reply);
+    annal_body_destroy(&self->reply);
     annal_event_list_free(&self->list);
     s_drop_pubs(self);
     free(self->pubs);
@@ -720,7 +720,7 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
     if (self->config.heartbeat_ms <= 0)
         self->config.heartbeat_ms = 1000;
     self->started = zclock_mono();
-    self->reply = annal_reply_new();
+    self->reply = annal_body_new();
     self->pending = calloc(ANNAL_GROUP_MAX, sizeof *self->pending);
     if (!self->reply || !self->pending) {
         snprintf(why, whylen, "out of memory");

@@ -62,7 +62,7 @@ static void t_msg_id_kept(void)
 
 static void t_reply_both(void)
 {
-    annal_reply_t *r = annal_reply_new();
+    annal_body_t *r = annal_body_new();
     CHECK(r);
     const uint8_t id[16] = {0x0b, 0x7e, 0x6d, 0x2a, 0x5c, 0x1f, 0x4d, 0x3e,
                             0x9a, 0x8b, 0x7c, 0x6d, 0x5e, 0x4f, 0x3a, 0x2b};
@@ -72,12 +72,12 @@ static void t_reply_both(void)
                         .event_type_len = 1, .data = data, .data_len = sizeof data,
                         .metadata = (const uint8_t *) "\x80", .metadata_len = 1,
                         .recorded_at = 1705309200123456};
-    annal_reply_begin(r, "events", true, 9);
-    annal_reply_events(r, "events", &ev, 1);
-    annal_reply_u64(r, "version", 2);
+    annal_body_begin(r, "events", true, 9);
+    annal_body_events(r, "events", &ev, 1);
+    annal_body_u64(r, "version", 2);
     uint8_t *out;
     size_t len;
-    CHECK(annal_reply_encode(r, ANNAL_ENC_JSON, &out, &len) == 0);
+    CHECK(annal_body_encode(r, ANNAL_ENC_JSON, &out, &len) == 0);
     const char *want =
         "{\"type\":\"events\",\"in_reply_to\":9,\"events\":[{\"sequence_number\":7,"
         "\"event_id\":\"0b7e6d2a-5c1f-4d3e-9a8b-7c6d5e4f3a2b\",\"aggregate_id\":\"user-1\","
@@ -87,16 +87,16 @@ static void t_reply_both(void)
         fprintf(stderr, "  got %.*s\n", (int) len, out);
     CHECK(len == strlen(want) && memcmp(out, want, len) == 0);
     free(out);
-    CHECK(annal_reply_encode(r, ANNAL_ENC_MSGPACK, &out, &len) == 0);
+    CHECK(annal_body_encode(r, ANNAL_ENC_MSGPACK, &out, &len) == 0);
     CHECK(out[0] == 0x84); /* a map of four */
     CHECK(memmem(out, len, data, sizeof data)); /* the stored value, as stored */
     free(out);
-    annal_reply_error(r, false, 0, ANNAL_ERR_NOT_FOUND, "no snapshot");
-    CHECK(annal_reply_encode(r, ANNAL_ENC_JSON, &out, &len) == 0);
+    annal_body_error(r, false, 0, ANNAL_ERR_NOT_FOUND, "no snapshot");
+    CHECK(annal_body_encode(r, ANNAL_ENC_JSON, &out, &len) == 0);
     want = "{\"type\":\"error\",\"in_reply_to\":null,\"code\":20,\"text\":\"no snapshot\"}";
     CHECK(len == strlen(want) && memcmp(out, want, len) == 0);
     free(out);
-    annal_reply_destroy(&r);
+    annal_body_destroy(&r);
 }
 
 static void t_time(void)

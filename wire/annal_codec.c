@@ -632,7 +632,9 @@ void annal_request_reset(annal_request_t *req)
 
 /* --- reply builder --------------------------------------------------------------- */
 
-typedef enum { F_STR, F_U64, F_INT, F_NULL, F_VALUE, F_UUID, F_UUIDS, F_EVENTS } fkind_t;
+typedef enum {
+    F_STR, F_U64, F_INT, F_NULL, F_BOOL, F_VALUE, F_UUID, F_UUIDS, F_EVENTS, F_STRS, F_NEW_EVENTS
+} fkind_t;
 
 typedef struct {
     const char *key;   /* field name, borrowed */
@@ -647,7 +649,7 @@ typedef struct {
 
 #define TEXT_MAX 1024
 
-struct annal_reply_t {
+struct annal_body_t {
     field_t fields[MAX_FIELDS]; /* in output order */
     size_t count;               /* fields in use */
     char text[TEXT_MAX];        /* an error text, made safe to send */
@@ -679,18 +681,18 @@ static void s_safe_text(char *out, const char *text)
     out[o] = 0;
 }
 
-annal_reply_t *annal_reply_new(void)
+annal_body_t *annal_body_new(void)
 {
-    return calloc(1, sizeof(annal_reply_t));
+    return calloc(1, sizeof(annal_body_t));
 }
 
-void annal_reply_destroy(annal_reply_t **self)
+void annal_body_destroy(annal_body_t **self)
 {
     free(*self);
     *self = NULL;
 }
 
-static field_t *s_field(annal_reply_t *self, const char *key, fkind_t kind)
+static field_t *s_field(annal_body_t *self, const char *key, fkind_t kind)
 {
     static field_t spill;
     if (self->count >= MAX_FIELDS)
@@ -702,58 +704,58 @@ static field_t *s_field(annal_reply_t *self, const char *key, fkind_t kind)
     return f;
 }
 
-void annal_reply_begin_plain(annal_reply_t *self)
+void annal_body_begin_plain(annal_body_t *self)
 {
     self->count = 0;
 }
 
-void annal_reply_begin(annal_reply_t *self, const char *type, bool has_id, int64_t msg_id)
+void annal_body_begin(annal_body_t *self, const char *type, bool has_id, int64_t msg_id)
 {
     self->count = 0;
-    annal_reply_str(self, "type", type, strlen(type));
+    annal_body_str(self, "type", type, strlen(type));
     if (has_id)
-        annal_reply_int(self, "in_reply_to", msg_id);
+        annal_body_int(self, "in_reply_to", msg_id);
     else
         s_field(self, "in_reply_to", F_NULL);
 }
 
-void annal_reply_str(annal_reply_t *self, const char *key, const char *s, size_t len)
+void annal_body_str(annal_body_t *self, const char *key, const char *s, size_t len)
 {
     field_t *f = s_field(self, key, F_STR);
     f->ptr = s;
     f->len = len;
 }
 
-void annal_reply_u64(annal_reply_t *self, const char *key, uint64_t v)
+void annal_body_u64(annal_body_t *self, const char *key, uint64_t v)
 {
     s_field(self, key, F_U64)->u = v;
 }
 
-void annal_reply_int(annal_reply_t *self, const char *key, int64_t v)
+void annal_body_int(annal_body_t *self, const char *key, int64_t v)
 {
     s_field(self, key, F_INT)->i = v;
 }
 
-void annal_reply_value(annal_reply_t *self, const char *key, const uint8_t *blob, size_t len)
+void annal_body_value(annal_body_t *self, const char *key, const uint8_t *blob, size_t len)
 {
     field_t *f = s_field(self, key, F_VALUE);
     f->ptr = blob;
     f->len = len;
 }
 
-void annal_reply_uuid(annal_reply_t *self, const char *key, const uint8_t *id)
+void annal_body_uuid(annal_body_t *self, const char *key, const uint8_t *id)
 {
     s_field(self, key, F_UUID)->ptr = id;
 }
 
-void annal_reply_uuids(annal_reply_t *self, const char *key, const uint8_t *ids, size_t n)
+void annal_body_uuids(annal_body_t *self, const char *key, const uint8_t *ids, size_t n)
 {
     field_t *f = s_field(self, key, F_UUIDS);
     f->ptr = ids;
     f->len = n;
 }
 
-void annal_reply_events(annal_reply_t *self, const char *key, const annal_event_t *events,
+void annal_body_events(annal_body_t *self, const char *key, const annal_event_t *events,
                         size_t n)
 {
     field_t *f = s_field(self, key, F_EVENTS);
@@ -761,13 +763,33 @@ void annal_reply_events(annal_reply_t *self, const char *key, const annal_event_
     f->len = n;
 }
 
-void annal_reply_error(annal_reply_t *self, bool has_id, int64_t msg_id, annal_err_t err,
+void annal_body_bool(annal_body_t *self, const char *key, bool v)
+{
+    s_field(self, key, F_BOOL)->u = v;
+}
+
+void annal_body_strs(annal_body_t *self, const char *key, const char *const *strs, size_t n)
+{
+    field_t *f = s_field(self, key, F_STRS);
+    f->ptr = strs;
+    f->len = n;
+}
+
+void annal_body_new_events(annal_body_t *self, const char *key, const annal_new_event_t *events,
+                           size_t n)
+{
+    field_t *f = s_field(self, key, F_NEW_EVENTS);
+    f->ptr = events;
+    f->len = n;
+}
+
+void annal_body_error(annal_body_t *self, bool has_id, int64_t msg_id, annal_err_t err,
                        const char *text)
 {
-    annal_reply_begin(self, "error", has_id, msg_id);
-    annal_reply_int(self, "code", annal_err_code(err));
+    annal_body_begin(self, "error", has_id, msg_id);
+    annal_body_int(self, "code", annal_err_code(err));
     s_safe_text(self->text, text && *text ? text : annal_strerror(err));
-    annal_reply_str(self, "text", self->text, strlen(self->text));
+    annal_body_str(self, "text", self->text, strlen(self->text));
 }
 
 /* JSON output -------------------------------------------------------------------- */
@@ -838,7 +860,43 @@ static int s_json_field(annal_buf_t *b, const field_t *f)
         annal_buf_puts(b, num);
         return 0;
     case F_NULL: annal_buf_puts(b, "null"); return 0;
+    case F_BOOL: annal_buf_puts(b, f->u ? "true" : "false"); return 0;
     case F_VALUE: return annal_json_value(b, f->ptr, f->len);
+    case F_STRS:
+        annal_buf_put(b, "[", 1);
+        for (size_t i = 0; i < f->len; i++) {
+            const char *str = ((const char *const *) f->ptr)[i];
+            if (i)
+                annal_buf_put(b, ",", 1);
+            annal_json_string(b, str, strlen(str));
+        }
+        annal_buf_put(b, "]", 1);
+        return 0;
+    case F_NEW_EVENTS:
+        annal_buf_put(b, "[", 1);
+        for (size_t i = 0; i < f->len; i++) {
+            const annal_new_event_t *e = (const annal_new_event_t *) f->ptr + i;
+            if (i)
+                annal_buf_put(b, ",", 1);
+            annal_buf_put(b, "{", 1);
+            s_json_key(b, "event_type", true);
+            annal_json_string(b, e->event_type, strlen(e->event_type));
+            s_json_key(b, "event_data", false);
+            if (annal_json_value(b, e->data.data, e->data.size))
+                return -1;
+            if (e->metadata.data) {
+                s_json_key(b, "metadata", false);
+                if (annal_json_value(b, e->metadata.data, e->metadata.size))
+                    return -1;
+            }
+            if (e->client_id) {
+                s_json_key(b, "event_id", false);
+                s_json_uuid(b, e->event_id);
+            }
+            annal_buf_put(b, "}", 1);
+        }
+        annal_buf_put(b, "]", 1);
+        return 0;
     case F_UUID: s_json_uuid(b, f->ptr); return 0;
     case F_UUIDS:
         annal_buf_put(b, "[", 1);
@@ -919,7 +977,39 @@ static void s_mp_field(msgpack_packer *pk, const field_t *f)
     case F_U64: msgpack_pack_uint64(pk, f->u); break;
     case F_INT: msgpack_pack_int64(pk, f->i); break;
     case F_NULL: msgpack_pack_nil(pk); break;
+    case F_BOOL:
+        if (f->u)
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+        break;
     case F_VALUE: msgpack_sbuffer_write(pk->data, f->ptr, f->len); break;
+    case F_STRS:
+        msgpack_pack_array(pk, f->len);
+        for (size_t i = 0; i < f->len; i++) {
+            const char *str = ((const char *const *) f->ptr)[i];
+            msgpack_pack_str_with_body(pk, str, strlen(str));
+        }
+        break;
+    case F_NEW_EVENTS:
+        msgpack_pack_array(pk, f->len);
+        for (size_t i = 0; i < f->len; i++) {
+            const annal_new_event_t *e = (const annal_new_event_t *) f->ptr + i;
+            msgpack_pack_map(pk, 2 + (e->metadata.data != NULL) + e->client_id);
+            s_mp_key(pk, "event_type");
+            msgpack_pack_str_with_body(pk, e->event_type, strlen(e->event_type));
+            s_mp_key(pk, "event_data");
+            msgpack_sbuffer_write(pk->data, (const char *) e->data.data, e->data.size);
+            if (e->metadata.data) {
+                s_mp_key(pk, "metadata");
+                msgpack_sbuffer_write(pk->data, (const char *) e->metadata.data, e->metadata.size);
+            }
+            if (e->client_id) {
+                s_mp_key(pk, "event_id");
+                s_mp_uuid(pk, e->event_id);
+            }
+        }
+        break;
     case F_UUID: s_mp_uuid(pk, f->ptr); break;
     case F_UUIDS:
         msgpack_pack_array(pk, f->len);
@@ -944,7 +1034,7 @@ static int s_mp_out(msgpack_sbuffer *sb, uint8_t **out, size_t *len)
     return 0;
 }
 
-int annal_reply_encode(annal_reply_t *self, annal_encoding_t enc, uint8_t **out, size_t *len)
+int annal_body_encode(annal_body_t *self, annal_encoding_t enc, uint8_t **out, size_t *len)
 {
     if (enc == ANNAL_ENC_JSON) {
         annal_buf_t b = {0};
@@ -985,4 +1075,200 @@ int annal_event_encode(const annal_event_t *ev, annal_encoding_t enc, uint8_t **
     int rc = s_mp_out(&sb, out, len);
     msgpack_sbuffer_destroy(&sb);
     return rc;
+}
+
+/* --- reading replies and events ---------------------------------------------- */
+
+#define MSG_MAX_DEPTH 64
+
+struct annal_msg_t {
+    node_t root;             /* this message's map */
+    json_t *json;            /* owned JSON tree (top-level message only) */
+    msgpack_unpacked mp;     /* owned MessagePack zone (top-level only) */
+    bool top;                /* owns json / mp */
+    void **owned;            /* strings and child messages to free */
+    bool *is_child;          /* per owned entry: a child message */
+    size_t nowned, capowned; /* entries in use, allocated */
+};
+
+static void *s_own(annal_msg_t *self, void *p, bool child)
+{
+    if (!p)
+        return NULL;
+    if (self->nowned == self->capowned) {
+        size_t cap = self->capowned ? self->capowned * 2 : 8;
+        void **owned = realloc(self->owned, cap * sizeof *owned);
+        bool *is_child = owned ? realloc(self->is_child, cap * sizeof *is_child) : NULL;
+        if (owned)
+            self->owned = owned;
+        if (!owned || !is_child) {
+            if (child)
+                annal_msg_destroy((annal_msg_t **) &p);
+            else
+                free(p);
+            return NULL;
+        }
+        self->is_child = is_child;
+        self->capowned = cap;
+    }
+    self->owned[self->nowned] = p;
+    self->is_child[self->nowned++] = child;
+    return p;
+}
+
+annal_msg_t *annal_msg_decode(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return NULL;
+    annal_msg_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->top = true;
+    msgpack_unpacked_init(&self->mp);
+    uint8_t b = data[0];
+    if (b == '{' || b == ' ' || b == '\t' || b == '\n' || b == '\r') {
+        json_error_t err;
+        self->json = json_loadb((const char *) data, size, JSON_ALLOW_NUL, &err);
+        if (json_is_object(self->json) && s_json_depth(self->json, MSG_MAX_DEPTH + 1) <= MSG_MAX_DEPTH) {
+            self->root.j = self->json;
+            return self;
+        }
+    }
+    else if ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) {
+        const char *why;
+        size_t off = 0;
+        if (annal_msgpack_check(data, size, MSG_MAX_DEPTH, &why) == 0
+            && msgpack_unpack_next(&self->mp, (const char *) data, size, &off)
+                   == MSGPACK_UNPACK_SUCCESS) {
+            self->root.m = &self->mp.data;
+            return self;
+        }
+    }
+    annal_msg_destroy(&self);
+    return NULL;
+}
+
+void annal_msg_destroy(annal_msg_t **self)
+{
+    annal_msg_t *m = *self;
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nowned; i++) {
+        if (m->is_child[i])
+            annal_msg_destroy((annal_msg_t **) &m->owned[i]);
+        else
+            free(m->owned[i]);
+    }
+    free(m->owned);
+    free(m->is_child);
+    if (m->top) {
+        json_decref(m->json);
+        msgpack_unpacked_destroy(&m->mp);
+    }
+    free(m);
+    *self = NULL;
+}
+
+/* A node's string as an owned NUL-terminated copy; NULL unless valid text. */
+static const char *s_node_str(annal_msg_t *self, const node_t *n)
+{
+    if (s_kind(n) != K_STR)
+        return NULL;
+    size_t len;
+    const char *s = s_str(n, &len);
+    if (!annal_utf8_valid(s, len) || memchr(s, 0, len))
+        return NULL;
+    return s_own(self, s_dup(s, len), false);
+}
+
+const char *annal_msg_str(annal_msg_t *self, const char *key)
+{
+    node_t n = s_get(&self->root, key);
+    return s_node_str(self, &n);
+}
+
+bool annal_msg_int(const annal_msg_t *self, const char *key, int64_t *value)
+{
+    node_t n = s_get(&self->root, key);
+    if (s_kind(&n) != K_INT)
+        return false;
+    *value = s_int(&n);
+    return true;
+}
+
+const char *annal_msg_json(annal_msg_t *self, const char *key)
+{
+    node_t n = key ? s_get(&self->root, key) : self->root;
+    if (s_kind(&n) == K_ABSENT)
+        return NULL;
+    annal_blob_t blob = {0};
+    const char *why;
+    if (s_pack(&n, &blob, &why))
+        return NULL;
+    char *text = annal_value_to_json_text(blob.data, blob.size);
+    annal_blob_free(&blob);
+    return s_own(self, text, false);
+}
+
+size_t annal_msg_len(const annal_msg_t *self, const char *key)
+{
+    node_t n = s_get(&self->root, key);
+    return s_kind(&n) == K_ARRAY ? s_array_size(&n) : 0;
+}
+
+annal_msg_t *annal_msg_item(annal_msg_t *self, const char *key, size_t i)
+{
+    node_t n = s_get(&self->root, key);
+    if (s_kind(&n) != K_ARRAY || i >= s_array_size(&n))
+        return NULL;
+    node_t item = s_at(&n, i);
+    if (s_kind(&item) != K_MAP)
+        return NULL;
+    annal_msg_t *child = calloc(1, sizeof *child);
+    if (!child)
+        return NULL;
+    child->root = item;
+    return s_own(self, child, true);
+}
+
+const char *annal_msg_str_item(annal_msg_t *self, const char *key, size_t i)
+{
+    node_t n = s_get(&self->root, key);
+    if (s_kind(&n) != K_ARRAY || i >= s_array_size(&n))
+        return NULL;
+    node_t item = s_at(&n, i);
+    return s_node_str(self, &item);
+}
+
+int annal_value_from_json_text(const char *text, size_t len, annal_blob_t *out, char *why,
+                               size_t whylen)
+{
+    json_error_t err;
+    json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    if (!v) {
+        snprintf(why, whylen, "invalid JSON: %s", err.text);
+        return -1;
+    }
+    int rc = -1;
+    if (s_json_depth(v, ANNAL_MAX_DEPTH + 1) > ANNAL_MAX_DEPTH - 1)
+        snprintf(why, whylen, "nesting too deep");
+    else {
+        node_t n = {v, NULL};
+        const char *reason;
+        rc = s_pack(&n, out, &reason);
+        if (rc)
+            snprintf(why, whylen, "%s", reason);
+    }
+    json_decref(v);
+    return rc;
+}
+
+char *annal_value_to_json_text(const uint8_t *data, size_t size)
+{
+    annal_buf_t b = {0};
+    if (annal_json_value(&b, data, size) || b.failed || !b.data) {
+        annal_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
 }

@@ -2,7 +2,7 @@
 
     Requests (PROTOCOL.md section 4) are decoded into one annal_request_t,
     whatever their encoding; replies, published events and heartbeats are
-    built field by field with annal_reply_t and encoded in the requested
+    built field by field with annal_body_t and encoded in the requested
     encoding at the end. The caller carries the encoding as an opaque value
     and never branches on it. */
 #ifndef ANNAL_CODEC_H
@@ -109,37 +109,83 @@ const char *annal_aggregate_id_check(const char *id, size_t len);
 
 /* --- replies, events and heartbeats ------------------------------------------ */
 
-typedef struct annal_reply_t annal_reply_t;
+typedef struct annal_body_t annal_body_t;
 
 /* A new reusable reply builder; NULL out of memory. */
-annal_reply_t *annal_reply_new(void);
-void annal_reply_destroy(annal_reply_t **self);
+annal_body_t *annal_body_new(void);
+void annal_body_destroy(annal_body_t **self);
 
 /* Starts a reply {"type": type, "in_reply_to": msg_id or null}. */
-void annal_reply_begin(annal_reply_t *self, const char *type, bool has_id, int64_t msg_id);
+void annal_body_begin(annal_body_t *self, const char *type, bool has_id, int64_t msg_id);
 /* Starts a body with no type and no in_reply_to (heartbeats). */
-void annal_reply_begin_plain(annal_reply_t *self);
+void annal_body_begin_plain(annal_body_t *self);
 
-/* Adds a field; every pointer is borrowed until annal_reply_encode. */
-void annal_reply_str(annal_reply_t *self, const char *key, const char *s, size_t len);
-void annal_reply_u64(annal_reply_t *self, const char *key, uint64_t v);
-void annal_reply_int(annal_reply_t *self, const char *key, int64_t v);
-void annal_reply_value(annal_reply_t *self, const char *key, const uint8_t *blob, size_t len);
-void annal_reply_uuid(annal_reply_t *self, const char *key, const uint8_t *id);
-void annal_reply_uuids(annal_reply_t *self, const char *key, const uint8_t *ids, size_t n);
-void annal_reply_events(annal_reply_t *self, const char *key, const annal_event_t *events,
+/* Adds a field; every pointer is borrowed until annal_body_encode. */
+void annal_body_str(annal_body_t *self, const char *key, const char *s, size_t len);
+void annal_body_u64(annal_body_t *self, const char *key, uint64_t v);
+void annal_body_int(annal_body_t *self, const char *key, int64_t v);
+void annal_body_value(annal_body_t *self, const char *key, const uint8_t *blob, size_t len);
+void annal_body_uuid(annal_body_t *self, const char *key, const uint8_t *id);
+void annal_body_uuids(annal_body_t *self, const char *key, const uint8_t *ids, size_t n);
+void annal_body_events(annal_body_t *self, const char *key, const annal_event_t *events,
                         size_t n);
 
+void annal_body_bool(annal_body_t *self, const char *key, bool v);
+void annal_body_strs(annal_body_t *self, const char *key, const char *const *strs, size_t n);
+/* Events to append: [{"event_type", "event_data", "metadata", "event_id"}]. */
+void annal_body_new_events(annal_body_t *self, const char *key, const annal_new_event_t *events,
+                           size_t n);
+
 /* A complete error reply (PROTOCOL.md section 5) for err with text. */
-void annal_reply_error(annal_reply_t *self, bool has_id, int64_t msg_id, annal_err_t err,
+void annal_body_error(annal_body_t *self, bool has_id, int64_t msg_id, annal_err_t err,
                        const char *text);
 
 /* Encodes the built body in enc into a new buffer (caller frees).
    Returns 0, or -1 out of memory or when a stored value is damaged. */
-int annal_reply_encode(annal_reply_t *self, annal_encoding_t enc, uint8_t **out, size_t *len);
+int annal_body_encode(annal_body_t *self, annal_encoding_t enc, uint8_t **out, size_t *len);
 
 /* Encodes one event record as published (PROTOCOL.md section 1). */
 int annal_event_encode(const annal_event_t *ev, annal_encoding_t enc, uint8_t **out,
                        size_t *len);
+
+/* --- reading replies and events (client side) --------------------------------- */
+
+typedef struct annal_msg_t annal_msg_t;
+
+/* Decodes a body in either encoding; NULL when it is not a JSON object or a
+   MessagePack map (or is nested past 64 levels). */
+annal_msg_t *annal_msg_decode(const uint8_t *data, size_t size);
+
+/* Frees the message and everything read from it; safe twice. */
+void annal_msg_destroy(annal_msg_t **self);
+
+/* Field key as a string (NUL-terminated, owned by the message); NULL when
+   absent or not a string. */
+const char *annal_msg_str(annal_msg_t *self, const char *key);
+
+/* Field key as an integer; false when absent or not an integer. */
+bool annal_msg_int(const annal_msg_t *self, const char *key, int64_t *value);
+
+/* Field key (or the whole message when key is NULL) as compact JSON text,
+   owned by the message; NULL when absent. */
+const char *annal_msg_json(annal_msg_t *self, const char *key);
+
+/* Entries of array field key (0 when absent or not an array). */
+size_t annal_msg_len(const annal_msg_t *self, const char *key);
+
+/* Entry i of array field key as a message (owned by self); NULL when it is
+   not a map. */
+annal_msg_t *annal_msg_item(annal_msg_t *self, const char *key, size_t i);
+
+/* Entry i of array field key as a string (owned by self), or NULL. */
+const char *annal_msg_str_item(annal_msg_t *self, const char *key, size_t i);
+
+/* Parses JSON text (any value) into a canonical blob. Returns 0, or -1 with
+   a reason. */
+int annal_value_from_json_text(const char *text, size_t len, annal_blob_t *out, char *why,
+                               size_t whylen);
+
+/* A canonical blob as compact JSON text; caller frees; NULL when damaged. */
+char *annal_value_to_json_text(const uint8_t *data, size_t size);
 
 #endif

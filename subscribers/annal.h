@@ -1,0 +1,16 @@
+/*  annal.h: libannal, the C client of the annal event store.
+
+    annal_client.h        commands: append, read, read_all, snapshots, replay, status
+    annal_subscription.h  catch-up subscriptions: every matching event exactly once,
+                          in sequence order, across drops and annald restarts
+    annal_checkpoint.h    atomic checkpoint files for projections
+
+    Build with: cc app.c $(pkg-config --cflags --libs annal) */
+#ifndef ANNAL_H
+#define ANNAL_H
+
+#include "annal_checkpoint.h"
+#include "annal_client.h"
+#include "annal_subscription.h"
+
+#endif
