@@ -31,7 +31,6 @@
 #define WHY_MAX 512
 #define BATCH_BYTES (64u << 20) /* body bytes drained into one batch, at most */
 #define MAX_ATTEMPTS 24         /* batch reruns after map growth */
-#define PUB_HWM 100000          /* messages queued per subscriber before PUB drops */
 
 /* One request of the current batch. */
 typedef struct {
@@ -766,7 +765,9 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
             s_free(self);
             return NULL;
         }
-        zsock_set_sndhwm(self->pub, PUB_HWM);
+        /* an event is two messages (topic, body) */
+        zsock_set_sndhwm(self->pub, 2 * (config->pub_hwm > 0 ? config->pub_hwm
+                                                              : ANNAL_PUB_HWM_DEFAULT));
         zsock_set_linger(self->pub, 1000);
         if (s_bind(self->pub, config->events, self->events, sizeof self->events)) {
             snprintf(why, whylen, "cannot bind events to %s: %s", config->events,

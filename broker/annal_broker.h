@@ -17,6 +17,7 @@ typedef struct {
     size_t read_cap;            /* server cap on max_count (0: default) */
     size_t initial_map_size;    /* store's first map size (0: default) */
     int heartbeat_ms;           /* $head interval (0: 1000) */
+    int pub_hwm;                /* events queued per subscriber (0: default) */
 } annal_broker_config_t;
 
 typedef struct annal_broker_t annal_broker_t;

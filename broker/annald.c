@@ -20,11 +20,12 @@ static void s_usage(FILE *out)
             "  --pub-format FORMAT    msgpack (default) or json\n"
             "  --max-body BYTES       request body limit (default %d)\n"
             "  --max-count N          server cap on max_count of read/read_all (default %d)\n"
+            "  --pub-hwm N            events queued per subscriber before PUB drops (default %d)\n"
             "  --help                 this text\n"
             "  --version              the version\n"
             "Endpoints may use a wildcard port (tcp://127.0.0.1:*); annald prints the\n"
             "endpoints it bound on its first line of output.\n",
-            ANNAL_MAX_BODY_DEFAULT, ANNAL_READ_CAP_DEFAULT);
+            ANNAL_MAX_BODY_DEFAULT, ANNAL_READ_CAP_DEFAULT, ANNAL_PUB_HWM_DEFAULT);
 }
 
 /* Parses a positive size; -1 when text is not one. */
@@ -50,6 +51,7 @@ int main(int argc, char **argv)
         {"data", required_argument, 0, 'd'},     {"commands", required_argument, 0, 'c'},
         {"events", required_argument, 0, 'e'},   {"pub-format", required_argument, 0, 'p'},
         {"max-body", required_argument, 0, 'b'}, {"max-count", required_argument, 0, 'm'},
+        {"pub-hwm", required_argument, 0, 'H'},
         {"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
@@ -84,6 +86,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             config.read_cap = (size_t) v;
+            break;
+        case 'H':
+            if ((v = s_size(optarg)) < 0 || v > INT32_MAX) {
+                fprintf(stderr, "annald: --pub-hwm must be a positive number\n");
+                return 2;
+            }
+            config.pub_hwm = (int) v;
             break;
         case 'h': s_usage(stdout); return 0;
         case 'V': printf("annald %s\n", ANNAL_VERSION); return 0;

@@ -43,6 +43,7 @@ struct annal_subscription_t {
     bool catch_up;                      /* a read from position is due */
     int backoff_ms;                     /* current wait after a failed read */
     volatile sig_atomic_t stop;         /* set by annal_subscription_stop */
+    annal_subscription_stats_t stats;   /* counters */
 };
 
 static int64_t s_now_ms(void)
@@ -119,6 +120,11 @@ uint64_t annal_subscription_position(const annal_subscription_t *self)
     return self->position;
 }
 
+void annal_subscription_stats(const annal_subscription_t *self, annal_subscription_stats_t *out)
+{
+    *out = self->stats;
+}
+
 /* Hands one event over; returns the handler's word (see the header). */
 static int s_deliver(annal_subscription_t *self, const annal_record_t *r)
 {
@@ -136,12 +142,14 @@ static int s_read(annal_subscription_t *self, annal_result_t *res)
     annal_page_t *page = NULL;
     annal_status_t st = annal_client_read_all(self->client, self->position, PAGE, self->prefix,
                                               NULL, 0, &page, res);
+    self->stats.reads++;
     if (st != ANNAL_SUCCESS)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < page->count && rc == 0; i++) {
         if (page->records[i].sequence_number < self->position)
             continue;
+        self->stats.read++;
         int h = s_deliver(self, &page->records[i]);
         rc = h > 0 ? 2 : h < 0 ? 3 : 0;
     }
@@ -186,6 +194,7 @@ static int s_live(annal_subscription_t *self, const void *topic, size_t tlen, co
         annal_record_t r;
         if (annal_record_from_msg(msg, &r) == 0 && !self->catch_up) {
             if (r.sequence_number == self->position) {
+                self->stats.live++;
                 int h = s_deliver(self, &r);
                 rc = h > 0 ? 2 : h < 0 ? 3 : 0;
             }

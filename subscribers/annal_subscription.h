@@ -53,6 +53,16 @@ void annal_subscription_stop(annal_subscription_t *self);
 /* The next sequence number to consider. */
 uint64_t annal_subscription_position(const annal_subscription_t *self);
 
+typedef struct {
+    uint64_t live;  /* events delivered from the PUB stream */
+    uint64_t read;  /* events delivered from read_all (history, or recovered) */
+    uint64_t reads; /* read_all requests made */
+} annal_subscription_stats_t;
+
+/* Counters, for monitoring: a subscriber that keeps falling back on reads
+   is too slow for the live stream. */
+void annal_subscription_stats(const annal_subscription_t *self, annal_subscription_stats_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 static int t_failed;
+static void (*t_after)(void); /* run after each case, when set (cleanup) */
 
 #define CHECK(cond)                                                                        \
     do {                                                                                   \
@@ -62,6 +63,8 @@ static inline int t_main(int argc, char **argv, const t_case_t *cases, size_t n)
             continue;
         t_failed = 0;
         cases[i].run();
+        if (t_after)
+            t_after();
         printf("%s %s\n", t_failed ? "FAIL" : "ok  ", cases[i].name);
         fflush(stdout);
         if (t_failed)

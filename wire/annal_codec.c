@@ -1085,6 +1085,7 @@ struct annal_msg_t {
     node_t root;             /* this message's map */
     json_t *json;            /* owned JSON tree (top-level message only) */
     msgpack_unpacked mp;     /* owned MessagePack zone (top-level only) */
+    uint8_t *bytes;          /* the MessagePack bytes mp points into (top-level only) */
     bool top;                /* owns json / mp */
     void **owned;            /* strings and child messages to free */
     bool *is_child;          /* per owned entry: a child message */
@@ -1137,8 +1138,12 @@ annal_msg_t *annal_msg_decode(const uint8_t *data, size_t size)
     else if ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) {
         const char *why;
         size_t off = 0;
-        if (annal_msgpack_check(data, size, MSG_MAX_DEPTH, &why) == 0
-            && msgpack_unpack_next(&self->mp, (const char *) data, size, &off)
+        /* msgpack-c's objects point into the bytes they came from: keep a copy */
+        self->bytes = malloc(size);
+        if (self->bytes)
+            memcpy(self->bytes, data, size);
+        if (self->bytes && annal_msgpack_check(data, size, MSG_MAX_DEPTH, &why) == 0
+            && msgpack_unpack_next(&self->mp, (const char *) self->bytes, size, &off)
                    == MSGPACK_UNPACK_SUCCESS) {
             self->root.m = &self->mp.data;
             return self;
@@ -1164,6 +1169,7 @@ void annal_msg_destroy(annal_msg_t **self)
     if (m->top) {
         json_decref(m->json);
         msgpack_unpacked_destroy(&m->mp);
+        free(m->bytes);
     }
     free(m);
     *self = NULL;

@@ -18,6 +18,7 @@
 #define ANNAL_GROUP_MAX          1024   /* requests committed together, at most */
 #define ANNAL_ENVELOPE_FRAME     256    /* bytes in one envelope frame (identities) */
 #define ANNAL_REPLY_BUDGET       (16 * 1024 * 1024) /* stored bytes of events in one reply */
+#define ANNAL_PUB_HWM_DEFAULT    50000  /* events queued per subscriber before PUB drops */
 #define ANNAL_CLIENT_HWM         1000   /* requests queued per client connection */
 
 #endif
