@@ -58,7 +58,8 @@ static const struct {
                "  writes events as JSON lines (progress on stderr when it is a terminal)", 0},
     {"import", "import [FILE]\n"
                "  appends exported JSON lines (FILE or stdin) in batches, keeping event ids,\n"
-               "  types, data, metadata and versions", 1},
+               "  types, data, metadata and versions (sequence numbers too, into an empty\n"
+               "  store); running it again writes nothing twice", 1},
 };
 
 static void s_usage(FILE *out)

@@ -1,0 +1,169 @@
+"""The annal CLI against a real annald: round trips of every command, exit
+statuses, environment variables, export/import, and tail across a SIGKILL
+and restart of annald."""
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from annal_harness import BIN, Annald, check, run
+
+ANNAL = os.path.join(BIN, "annal")
+
+
+def cli(d, *args, stdin=None, env_only=False):
+    env = dict(os.environ)
+    if d is not None:
+        env.update(ANNAL_COMMANDS=d.commands, ANNAL_EVENTS=d.events)
+    p = subprocess.run([ANNAL, *args], input=stdin, capture_output=True, text=True, timeout=60,
+                       env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def lines(out):
+    return [json.loads(l) for l in out.splitlines()]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def t_round_trip():
+    d = Annald()
+    try:
+        rc, out, err = cli(d, "append", "user-1", "UserCreated", '{"name":"Jo"}', "--expect", "0")
+        check(rc == 0 and json.loads(out)["sequence_number"] == 1, (rc, out, err))
+        rc, out, err = cli(d, "append", "user-1", "UserCreated", '{"name":"Jo"}', "--expect", "0")
+        check(rc == 3 and "Expected version 0, got 1" in err, (rc, err))
+        rc, out, err = cli(d, "append", "order-1", "Placed", '{"total": 2.5}', "--metadata",
+                           '{"correlation_id":"c"}', "--event-id", "0b7e6d2a-5c1f-4d3e-9a8b-7c6d5e4f3a2b")
+        check(rc == 0 and json.loads(out)["event_id"] == "0b7e6d2a-5c1f-4d3e-9a8b-7c6d5e4f3a2b", out)
+        cli(d, "append", "user-1", "UserRenamed", '{"name":"Al"}', "--expect", "exists")
+        rc, out, _ = cli(d, "read", "user-1")
+        evs = lines(out)
+        check(rc == 0 and [e["version"] for e in evs] == [1, 2], out)
+        rc, out, _ = cli(d, "read", "user-1", "--backward", "--max", "1")
+        check([e["version"] for e in lines(out)] == [2], out)
+        rc, out, _ = cli(d, "read-all", "--prefix", "order-")
+        check([e["event_data"] for e in lines(out)] == [{"total": 2.5}], out)
+        rc, out, _ = cli(d, "read-all", "--types", "UserRenamed,Placed")
+        check([e["sequence_number"] for e in lines(out)] == [2, 3], out)
+        rc, out, _ = cli(d, "snapshot", "user-1")
+        check(rc == 0 and json.loads(out)["version"] == 2, out)
+        rc, out, _ = cli(d, "get-snapshot", "user-1")
+        check(json.loads(out)["state"] == {"name": "Al"}, out)
+        rc, out, err = cli(d, "get-snapshot", "nobody")
+        check(rc == 4 and "no snapshot" in err, (rc, err))
+        rc, out, _ = cli(d, "replay", "user-1", "--use-snapshot")
+        r = json.loads(out)
+        check(r["snapshot_version"] == 2 and r["events_replayed"] == 0, r)
+        rc, out, _ = cli(d, "state", "user-1", "--at", "2000-01-01T00:00:00Z")
+        check(json.loads(out)["version"] == 0, out)
+        rc, out, _ = cli(d, "status")
+        check(json.loads(out)["head_sequence"] == 3, out)
+        # usage and bad input
+        check(cli(d, "--help")[0] == 0)
+        rc, out, _ = cli(d, "append", "--help")
+        check(rc == 0 and "--expect" in out, out)
+        check(cli(d, "bogus")[0] == 2)
+        check(cli(d, "read")[0] == 2)
+        check(cli(d, "append", "a", "T", "{not json")[0] == 2)
+        check(cli(d, "append", "$a", "T", "{}")[0] == 2)
+        check(cli(d, "read", "user-1", "--from", "x")[0] == 2)
+        # --commands beats the environment; an unreachable annald is status 5
+        rc, _, err = cli(d, "--commands", f"tcp://127.0.0.1:{free_port()}", "--timeout", "300", "status")
+        check(rc == 5, (rc, err))
+        check(d.stop() == 0)
+    finally:
+        d.cleanup()
+
+
+def t_export_import():
+    a, b = Annald(), Annald()
+    try:
+        for i in range(30):
+            cli(a, "append", f"acc-{i % 4}", "Deposited", json.dumps({"amount": i, "note": "é\n"}),
+                "--metadata", json.dumps({"i": i}))
+        rc, exported, _ = cli(a, "export")
+        check(rc == 0 and len(exported.splitlines()) == 30, exported[:200])
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+            f.write(exported)
+        rc, _, err = cli(b, "import", f.name)
+        check(rc == 0, err)
+        rc, again, _ = cli(b, "export")
+        strip = lambda text: [{k: v for k, v in e.items() if k != "recorded_at"} for e in lines(text)]
+        check(strip(again) == strip(exported), "same events, ids, versions and sequence numbers")
+        # importing the same file again is a retry: nothing is written twice
+        rc, _, err = cli(b, "import", "-", stdin=exported)
+        check(rc == 0 and json.loads(cli(b, "status")[1])["events"] == 30, (rc, err))
+        os.unlink(f.name)
+        rc, _, err = cli(b, "import", "-", stdin="not json\n")
+        check(rc == 1 and "line 1" in err, err)
+        check(a.stop() == 0 and b.stop() == 0)
+    finally:
+        a.cleanup()
+        b.cleanup()
+
+
+def read_lines(proc, want, timeout):
+    got, buf, end = [], "", time.time() + timeout
+    while len(got) < want and time.time() < end:
+        r, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if r:
+            chunk = os.read(proc.stdout.fileno(), 65536).decode()
+            if not chunk:
+                break
+            buf += chunk
+            *done, buf = buf.split("\n")
+            got += [json.loads(l) for l in done if l]
+    return got
+
+
+def t_tail_across_restart():
+    ports = ("--commands", f"tcp://127.0.0.1:{free_port()}", "--events", f"tcp://127.0.0.1:{free_port()}")
+    d = Annald(args=ports)
+    d2 = None
+    tail = None
+    try:
+        for i in range(20):
+            cli(d, "append", f"t-{i % 3}", "T", json.dumps({"i": i}))
+        env = dict(os.environ, ANNAL_COMMANDS=d.commands, ANNAL_EVENTS=d.events)
+        tail = subprocess.Popen([ANNAL, "tail", "--from", "1", "--timeout", "500"],
+                                stdout=subprocess.PIPE, env=env)
+        got = read_lines(tail, 20, 10)
+        for i in range(20, 40):
+            cli(d, "append", f"t-{i % 3}", "T", json.dumps({"i": i}))
+        got += read_lines(tail, 20, 10)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        d2 = Annald(data=d.data, args=ports)
+        for i in range(40, 60):
+            cli(d2, "append", f"t-{i % 3}", "T", json.dumps({"i": i}))
+        got += read_lines(tail, 20, 20)
+        check([e["sequence_number"] for e in got] == list(range(1, 61)),
+              [e["sequence_number"] for e in got])
+        check([e["event_data"]["i"] for e in got] == list(range(60)))
+        tail.send_signal(signal.SIGTERM)
+        check(tail.wait(10) == 0, "tail exits 0 when interrupted")
+        check(d2.stop() == 0)
+    finally:
+        if tail and tail.poll() is None:
+            tail.kill()
+        if d2:
+            d2.cleanup()
+        d.cleanup()
+
+
+run([
+    ("round_trip", t_round_trip),
+    ("export_import", t_export_import),
+    ("tail_across_restart", t_tail_across_restart),
+])
