@@ -18,7 +18,7 @@ int annal_checkpoint_load(const char *path, uint64_t *position)
         return errno == ENOENT ? 1 : -1;
     char line[64];
     int rc = -1;
-    if (fgets(line, sizeof line, f)) {
+    if (fgets(line, sizeof line, f) && line[0] >= '0' && line[0] <= '9') {
         char *end;
         errno = 0;
         unsigned long long v = strtoull(line, &end, 10);

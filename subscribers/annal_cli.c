@@ -107,10 +107,17 @@ static int s_append(annal_client_t *c, opts_t *o)
         fprintf(stderr, "annal: --expect takes a version, any or exists\n");
         return EXIT_USAGE;
     }
-    annal_event_spec_t ev = {o->args[1], o->args[2], o->metadata, o->event_id};
+    char id[37];
+    if (!o->event_id)
+        annal_uuid_new(id); /* chosen here, so the user can retry with it */
+    annal_event_spec_t ev = {o->args[1], o->args[2], o->metadata, o->event_id ? o->event_id : id};
     annal_result_t res;
-    if (annal_client_append(c, o->args[0], expected, &ev, 1, NULL, &res))
+    if (annal_client_append(c, o->args[0], expected, &ev, 1, NULL, &res)) {
+        if (res.status == ANNAL_TIMEOUT)
+            fprintf(stderr, "annal: the append may or may not have been written; retry it with "
+                            "--event-id %s to be sure it is written once\n", ev.event_id);
         return s_exit(&res);
+    }
     printf("%s\n", annal_client_last_reply(c));
     return 0;
 }
@@ -281,9 +288,13 @@ static int s_flush(annal_client_t *c, batch_t *b, uint64_t *done)
     if (b->n) {
         annal_result_t res;
         if (annal_client_append(c, b->aggregate, (int64_t) b->first_version - 1, b->specs, b->n,
-                                NULL, &res))
+                                NULL, &res)) {
             rc = s_exit(&res);
-        *done += b->n;
+            if (res.status == ANNAL_INVALID)
+                rc = EXIT_FAILED; /* bad data in the file, not bad usage */
+        }
+        else
+            *done += b->n;
     }
     for (size_t i = 0; i < b->n; i++)
         annal_msg_destroy(&b->msgs[i]);
@@ -333,8 +344,10 @@ static int s_import(annal_client_t *c, opts_t *o)
         bool joins = b.n && strcmp(agg, b.aggregate) == 0
                      && (uint64_t) version == b.first_version + b.n && b.n < IMPORT_BATCH
                      && b.bytes + (size_t) len < IMPORT_BYTES;
-        if (!joins && (rc = s_flush(c, &b, &done)))
+        if (!joins && (rc = s_flush(c, &b, &done))) {
+            annal_msg_destroy(&m);
             break;
+        }
         if (b.n == 0) {
             b.aggregate = agg;
             b.first_version = (uint64_t) version;

@@ -135,8 +135,12 @@ static annal_status_t s_wait(annal_client_t *self, int64_t msg_id, bool want_any
         zmq_msg_close(&frame);
         int64_t id;
         if (!msg)
-            continue;
-        if (!annal_msg_int(msg, "in_reply_to", &id) || (!want_any && id != msg_id)) {
+            return s_result(res, ANNAL_FAILED, 13, "annald sent a reply this client cannot decode");
+        const char *kind = annal_msg_str(msg, "type");
+        bool anonymous_error = !annal_msg_int(msg, "in_reply_to", &id) && kind
+                               && strcmp(kind, "error") == 0; /* annald could not read our msg_id */
+        if (!anonymous_error
+            && (!annal_msg_int(msg, "in_reply_to", &id) || (!want_any && id != msg_id))) {
             annal_msg_destroy(&msg); /* a late or unrelated reply */
             continue;
         }
@@ -537,4 +541,11 @@ annal_status_t annal_client_status(annal_client_t *self, annal_store_status_t *o
         snprintf(out->version, sizeof out->version, "%s", version ? version : "");
     }
     return st;
+}
+
+void annal_uuid_new(char out[37])
+{
+    uuid_t id;
+    uuid_generate_random(id);
+    uuid_unparse_lower(id, out);
 }

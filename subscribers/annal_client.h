@@ -24,7 +24,8 @@ typedef enum {
     ANNAL_SUCCESS = 0,  /* done */
     ANNAL_CONFLICT = 1, /* concurrency_error: the aggregate was not at the expected version */
     ANNAL_FAILED = 2,   /* annald answered an error: result.code (10, 11, 12, 13, 20) */
-    ANNAL_TIMEOUT = 3,  /* no answer in time (annald down or busy); safe to retry */
+    ANNAL_TIMEOUT = 3,  /* no answer in time (annald down or busy): the request may or may
+                           not have been done; appends with event ids are safe to retry */
     ANNAL_INVALID = 4   /* bad arguments, refused before sending */
 } annal_status_t;
 
@@ -62,7 +63,9 @@ typedef struct {
     const char *event_type; /* required */
     const char *event_data; /* JSON text, required */
     const char *metadata;   /* JSON object text, or NULL for {} */
-    const char *event_id;   /* UUID text, or NULL: the client makes one, so a retry is idempotent */
+    const char *event_id;   /* UUID text, or NULL: the client makes a fresh one per call. Give
+                               one (annal_uuid_new) to make a retry after ANNAL_TIMEOUT
+                               idempotent: annald then answers it with the original reply */
 } annal_event_spec_t;
 
 typedef struct {
@@ -144,13 +147,19 @@ annal_status_t annal_client_status(annal_client_t *self, annal_store_status_t *o
 const char *annal_client_last_reply(annal_client_t *self);
 
 /* Pipelined appends: send without waiting (*ticket names the request), then
-   collect replies in any order with recv (timeout_ms < 0: the client's). */
+   collect replies with recv (timeout_ms < 0: the client's). Do not mix them
+   with synchronous calls on one client: a synchronous call drops replies to
+   pipelined requests still outstanding. */
 annal_status_t annal_client_send_append(annal_client_t *self, const char *aggregate_id,
                                         int64_t expected, const annal_event_spec_t *events,
                                         size_t n, uint64_t *ticket, annal_result_t *result);
 annal_status_t annal_client_recv_append(annal_client_t *self, uint64_t *ticket,
                                         annal_appended_t *out, int timeout_ms,
                                         annal_result_t *result);
+
+/* Writes a new random UUID (RFC 4122 text, 36 characters and a NUL) into
+   out, for an event id chosen before the first try. */
+void annal_uuid_new(char out[37]);
 
 #ifdef __cplusplus
 }

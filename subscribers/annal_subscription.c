@@ -9,7 +9,9 @@
     The SUB socket is connected before the first read, so nothing committed
     after the read can slip between history and live. Live events below
     position are duplicates of what a read already delivered and are
-    skipped. A live event above position means a hole: lost events, or (with
+    skipped. A read whose head is below position means annald now serves
+    another (or a restored) store: run fails rather than skip events. A live
+    event above position means a hole: lost events, or (with
     a prefix) events of other aggregates, which the PUB filter never sends;
     either way one read_all from position settles it. A $head heartbeat at
     or past position means events may have been lost at the tail: read
@@ -44,6 +46,8 @@ struct annal_subscription_t {
     int backoff_ms;                     /* current wait after a failed read */
     volatile sig_atomic_t stop;         /* set by annal_subscription_stop */
     annal_subscription_stats_t stats;   /* counters */
+    int64_t last_beat;                  /* when annald was last heard (ms, monotonic) */
+    bool behind;                        /* the store's head is behind position */
 };
 
 static int64_t s_now_ms(void)
@@ -134,30 +138,46 @@ static int s_deliver(annal_subscription_t *self, const annal_record_t *r)
     return rc;
 }
 
-/* One catch-up read from position. Returns 1 when caught up (position past
-   the head the read saw), 0 when more is to read, -1 when annald did not
-   answer, or the handler's stop word (2: stop after, 3: stop before). */
+/* What a read or a live message asks of the loop. */
+enum { GO_ON = 0, CAUGHT_UP = 1, STOP_AFTER = 2, REFUSED = 3, AWAY = -1, FATAL = -2 };
+
+/* One catch-up read from position: CAUGHT_UP when position passed the head
+   the read saw, GO_ON when there is more, AWAY when annald did not answer
+   (or is busy), FATAL for an error retrying cannot mend (res says which),
+   or the handler's STOP_AFTER / REFUSED. */
 static int s_read(annal_subscription_t *self, annal_result_t *res)
 {
     annal_page_t *page = NULL;
     annal_status_t st = annal_client_read_all(self->client, self->position, PAGE, self->prefix,
                                               NULL, 0, &page, res);
     self->stats.reads++;
+    if (st == ANNAL_TIMEOUT || (st == ANNAL_FAILED && res->code == 11))
+        return AWAY;
     if (st != ANNAL_SUCCESS)
-        return -1;
-    int rc = 0;
-    for (size_t i = 0; i < page->count && rc == 0; i++) {
+        return FATAL;
+    self->last_beat = s_now_ms();
+    /* a read's head covers every event delivered before it was sent (live
+       events are published after commit), so a head below position means
+       annald serves another store */
+    if (page->head_sequence + 1 < self->position) {
+        self->behind = true;
+        annal_page_destroy(&page);
+        return GO_ON;
+    }
+    int rc = GO_ON;
+    for (size_t i = 0; i < page->count && rc == GO_ON; i++) {
         if (page->records[i].sequence_number < self->position)
             continue;
-        self->stats.read++;
         int h = s_deliver(self, &page->records[i]);
-        rc = h > 0 ? 2 : h < 0 ? 3 : 0;
+        if (h >= 0)
+            self->stats.read++;
+        rc = h > 0 ? STOP_AFTER : h < 0 ? REFUSED : GO_ON;
     }
-    if (rc == 0) {
+    if (rc == GO_ON) {
         if (page->next > self->position)
             self->position = page->next;
         if (page->count == 0 && self->position > page->head_sequence)
-            rc = 1;
+            rc = CAUGHT_UP;
     }
     annal_page_destroy(&page);
     return rc;
@@ -176,27 +196,33 @@ static int s_start(annal_subscription_t *self, annal_result_t *res)
     return 0;
 }
 
-/* Handles one live message. Returns the handler's word, or 0. */
+/* Handles one live message: GO_ON, or the handler's STOP_AFTER / REFUSED. */
 static int s_live(annal_subscription_t *self, const void *topic, size_t tlen, const void *body,
-                  size_t blen, int64_t *last_beat)
+                  size_t blen)
 {
     annal_msg_t *msg = annal_msg_decode(body, blen);
     if (!msg)
-        return 0; /* not ours to judge: a read settles what matters */
-    int rc = 0;
+        return GO_ON; /* not ours to judge: a read settles what matters */
+    int rc = GO_ON;
     if (tlen == 5 && memcmp(topic, "$head", 5) == 0) {
         int64_t head = 0;
-        *last_beat = s_now_ms();
-        if (annal_msg_int(msg, "head_sequence", &head) && (uint64_t) head >= self->position)
+        self->last_beat = s_now_ms();
+        /* at or past position: events may have been lost, read them. Below
+           position - 1: a hint only (it may have left annald before the read
+           that moved position, on another socket); a read tells whether
+           annald now serves another store */
+        if (annal_msg_int(msg, "head_sequence", &head)
+            && ((uint64_t) head >= self->position || (uint64_t) head + 1 < self->position))
             self->catch_up = true;
     }
     else {
         annal_record_t r;
         if (annal_record_from_msg(msg, &r) == 0 && !self->catch_up) {
             if (r.sequence_number == self->position) {
-                self->stats.live++;
                 int h = s_deliver(self, &r);
-                rc = h > 0 ? 2 : h < 0 ? 3 : 0;
+                if (h >= 0)
+                    self->stats.live++;
+                rc = h > 0 ? STOP_AFTER : h < 0 ? REFUSED : GO_ON;
             }
             else if (r.sequence_number > self->position)
                 self->catch_up = true; /* a hole: lost, or filtered out; read settles it */
@@ -206,6 +232,32 @@ static int s_live(annal_subscription_t *self, const void *topic, size_t tlen, co
     return rc;
 }
 
+/* The status run returns for a read or handler outcome. */
+static annal_status_t s_finish(annal_subscription_t *self, int rc, annal_result_t *res)
+{
+    if (rc == STOP_AFTER) {
+        memset(res, 0, sizeof *res);
+        return ANNAL_SUCCESS;
+    }
+    if (rc == REFUSED) {
+        res->status = ANNAL_FAILED;
+        res->code = 0;
+        snprintf(res->text, sizeof res->text, "the handler refused event %llu",
+                 (unsigned long long) self->position);
+        return ANNAL_FAILED;
+    }
+    if (self->behind) {
+        res->status = ANNAL_FAILED;
+        res->code = 0;
+        snprintf(res->text, sizeof res->text,
+                 "annald's store is behind this subscription's position %llu: is it another or "
+                 "a restored store?",
+                 (unsigned long long) self->position);
+        return ANNAL_FAILED;
+    }
+    return res->status ? res->status : ANNAL_FAILED; /* FATAL: res says why */
+}
+
 annal_status_t annal_subscription_run(annal_subscription_t *self, int duration_ms,
                                       annal_result_t *result)
 {
@@ -213,37 +265,40 @@ annal_status_t annal_subscription_run(annal_subscription_t *self, int duration_m
     annal_result_t *res = result ? result : &scratch;
     memset(res, 0, sizeof *res);
     int64_t deadline = duration_ms < 0 ? INT64_MAX : s_now_ms() + duration_ms;
-    int64_t last_beat = s_now_ms(), next_try = 0;
-    self->stop = 0;
+    int64_t next_try = 0;
+    if (!self->last_beat)
+        self->last_beat = s_now_ms();
     while (!self->stop && s_now_ms() < deadline) {
         int64_t now = s_now_ms();
         if (!self->started && now >= next_try) {
             if (s_start(self, res) == 0) {
                 self->started = true;
                 self->catch_up = true;
+                self->backoff_ms = 0;
             }
-            else
-                next_try = now + (self->backoff_ms = self->backoff_ms ? self->backoff_ms * 2 : 100);
+            else {
+                if (self->backoff_ms < BACKOFF_MAX_MS)
+                    self->backoff_ms = self->backoff_ms ? self->backoff_ms * 2 : 100;
+                next_try = now + self->backoff_ms;
+            }
         }
-        if (self->started && now - last_beat > SILENCE_MS) {
+        if (self->started && now - self->last_beat > SILENCE_MS) {
             self->catch_up = true; /* annald quiet: restarted, or heartbeats lost */
-            last_beat = now;
+            self->last_beat = now;
         }
         while (self->started && self->catch_up && !self->stop && now >= next_try
                && s_now_ms() < deadline) {
             int rc = s_read(self, res);
-            if (rc == 2 || rc == 3) {
-                memset(res, 0, sizeof *res);
-                return ANNAL_SUCCESS;
-            }
-            if (rc < 0) {
+            if (self->behind || rc == STOP_AFTER || rc == REFUSED || rc == FATAL)
+                return s_finish(self, rc, res);
+            if (rc == AWAY) {
                 if (self->backoff_ms < BACKOFF_MAX_MS)
                     self->backoff_ms = self->backoff_ms ? self->backoff_ms * 2 : 50;
                 next_try = s_now_ms() + self->backoff_ms;
                 break;
             }
             self->backoff_ms = 0;
-            if (rc == 1)
+            if (rc == CAUGHT_UP)
                 self->catch_up = false;
         }
         int64_t wait = deadline - s_now_ms();
@@ -264,14 +319,14 @@ annal_status_t annal_subscription_run(annal_subscription_t *self, int duration_m
                 zmq_msg_close(&body);
                 break;
             }
-            int rc = 0;
+            int rc = GO_ON;
             if (zmq_msg_more(&topic) && zmq_msg_recv(&body, self->sub, 0) >= 0 && self->started)
                 rc = s_live(self, zmq_msg_data(&topic), zmq_msg_size(&topic),
-                            zmq_msg_data(&body), zmq_msg_size(&body), &last_beat);
+                            zmq_msg_data(&body), zmq_msg_size(&body));
             zmq_msg_close(&topic);
             zmq_msg_close(&body);
-            if (rc == 2 || rc == 3)
-                return ANNAL_SUCCESS;
+            if (rc != GO_ON || self->behind)
+                return s_finish(self, rc, res);
         }
     }
     memset(res, 0, sizeof *res);

@@ -42,12 +42,17 @@ annal_subscription_t *annal_subscription_new(const annal_subscription_config_t *
 void annal_subscription_destroy(annal_subscription_t **self);
 
 /* Delivers events until stopped, the handler says stop, or duration_ms
-   passes (< 0: no limit). Returns ANNAL_SUCCESS then; other statuses for
-   errors that retrying cannot mend (a bad prefix, a handler that failed). */
+   passes (< 0: no limit), and returns ANNAL_SUCCESS then. While annald is
+   away it keeps trying. It returns ANNAL_FAILED (result says why) when the
+   handler refused an event, when annald refuses the subscription (a prefix
+   that is not valid: error 12), and when the store's head is behind the
+   position (annald now serves another or a restored store: continuing
+   would skip events silently). */
 annal_status_t annal_subscription_run(annal_subscription_t *self, int duration_ms,
                                       annal_result_t *result);
 
-/* Asks run to return soon; safe from a signal handler or another thread. */
+/* Asks run to return soon, and every later run at once; safe from a signal
+   handler or another thread. */
 void annal_subscription_stop(annal_subscription_t *self);
 
 /* The next sequence number to consider. */

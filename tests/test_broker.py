@@ -253,6 +253,16 @@ def t_errors():
             r = client.call({"type": "append", "aggregate_id": "e-1", "event_type": "T",
                              "event_data": deep, "version": 1, "msg_id": 77})
             check(r["code"] == 12 and r["in_reply_to"] == 77, r)
+        # stored values nest at most 28 levels, so every reply that carries them stays readable
+        for levels, code in ((28, None), (29, 12)):
+            value = 1
+            for _ in range(levels):
+                value = {"a": value}
+            r = m.call({"type": "append", "aggregate_id": "deep-1", "event_type": "T",
+                        "event_data": value, "version": "any"})
+            check(r.get("code") == code, (levels, r))
+        r = m.call({"type": "read_all", "prefix": "deep-"})
+        check(len(r["events"]) == 1, r)
         r = c.call({"type": "create_snapshot", "aggregate_id": "e-1", "state": {}, "version": 0})
         check(r["code"] == 12, r)
         # an envelope frame too large to be an identity is refused, not echoed
@@ -268,7 +278,7 @@ def t_errors():
         check(r["error"] == "Expected version exists, got 0", r)
         # nothing written by any of that
         r = c.call({"type": "status"})
-        check(r["head_sequence"] == 1 and r["aggregates"] == 1, r)
+        check(r["head_sequence"] == 2 and r["aggregates"] == 2, r)
 
 
 def t_reads():

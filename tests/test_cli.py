@@ -78,9 +78,25 @@ def t_round_trip():
         check(cli(d, "append", "a", "T", "{not json")[0] == 2)
         check(cli(d, "append", "$a", "T", "{}")[0] == 2)
         check(cli(d, "read", "user-1", "--from", "x")[0] == 2)
+        # a deeply nested event reads back through the client library
+        deep = 1
+        for _ in range(28):
+            deep = [deep]
+        check(cli(d, "append", "deep-1", "T", json.dumps(deep))[0] == 0)
+        rc, out, _ = cli(d, "read", "deep-1")
+        check(rc == 0 and json.loads(out)["event_data"] == deep, (rc, out[:80]))
         # --commands beats the environment; an unreachable annald is status 5
         rc, _, err = cli(d, "--commands", f"tcp://127.0.0.1:{free_port()}", "--timeout", "300", "status")
         check(rc == 5, (rc, err))
+        rc, _, err = cli(d, "--commands", f"tcp://127.0.0.1:{free_port()}", "--timeout", "300",
+                         "append", "a-1", "T", "{}")
+        check(rc == 5 and "--event-id" in err, (rc, err))
+        # an error annald cannot address (body too large: no msg_id read) is still an answer
+        big = json.dumps({"aggregate_id": "big-1", "version": 1, "event_type": "T",
+                          "event_data": {"x": "y" * 1200000}, "metadata": {},
+                          "event_id": "0b7e6d2a-5c1f-4d3e-9a8b-7c6d5e4f3a2c"})
+        rc, _, err = cli(d, "import", "-", stdin=big + "\n")
+        check(rc == 1 and "exceeds" in err, (rc, err[:300]))
         check(d.stop() == 0)
     finally:
         d.cleanup()

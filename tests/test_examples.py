@@ -44,8 +44,9 @@ def t_sqlite_projection():
                 if i % 100 == 0:
                     time.sleep(0.05)
 
+        log = open(os.path.join(tmp, "projection.log"), "a")
         start = lambda: subprocess.Popen([os.path.join(BIN, "annal-projection-sqlite"), db],
-                                         env=env_for(d), stderr=subprocess.DEVNULL)
+                                         env=env_for(d), stderr=log)
         proj = start()
         w = threading.Thread(target=writer)
         w.start()
@@ -72,7 +73,9 @@ def t_sqlite_projection():
             balances = dict(con.execute("SELECT id, balance FROM accounts"))
             applied = con.execute("SELECT count(*) FROM applied").fetchone()[0]
             pos = con.execute("SELECT position FROM checkpoint").fetchone()[0]
-        check(applied == matching, (applied, matching))
+        if applied != matching:
+            log.flush()
+            raise AssertionError((applied, matching, proj.poll(), open(log.name).read()))
         check(balances == expected, (balances, expected))
         check(pos <= head + 1, pos)
         proj.send_signal(signal.SIGTERM)

@@ -350,6 +350,10 @@ static void t_checkpoint(void)
     fputs("garbage\n", f);
     fclose(f);
     CHECK(annal_checkpoint_load(path, &pos) == -1);
+    f = fopen(path, "w");
+    fputs("-1\n", f);
+    fclose(f);
+    CHECK(annal_checkpoint_load(path, &pos) == -1);
     s_seen_free(s);
     s_stop(&d);
 }
@@ -405,7 +409,66 @@ static void t_from_now(void)
     s_stop(&d);
 }
 
+/* annald comes back with another (empty) store: the subscription must fail,
+   not wait for sequence numbers it already delivered and skip new events. */
+static void t_store_behind(void)
+{
+    daemon_t d;
+    CHECK(s_daemon(&d, NULL) == 0);
+    CHECK(s_append(d.commands, "r", 20, 0, 0) == 20);
+    seen_t *s = s_seen(100);
+    annal_subscription_t *sub = s_sub(&d, "", 1, 0, s);
+    s_run(sub, s, 20);
+    CHECK(s_exact(s, 1, 20));
+    s_kill(&d, SIGKILL);
+    char *old = d.data;
+    d.data = t_tempdir(); /* a new, empty store on the same endpoints */
+    CHECK(s_start(&d) == 0);
+    CHECK(s_append(d.commands, "r", 3, 0, 0) == 3);
+    annal_result_t res;
+    annal_status_t st = ANNAL_SUCCESS;
+    for (int i = 0; i < 50 && st == ANNAL_SUCCESS; i++)
+        st = annal_subscription_run(sub, 200, &res);
+    CHECK(st == ANNAL_FAILED && strstr(res.text, "behind"));
+    CHECK(s->count == 20);
+    annal_subscription_destroy(&sub);
+    s_seen_free(s);
+    t_rmdir(old);
+    s_stop(&d);
+}
+
+static int s_refuse_third(const annal_record_t *r, void *arg)
+{
+    (void) r;
+    return ++*(int *) arg == 3 ? -1 : 0;
+}
+
+/* A handler that refuses an event stops the run with an error; the
+   position stays on that event, so a restart delivers it again. */
+static void t_refused(void)
+{
+    daemon_t d;
+    CHECK(s_daemon(&d, NULL) == 0);
+    CHECK(s_append(d.commands, "x", 5, 0, 0) == 5);
+    int calls = 0;
+    annal_subscription_config_t config = {.commands = d.commands, .events = d.events, .from = 1};
+    annal_subscription_t *sub = annal_subscription_new(&config, s_refuse_third, &calls);
+    annal_result_t res;
+    CHECK(annal_subscription_run(sub, 5000, &res) == ANNAL_FAILED);
+    CHECK(strstr(res.text, "refused event 3"));
+    CHECK(annal_subscription_position(sub) == 3 && calls == 3);
+    annal_subscription_destroy(&sub);
+    /* a prefix annald refuses (not UTF-8) is an error, not an endless retry */
+    config.prefix = "\xff\xfe";
+    sub = annal_subscription_new(&config, s_refuse_third, &calls);
+    CHECK(annal_subscription_run(sub, 5000, &res) == ANNAL_FAILED && res.code == 12);
+    annal_subscription_destroy(&sub);
+    s_stop(&d);
+}
+
 static const t_case_t s_cases[] = {
+    {"store_behind", t_store_behind},
+    {"refused", t_refused},
     {"history", t_history},       {"seam", t_seam},           {"kill9_restart", t_kill9_restart},
     {"forced_drops", t_forced_drops}, {"checkpoint", t_checkpoint}, {"prefix", t_prefix},
     {"from_now", t_from_now},

@@ -138,6 +138,7 @@ static int s_pack(const node_t *n, annal_blob_t *out, const char **why)
         *why = "out of memory";
         rc = -1;
     }
+
     if (rc == 0) {
         out->data = (uint8_t *) sb.data;
         out->size = sb.size;
@@ -145,6 +146,20 @@ static int s_pack(const node_t *n, annal_blob_t *out, const char **why)
     }
     msgpack_sbuffer_destroy(&sb);
     return rc;
+}
+
+/* Packs a value to be stored: also at most ANNAL_MAX_VALUE_DEPTH deep. */
+static int s_pack_value(const node_t *n, annal_blob_t *out, const char **why)
+{
+    if (s_pack(n, out, why))
+        return -1;
+    const char *deep;
+    if (annal_msgpack_check(out->data, out->size, ANNAL_MAX_VALUE_DEPTH, &deep)) {
+        annal_blob_free(out);
+        *why = "nests deeper than 28 levels";
+        return -1;
+    }
+    return 0;
 }
 
 /* --- field rules ------------------------------------------------------------ */
@@ -262,7 +277,7 @@ static annal_err_t s_new_event(ctx_t *c, const node_t *obj, annal_new_event_t *e
     node_t data = s_get(obj, "event_data");
     if (s_kind(&data) == K_ABSENT)
         return s_fail(c, "missing field 'event_data'");
-    if (s_pack(&data, &ev->data, &why))
+    if (s_pack_value(&data, &ev->data, &why))
         return s_fail(c, "field 'event_data': %s", why);
     node_t meta = s_get(obj, "metadata");
     if (s_absent(&meta)) {
@@ -271,7 +286,7 @@ static annal_err_t s_new_event(ctx_t *c, const node_t *obj, annal_new_event_t *e
     }
     else if (s_kind(&meta) != K_MAP)
         return s_fail(c, "field 'metadata' must be an object");
-    else if (s_pack(&meta, &ev->metadata, &why))
+    else if (s_pack_value(&meta, &ev->metadata, &why))
         return s_fail(c, "field 'metadata': %s", why);
     node_t id = s_get(obj, "event_id");
     if (s_absent(&id)) {
@@ -436,7 +451,7 @@ static annal_err_t s_command(ctx_t *c, const node_t *root, annal_request_t *req)
     case ANNAL_CMD_CREATE_SNAPSHOT: {
         node_t st = s_get(root, "state");
         if (s_kind(&st) != K_ABSENT) {
-            if (s_pack(&st, &req->state, &why))
+            if (s_pack_value(&st, &req->state, &why))
                 return s_fail(c, "field 'state': %s", why);
             req->has_state = true;
         }
@@ -1261,7 +1276,7 @@ int annal_value_from_json_text(const char *text, size_t len, annal_blob_t *out, 
     else {
         node_t n = {v, NULL};
         const char *reason;
-        rc = s_pack(&n, out, &reason);
+        rc = s_pack_value(&n, out, &reason);
         if (rc)
             snprintf(why, whylen, "%s", reason);
     }

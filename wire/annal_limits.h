@@ -10,6 +10,9 @@
 #define ANNAL_MAX_EVENT_TYPE     256    /* event type bytes */
 #define ANNAL_MAX_BATCH          10000  /* events in one batch append */
 #define ANNAL_MAX_DEPTH          32     /* nesting of a request body, body = level 1 */
+#define ANNAL_MAX_VALUE_DEPTH    28     /* nesting of one event_data, metadata or state, so
+                                           that a read reply (3 levels above it) stays within
+                                           ANNAL_MAX_DEPTH and every MessagePack reader copes */
 #define ANNAL_READ_CAP_DEFAULT   10000  /* server cap on max_count */
 #define ANNAL_READ_DEFAULT       1000   /* max_count when the request has none */
 #define ANNAL_SCAN_CAP           100000 /* records one filtered read_all may examine */

@@ -98,7 +98,7 @@ int main(int argc, char **argv)
         return 2;
     }
     sqlite3 *db;
-    if (sqlite3_open(path, &db) != SQLITE_OK
+    if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_busy_timeout(db, 10000) != SQLITE_OK
         || sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL)
         || sqlite3_exec(db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK) {
         fprintf(stderr, "projection: %s: %s\n", path, sqlite3_errmsg(db));
@@ -126,6 +126,9 @@ int main(int argc, char **argv)
     fprintf(stderr, "projection: from sequence %lld, prefix '%s'\n", (long long) position, prefix);
     annal_result_t res;
     annal_status_t rc = annal_subscription_run(s_sub, -1, &res);
+    if (rc != ANNAL_SUCCESS)
+        fprintf(stderr, "projection: stopped at sequence %llu: %s\n",
+                (unsigned long long) annal_subscription_position(s_sub), res.text);
     annal_subscription_destroy(&s_sub);
     sqlite3_close(db);
     return rc == ANNAL_SUCCESS ? 0 : 1;
