@@ -614,11 +614,13 @@ static int s_receive(annal_broker_t *self, pending_t *p, size_t *bytes)
 /* Drains waiting requests into one batch, runs, commits and answers it. */
 static void s_turn(annal_broker_t *self)
 {
-    size_t bytes = 0;
-    while (self->npending < ANNAL_GROUP_MAX && bytes < BATCH_BYTES) {
+    size_t bytes = 0, events = 0;
+    while (self->npending < ANNAL_GROUP_MAX && bytes < BATCH_BYTES
+           && events < ANNAL_GROUP_EVENTS) {
         pending_t *p = &self->pending[self->npending];
         if (s_receive(self, p, &bytes))
             break;
+        events += p->req.event_count;
         self->npending++;
     }
     if (self->npending == 0)

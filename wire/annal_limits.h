@@ -19,6 +19,9 @@
 #define ANNAL_MAX_ENVELOPE       16     /* ZeroMQ envelope frames before the body */
 #define ANNAL_MAX_EVENT_TYPES    64     /* entries in read_all's event_types filter */
 #define ANNAL_GROUP_MAX          1024   /* requests committed together, at most */
+#define ANNAL_GROUP_EVENTS       8192   /* events committed together, at most (one append may
+                                           exceed it alone): bounds LMDB's dirty pages, which
+                                           random event ids scatter over the event_ids tree */
 #define ANNAL_ENVELOPE_FRAME     256    /* bytes in one envelope frame (identities) */
 #define ANNAL_REPLY_BUDGET       (16 * 1024 * 1024) /* stored bytes of events in one reply */
 #define ANNAL_PUB_HWM_DEFAULT    50000  /* events queued per subscriber before PUB drops */
