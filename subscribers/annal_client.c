@@ -239,7 +239,7 @@ static annal_status_t s_build_append(annal_client_t *self, const char *agg, int6
             return s_result(res, ANNAL_INVALID, 0, "event %zu: event_id is not a UUID", i);
         }
         if (!s->event_id)
-            uuid_generate_random(ev[i].event_id);
+            annal_event_id_new(ev[i].event_id);
         ev[i].client_id = true;
     }
     *msg_id = s_begin(self, "append");
@@ -545,7 +545,7 @@ annal_status_t annal_client_status(annal_client_t *self, annal_store_status_t *o
 
 void annal_uuid_new(char out[37])
 {
-    uuid_t id;
-    uuid_generate_random(id);
+    uint8_t id[16];
+    annal_event_id_new(id);
     uuid_unparse_lower(id, out);
 }

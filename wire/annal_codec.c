@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uuid/uuid.h>
 
 #include "annal_limits.h"
@@ -26,6 +27,18 @@ static const char *s_cmd_names[ANNAL_CMD_COUNT] = {
     [ANNAL_CMD_STATUS] = "status",
     [ANNAL_CMD_INIT] = "init",
 };
+
+void annal_event_id_new(uint8_t id[16])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+    for (int i = 0; i < 6; i++)
+        id[i] = (uint8_t) (ms >> (40 - 8 * i));
+    arc4random_buf(id + 6, 10);
+    id[6] = (uint8_t) (0x70 | (id[6] & 0x0f)); /* version 7 */
+    id[8] = (uint8_t) (0x80 | (id[8] & 0x3f)); /* RFC variant */
+}
 
 const char *annal_cmd_name(annal_cmd_t cmd)
 {
@@ -290,7 +303,7 @@ static annal_err_t s_new_event(ctx_t *c, const node_t *obj, annal_new_event_t *e
         return s_fail(c, "field 'metadata': %s", why);
     node_t id = s_get(obj, "event_id");
     if (s_absent(&id)) {
-        uuid_generate_random(ev->event_id);
+        annal_event_id_new(ev->event_id);
         return ANNAL_OK;
     }
     size_t len;

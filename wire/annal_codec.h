@@ -89,6 +89,11 @@ typedef struct {
     int64_t recorded_at;      /* microseconds since the epoch */
 } annal_event_t;
 
+/* A new event id: a UUIDv7 (RFC 9562), 48 bits of Unix milliseconds then
+   74 random bits (arc4random). Ids made in sequence order sort together,
+   so the store's id index grows at its end instead of at random pages. */
+void annal_event_id_new(uint8_t id[16]);
+
 /* The name of cmd as it appears in "type"; borrowed, static. */
 const char *annal_cmd_name(annal_cmd_t cmd);
 

@@ -35,6 +35,12 @@ bool annal_utf8_valid(const char *str, size_t len)
     const unsigned char *s = (const unsigned char *) str;
     size_t i = 0;
     while (i < len) {
+        /* ASCII fast path: eight bytes at a time while no high bit is set */
+        uint64_t word;
+        while (i + 8 <= len && (memcpy(&word, s + i, 8), (word & 0x8080808080808080ULL) == 0))
+            i += 8;
+        if (i >= len)
+            break;
         unsigned c = s[i];
         if (c < 0x80) {
             i++;
