@@ -1283,16 +1283,11 @@ int annal_value_from_json_text(const char *text, size_t len, annal_blob_t *out, 
         snprintf(why, whylen, "invalid JSON: %s", err.text);
         return -1;
     }
-    int rc = -1;
-    if (s_json_depth(v, ANNAL_MAX_DEPTH + 1) > ANNAL_MAX_DEPTH - 1)
-        snprintf(why, whylen, "nesting too deep");
-    else {
-        node_t n = {v, NULL};
-        const char *reason;
-        rc = s_pack_value(&n, out, &reason);
-        if (rc)
-            snprintf(why, whylen, "%s", reason);
-    }
+    node_t n = {v, NULL};
+    const char *reason;
+    int rc = s_pack_value(&n, out, &reason);
+    if (rc)
+        snprintf(why, whylen, "%s", reason);
     json_decref(v);
     return rc;
 }
