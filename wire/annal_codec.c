@@ -720,6 +720,17 @@ void annal_body_destroy(annal_body_t **self)
     *self = NULL;
 }
 
+static field_t *s_field(annal_body_t *self, const char *key, fkind_t kind);
+
+/* A field that borrows ptr with len bytes or entries. */
+static void s_ptr_field(annal_body_t *self, const char *key, fkind_t kind, const void *ptr,
+                        size_t len)
+{
+    field_t *f = s_field(self, key, kind);
+    f->ptr = ptr;
+    f->len = len;
+}
+
 static field_t *s_field(annal_body_t *self, const char *key, fkind_t kind)
 {
     static field_t spill;
@@ -749,9 +760,7 @@ void annal_body_begin(annal_body_t *self, const char *type, bool has_id, int64_t
 
 void annal_body_str(annal_body_t *self, const char *key, const char *s, size_t len)
 {
-    field_t *f = s_field(self, key, F_STR);
-    f->ptr = s;
-    f->len = len;
+    s_ptr_field(self, key, F_STR, s, len);
 }
 
 void annal_body_u64(annal_body_t *self, const char *key, uint64_t v)
@@ -766,9 +775,7 @@ void annal_body_int(annal_body_t *self, const char *key, int64_t v)
 
 void annal_body_value(annal_body_t *self, const char *key, const uint8_t *blob, size_t len)
 {
-    field_t *f = s_field(self, key, F_VALUE);
-    f->ptr = blob;
-    f->len = len;
+    s_ptr_field(self, key, F_VALUE, blob, len);
 }
 
 void annal_body_uuid(annal_body_t *self, const char *key, const uint8_t *id)
@@ -778,17 +785,13 @@ void annal_body_uuid(annal_body_t *self, const char *key, const uint8_t *id)
 
 void annal_body_uuids(annal_body_t *self, const char *key, const uint8_t *ids, size_t n)
 {
-    field_t *f = s_field(self, key, F_UUIDS);
-    f->ptr = ids;
-    f->len = n;
+    s_ptr_field(self, key, F_UUIDS, ids, n);
 }
 
 void annal_body_events(annal_body_t *self, const char *key, const annal_event_t *events,
                         size_t n)
 {
-    field_t *f = s_field(self, key, F_EVENTS);
-    f->ptr = events;
-    f->len = n;
+    s_ptr_field(self, key, F_EVENTS, events, n);
 }
 
 void annal_body_bool(annal_body_t *self, const char *key, bool v)
@@ -798,17 +801,13 @@ void annal_body_bool(annal_body_t *self, const char *key, bool v)
 
 void annal_body_strs(annal_body_t *self, const char *key, const char *const *strs, size_t n)
 {
-    field_t *f = s_field(self, key, F_STRS);
-    f->ptr = strs;
-    f->len = n;
+    s_ptr_field(self, key, F_STRS, strs, n);
 }
 
 void annal_body_new_events(annal_body_t *self, const char *key, const annal_new_event_t *events,
                            size_t n)
 {
-    field_t *f = s_field(self, key, F_NEW_EVENTS);
-    f->ptr = events;
-    f->len = n;
+    s_ptr_field(self, key, F_NEW_EVENTS, events, n);
 }
 
 void annal_body_error(annal_body_t *self, bool has_id, int64_t msg_id, annal_err_t err,
