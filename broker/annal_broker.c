@@ -504,7 +504,8 @@ static void s_run_batch(annal_broker_t *self)
         if (!err)
             self->head = self->batch_head;
         else
-            s_fail_all(self, "the store could not commit; nothing was written");
+            s_fail_all(self, "the store could not commit; the batch may or may not be "
+                             "stored: send it again with the same event_ids");
         return;
     }
     s_fail_all(self, "the store cannot grow; nothing was written");
@@ -666,6 +667,7 @@ static void s_actor(zsock_t *pipe, void *args)
         int64_t now = zclock_mono();
         if (now >= next_beat) {
             s_heartbeat(self);
+            annal_store_checkpoint(self->store);
             next_beat = now + self->config.heartbeat_ms;
         }
         if (zmq_poll(items, 2, (long) (next_beat - now)) < 0 && zmq_errno() != EINTR)
@@ -678,6 +680,7 @@ static void s_actor(zsock_t *pipe, void *args)
             zstr_free(&command);
         }
     }
+    annal_store_close(&self->store); /* on the thread that wrote (annal_store.h) */
 }
 
 /* --- life cycle ------------------------------------------------------------------ */

@@ -1,16 +1,24 @@
 /*  annal_lmdb.c: the embedded LMDB backend.
 
     NOTES ON THE DESIGN
-    One LMDB environment in the data folder, one write transaction per batch
-    (group commit: one commit, one sync for everything in it). LMDB's
-    copy-on-write B-trees switch to a new root only when the meta page is
-    written at the end of a commit, so after a crash at any moment the store
-    is the last committed batch, whole.
+    A batch is durable when its record is in the journal (annal_journal.h):
+    one write and one flush, where an LMDB commit costs two (data pages,
+    then the meta page). The batches themselves go into one long-lived LMDB
+    write transaction, the root, each in a nested transaction of its own so
+    that a failed batch can be dropped alone; reads see them through it. A
+    checkpoint commits the root (LMDB's own durable commit) once the journal
+    holds ANNAL_CHECKPOINT_BYTES or its oldest record is ANNAL_CHECKPOINT_MS
+    old, and at close; the journal then starts again under the generation
+    number the commit stored in meta. LMDB's copy-on-write B-trees switch to
+    a new root only when the meta page is written, so after a crash at any
+    moment data.mdb is the last checkpoint, whole, and opening replays the
+    journal's records of that generation on top of it (and checkpoints).
 
     Databases (all keys compared as bytes unless said):
     | db         | key                                  | value                  |
     | ---------- | ------------------------------------ | ---------------------- |
     | meta       | "format"                             | "annal-lmdb-1"         |
+    | meta       | "journal"                            | generation (u64)       |
     | events     | sequence (u64, MDB_INTEGERKEY)        | event record (below)   |
     | streams    | aggregate_id, 0x00, version (u64 BE)  | sequence (u64 native)  |
     | aggregates | aggregate_id                          | version (u64 native)   |
@@ -40,10 +48,16 @@
     2. aggregates[id] == the largest version in streams for id.
     3. Every event_ids entry points at an event with that id.
     The map starts small and doubles when LMDB reports it full: the batch is
-    dropped, the map grown, and the broker runs the batch again. */
+    dropped, the root checkpointed, the map grown, and the broker runs the
+    batch again.
+
+    Journal payload: the batch's puts, in order, each
+    | u8 db | u8 0 | u16 key length K | u32 value length V | key | value |
+    with db the index in dbi[] below. Replay puts them again, in order. */
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +66,14 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "annal_journal.h"
 #include "annal_limits.h"
 #include "annal_store.h"
 #include "annal_time.h"
 
 #define FORMAT_KEY "format"
+#define JOURNAL_KEY "journal"
+#define OP_HEADER 8
 #define FORMAT_VALUE "annal-lmdb-1"
 #define RECORD_FORMAT 1
 #define HEADER 53
@@ -66,10 +83,19 @@
 #define MAX_STEP ((size_t) 4 << 30) /* grow by doubling, at most 4 GiB at a time */
 #define KEY_MAX (ANNAL_MAX_AGGREGATE_ID + 9)
 
+enum { DB_META, DB_EVENTS, DB_STREAMS, DB_AGGREGATES, DB_EVENT_IDS, DB_SNAPSHOTS, DB_COUNT };
+
 typedef struct {
     MDB_env *env;          /* the environment */
-    MDB_dbi meta, events, streams, aggregates, event_ids, snapshots; /* see the table */
-    MDB_txn *txn;          /* the open batch, or NULL */
+    MDB_dbi dbi[DB_COUNT]; /* see the table */
+    MDB_txn *root;         /* every batch since the last checkpoint, or NULL */
+    pthread_t root_thread; /* the thread that began root: LMDB's write lock is its */
+    MDB_txn *txn;          /* the open batch (a child of root), or NULL */
+    annal_journal_t *journal; /* where batches become durable */
+    uint64_t gen;          /* the journal's generation since the last checkpoint */
+    int64_t since;         /* monotonic ms of the generation's first record */
+    uint8_t *jbuf;         /* the open batch's journal record */
+    size_t jlen, jcap;     /* bytes used and allocated in jbuf */
     int lock_fd;           /* holds the folder's flock */
     uint64_t head;         /* last committed sequence */
     uint64_t txn_head;     /* last sequence inside the open batch */
@@ -77,7 +103,8 @@ typedef struct {
     int64_t txn_recorded;  /* recorded_at given to the open batch */
     size_t map_size;       /* current map size */
     bool grow;             /* the open batch hit MDB_MAP_FULL */
-    bool failed;           /* an I/O error of unknown outcome: refuse until reopened */
+    bool failed;           /* a failure of unknown outcome: rebuild from the journal first */
+    int replay_rc;         /* the LMDB error that stopped a replay */
 } lmdb_t;
 
 static void s_put64(uint8_t *p, uint64_t v)
@@ -175,7 +202,7 @@ static annal_err_t s_event(lmdb_t *self, uint64_t seq, annal_event_t *ev)
 {
     size_t k = (size_t) seq;
     MDB_val key = {sizeof k, &k}, val;
-    int rc = mdb_get(self->txn, self->events, &key, &val);
+    int rc = mdb_get(self->txn, self->dbi[DB_EVENTS], &key, &val);
     if (rc)
         return rc == MDB_NOTFOUND ? (self->failed = true, ANNAL_ERR_INTERNAL) : s_err(self, rc);
     if (s_decode(seq, &val, ev)) {
@@ -188,7 +215,7 @@ static annal_err_t s_event(lmdb_t *self, uint64_t seq, annal_event_t *ev)
 static annal_err_t s_version(lmdb_t *self, const char *agg, uint64_t *version)
 {
     MDB_val key = {strlen(agg), (void *) agg}, val;
-    int rc = mdb_get(self->txn, self->aggregates, &key, &val);
+    int rc = mdb_get(self->txn, self->dbi[DB_AGGREGATES], &key, &val);
     *version = 0;
     if (rc == MDB_NOTFOUND)
         return ANNAL_OK;
@@ -203,11 +230,202 @@ static annal_err_t s_seq_of(lmdb_t *self, const char *agg, uint64_t v, uint64_t 
 {
     uint8_t kb[KEY_MAX];
     MDB_val key = {s_vkey(kb, agg, strlen(agg), v), kb}, val;
-    int rc = mdb_get(self->txn, self->streams, &key, &val);
+    int rc = mdb_get(self->txn, self->dbi[DB_STREAMS], &key, &val);
     if (rc)
         return rc == MDB_NOTFOUND ? (self->failed = true, ANNAL_ERR_INTERNAL) : s_err(self, rc);
     *seq = s_get64(val.mv_data);
     return ANNAL_OK;
+}
+
+/* --- the journal ------------------------------------------------------------------ */
+
+/* Adds a put to the open batch's journal record and returns where its value
+   goes (vlen bytes, for the caller to fill), or NULL out of memory. The
+   pointer is valid until the next call. */
+static uint8_t *s_log(lmdb_t *self, int db, const void *key, size_t klen, size_t vlen)
+{
+    size_t need = self->jlen + OP_HEADER + klen + vlen;
+    if (need > self->jcap) {
+        size_t cap = self->jcap ? self->jcap : 64 * 1024;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *bigger = realloc(self->jbuf, cap);
+        if (!bigger)
+            return NULL;
+        self->jbuf = bigger, self->jcap = cap;
+    }
+    uint8_t *p = self->jbuf + self->jlen;
+    uint16_t k16 = (uint16_t) klen;
+    uint32_t v32 = (uint32_t) vlen;
+    p[0] = (uint8_t) db;
+    p[1] = 0;
+    memcpy(p + 2, &k16, 2);
+    memcpy(p + 4, &v32, 4);
+    memcpy(p + OP_HEADER, key, klen);
+    self->jlen = need;
+    return p + OP_HEADER + klen;
+}
+
+/* Puts key and val into db inside the open batch, and into its journal
+   record. Returns an LMDB code. */
+static int s_put(lmdb_t *self, int db, const void *key, size_t klen, const void *val,
+                 size_t vlen, unsigned flags)
+{
+    uint8_t *v = s_log(self, db, key, klen, vlen);
+    if (!v)
+        return ENOMEM;
+    memcpy(v, val, vlen);
+    MDB_val k = {klen, (void *) key}, d = {vlen, v};
+    return mdb_put(self->txn, self->dbi[db], &k, &d, flags);
+}
+
+/* Replays one journal record into the root transaction. */
+static int s_replay_record(void *arg, const uint8_t *p, size_t len)
+{
+    lmdb_t *self = arg;
+    while (len) {
+        uint16_t klen;
+        uint32_t vlen;
+        if (len < OP_HEADER || p[0] >= DB_COUNT)
+            return -1;
+        memcpy(&klen, p + 2, 2);
+        memcpy(&vlen, p + 4, 4);
+        if ((uint64_t) OP_HEADER + klen + vlen > len)
+            return -1;
+        MDB_val k = {klen, (void *) (p + OP_HEADER)}, d = {vlen, (void *) (p + OP_HEADER + klen)};
+        int rc = mdb_put(self->root, self->dbi[p[0]], &k, &d, 0);
+        if (rc) {
+            self->replay_rc = rc;
+            return -1;
+        }
+        p += OP_HEADER + klen + vlen;
+        len -= OP_HEADER + klen + vlen;
+    }
+    return 0;
+}
+
+/* Reads head and last_recorded from the root transaction. */
+static int s_load_head(lmdb_t *self)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    self->head = 0;
+    self->last_recorded = 0;
+    int rc = mdb_cursor_open(self->root, self->dbi[DB_EVENTS], &cur);
+    if (rc)
+        return rc;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+    if (rc == 0) {
+        annal_event_t ev;
+        self->head = s_get64(key.mv_data);
+        if (s_decode(self->head, &val, &ev) || self->head == 0)
+            rc = MDB_CORRUPTED;
+        else
+            self->last_recorded = ev.recorded_at;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Commits the root with the next journal generation: a checkpoint. The
+   root is gone afterwards, committed or not. Returns an LMDB code. */
+static int s_commit_root(lmdb_t *self)
+{
+    uint8_t g[8];
+    s_put64(g, self->gen + 1);
+    MDB_val key = {strlen(JOURNAL_KEY), JOURNAL_KEY}, val = {8, g};
+    int rc = mdb_put(self->root, self->dbi[DB_META], &key, &val, 0);
+    if (rc)
+        mdb_txn_abort(self->root);
+    else
+        rc = mdb_txn_commit(self->root);
+    self->root = NULL;
+    if (rc == 0) {
+        self->gen++;
+        annal_journal_reset(self->journal, self->gen);
+    }
+    return rc;
+}
+
+/* Grows the map after LMDB reported it full (no transaction open). */
+static int s_grow(lmdb_t *self)
+{
+    size_t step = self->map_size < MAX_STEP ? self->map_size : MAX_STEP;
+    int rc = mdb_env_set_mapsize(self->env, self->map_size + step);
+    if (rc == 0) {
+        MDB_envinfo info;
+        mdb_env_info(self->env, &info);
+        self->map_size = info.me_mapsize;
+    }
+    self->grow = false;
+    return rc;
+}
+
+/* Rebuilds the root from data.mdb plus the journal's current generation
+   and checkpoints it, growing the map as needed: at open, and after a
+   failure that may have lost batches from memory (they are in the
+   journal). Returns an LMDB code. */
+static int s_recover(lmdb_t *self)
+{
+    if (self->txn)
+        mdb_txn_abort(self->txn);
+    if (self->root)
+        mdb_txn_abort(self->root);
+    self->txn = self->root = NULL;
+    for (;;) {
+        int rc = mdb_txn_begin(self->env, NULL, 0, &self->root);
+        if (rc) {
+            self->root = NULL;
+            return rc;
+        }
+        MDB_val key = {strlen(JOURNAL_KEY), JOURNAL_KEY}, val;
+        rc = mdb_get(self->root, self->dbi[DB_META], &key, &val);
+        self->gen = rc == 0 && val.mv_size == 8 ? s_get64(val.mv_data) : 0;
+        if (rc == 0 && val.mv_size != 8)
+            rc = MDB_CORRUPTED;
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        self->replay_rc = 0;
+        if (!rc && annal_journal_replay(self->journal, self->gen, s_replay_record, self) < 0)
+            rc = self->replay_rc ? self->replay_rc : MDB_CORRUPTED;
+        if (!rc)
+            rc = s_load_head(self);
+        if (!rc)
+            rc = s_commit_root(self);
+        if (self->root)
+            mdb_txn_abort(self->root);
+        self->root = NULL;
+        if (rc != MDB_MAP_FULL)
+            return rc;
+        if ((rc = s_grow(self)))
+            return rc;
+    }
+}
+
+/* Checkpoints the root; on failure rebuilds it from the journal. */
+static int s_checkpoint(lmdb_t *self)
+{
+    if (!self->root)
+        return 0;
+    if (annal_journal_used(self->journal) == 0) {
+        mdb_txn_abort(self->root); /* nothing in it */
+        self->root = NULL;
+        return 0;
+    }
+    int rc = s_commit_root(self);
+    if (rc) {
+        rc = s_recover(self);
+        self->failed = rc != 0;
+    }
+    return rc;
+}
+
+/* Whether the journal is due for a checkpoint. */
+static bool s_due(lmdb_t *self)
+{
+    uint64_t used = annal_journal_used(self->journal);
+    return used >= ANNAL_CHECKPOINT_BYTES
+           || (used > 0 && annal_time_mono_ms() - self->since >= ANNAL_CHECKPOINT_MS);
 }
 
 /* --- open and close ------------------------------------------------------------ */
@@ -219,10 +437,18 @@ static void s_close(void *handle)
         return;
     if (self->txn)
         mdb_txn_abort(self->txn);
-    if (self->env)
+    self->txn = NULL;
+    bool mine = !self->root || pthread_equal(self->root_thread, pthread_self());
+    if (self->root && mine && !self->failed)
+        s_checkpoint(self);
+    if (self->root && mine)
+        mdb_txn_abort(self->root);
+    if (self->env && mine) /* else the journal has the batches; the process ends */
         mdb_env_close(self->env);
+    annal_journal_close(&self->journal);
     if (self->lock_fd >= 0)
         close(self->lock_fd);
+    free(self->jbuf);
     free(self);
 }
 
@@ -232,6 +458,16 @@ static annal_err_t s_fail_open(lmdb_t *self, char *why, size_t whylen, const cha
     snprintf(why, whylen, fmt, dir, detail);
     s_close(self);
     return ANNAL_ERR_UNAVAILABLE;
+}
+
+/* Makes the folder's entries (a new file's name) durable. */
+static void s_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }
 
 static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, void **out,
@@ -296,13 +532,13 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         return s_fail_open(self, why, whylen, "data folder %s: %s", dir, mdb_strerror(rc));
     unsigned create = fresh ? MDB_CREATE : 0;
     MDB_val key = {strlen(FORMAT_KEY), FORMAT_KEY}, val;
-    rc = mdb_dbi_open(txn, "meta", create, &self->meta);
+    rc = mdb_dbi_open(txn, "meta", create, &self->dbi[DB_META]);
     if (rc == 0 && fresh) {
         MDB_val fv = {strlen(FORMAT_VALUE), FORMAT_VALUE};
-        rc = mdb_put(txn, self->meta, &key, &fv, 0);
+        rc = mdb_put(txn, self->dbi[DB_META], &key, &fv, 0);
     }
     else if (rc == 0) {
-        rc = mdb_get(txn, self->meta, &key, &val);
+        rc = mdb_get(txn, self->dbi[DB_META], &key, &val);
         if (rc == 0 && (val.mv_size != strlen(FORMAT_VALUE)
                         || memcmp(val.mv_data, FORMAT_VALUE, val.mv_size) != 0)) {
             char found[64];
@@ -321,31 +557,30 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         return s_fail_open(self, why, whylen, "data folder %s is not an annal store (%s)", dir,
                            mdb_strerror(rc));
     }
-    if ((rc = mdb_dbi_open(txn, "events", create | MDB_INTEGERKEY, &self->events))
-        || (rc = mdb_dbi_open(txn, "streams", create, &self->streams))
-        || (rc = mdb_dbi_open(txn, "aggregates", create, &self->aggregates))
-        || (rc = mdb_dbi_open(txn, "event_ids", create, &self->event_ids))
-        || (rc = mdb_dbi_open(txn, "snapshots", create, &self->snapshots))) {
+    if ((rc = mdb_dbi_open(txn, "events", create | MDB_INTEGERKEY, &self->dbi[DB_EVENTS]))
+        || (rc = mdb_dbi_open(txn, "streams", create, &self->dbi[DB_STREAMS]))
+        || (rc = mdb_dbi_open(txn, "aggregates", create, &self->dbi[DB_AGGREGATES]))
+        || (rc = mdb_dbi_open(txn, "event_ids", create, &self->dbi[DB_EVENT_IDS]))
+        || (rc = mdb_dbi_open(txn, "snapshots", create, &self->dbi[DB_SNAPSHOTS]))) {
         mdb_txn_abort(txn);
         return s_fail_open(self, why, whylen, "data folder %s is not an annal store (%s)", dir,
                            mdb_strerror(rc));
     }
-    MDB_cursor *cur;
-    mdb_cursor_open(txn, self->events, &cur);
-    if (mdb_cursor_get(cur, &key, &val, MDB_LAST) == 0) {
-        annal_event_t ev;
-        self->head = s_get64(key.mv_data);
-        if (s_decode(self->head, &val, &ev)) {
-            mdb_cursor_close(cur);
-            mdb_txn_abort(txn);
-            return s_fail_open(self, why, whylen, "data folder %s: %s", dir,
-                               "the last event record is damaged");
-        }
-        self->last_recorded = ev.recorded_at;
-    }
-    mdb_cursor_close(cur);
     if ((rc = mdb_txn_commit(txn)))
         return s_fail_open(self, why, whylen, "data folder %s: %s", dir, mdb_strerror(rc));
+
+    snprintf(path, sizeof path, "%s/annal.journal", dir);
+    bool new_journal = access(path, F_OK) != 0;
+    char jwhy[256];
+    if (!(self->journal = annal_journal_open(path, jwhy, sizeof jwhy)))
+        return s_fail_open(self, why, whylen, "data folder %s: %s", dir, jwhy);
+    if (new_journal)
+        s_sync_dir(dir);
+    if ((rc = s_recover(self))) {
+        const char *what = rc == MDB_CORRUPTED ? "the journal or the last event record is damaged"
+                                               : mdb_strerror(rc);
+        return s_fail_open(self, why, whylen, "data folder %s: %s", dir, what);
+    }
     *out = self;
     return ANNAL_OK;
 }
@@ -355,15 +590,28 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
 static annal_err_t s_begin(void *handle)
 {
     lmdb_t *self = handle;
-    if (self->failed)
-        return ANNAL_ERR_UNAVAILABLE;
     if (self->txn)
         return ANNAL_ERR_INTERNAL;
-    int rc = mdb_txn_begin(self->env, NULL, 0, &self->txn);
-    if (rc) {
-        self->txn = NULL;
-        return s_err(self, rc);
+    if (self->failed) { /* an earlier failure: rebuild from the journal */
+        if (s_recover(self))
+            return ANNAL_ERR_UNAVAILABLE;
+        self->failed = false;
     }
+    if (self->root && !pthread_equal(self->root_thread, pthread_self()))
+        return ANNAL_ERR_INTERNAL; /* batches from two threads: not allowed */
+    if (self->root && s_due(self) && s_checkpoint(self))
+        return ANNAL_ERR_UNAVAILABLE;
+    int rc = 0;
+    if (!self->root) {
+        if ((rc = mdb_txn_begin(self->env, NULL, 0, &self->root)))
+            self->root = NULL;
+        self->root_thread = pthread_self();
+    }
+    if (!rc && (rc = mdb_txn_begin(self->env, self->root, 0, &self->txn)))
+        self->txn = NULL;
+    if (rc)
+        return s_err(self, rc);
+    self->jlen = ANNAL_JOURNAL_HEADER;
     self->txn_head = self->head;
     int64_t now = annal_time_now();
     self->txn_recorded = now > self->last_recorded ? now : self->last_recorded;
@@ -371,18 +619,14 @@ static annal_err_t s_begin(void *handle)
     return ANNAL_OK;
 }
 
-/* Grows the map after a batch hit MDB_MAP_FULL (no transaction open). */
-static void s_grow(lmdb_t *self)
+/* Ends the root when it holds no batch that data.mdb lacks, so that no
+   write transaction stays open between batches without need. */
+static void s_release(lmdb_t *self)
 {
-    size_t step = self->map_size < MAX_STEP ? self->map_size : MAX_STEP;
-    if (mdb_env_set_mapsize(self->env, self->map_size + step) == 0) {
-        MDB_envinfo info;
-        mdb_env_info(self->env, &info);
-        self->map_size = info.me_mapsize;
+    if (self->root && !self->txn && annal_journal_used(self->journal) == 0) {
+        mdb_txn_abort(self->root);
+        self->root = NULL;
     }
-    else
-        self->failed = true;
-    self->grow = false;
 }
 
 static void s_abort(void *handle)
@@ -391,8 +635,14 @@ static void s_abort(void *handle)
     if (self->txn)
         mdb_txn_abort(self->txn);
     self->txn = NULL;
-    if (self->grow)
-        s_grow(self);
+    self->jlen = 0;
+    s_release(self);
+    if (self->grow) {
+        /* a batch found the map full: checkpoint what came before, then grow */
+        self->grow = false;
+        if (s_checkpoint(self) == 0 && s_grow(self))
+            self->failed = true;
+    }
 }
 
 static annal_err_t s_commit(void *handle)
@@ -400,19 +650,50 @@ static annal_err_t s_commit(void *handle)
     lmdb_t *self = handle;
     if (!self->txn)
         return ANNAL_ERR_INTERNAL;
+    if (self->jlen > ANNAL_JOURNAL_HEADER) {
+        bool first = annal_journal_used(self->journal) == 0;
+        annal_err_t err = annal_journal_write(self->journal, self->jbuf, self->jlen);
+        if (err) {
+            mdb_txn_abort(self->txn);
+            self->txn = NULL;
+            if (err == ANNAL_ERR_INTERNAL)
+                self->failed = true; /* the record may be there: rebuild from the journal */
+            return ANNAL_ERR_UNAVAILABLE;
+        }
+        if (first)
+            self->since = annal_time_mono_ms();
+    }
+    if (self->jcap > 16u << 20) { /* do not keep a huge batch's buffer */
+        free(self->jbuf);
+        self->jbuf = NULL;
+        self->jcap = 0;
+    }
+    self->jlen = 0;
     int rc = mdb_txn_commit(self->txn);
     self->txn = NULL;
     if (rc) {
-        annal_err_t err = s_err(self, rc);
-        if (self->grow)
-            s_grow(self);
-        return err;
+        self->failed = true; /* the batch is in the journal, not in the root */
+        return ANNAL_ERR_UNAVAILABLE;
     }
     if (self->txn_head != self->head) {
         self->head = self->txn_head;
         self->last_recorded = self->txn_recorded;
     }
+    s_release(self);
     return ANNAL_OK;
+}
+
+static annal_err_t s_checkpoint_op(void *handle)
+{
+    lmdb_t *self = handle;
+    if (self->failed && !self->txn) {
+        if (s_recover(self))
+            return ANNAL_ERR_UNAVAILABLE;
+        self->failed = false;
+    }
+    if (self->txn || !self->root || !s_due(self))
+        return ANNAL_OK;
+    return s_checkpoint(self) ? ANNAL_ERR_UNAVAILABLE : ANNAL_OK;
 }
 
 /* --- append ----------------------------------------------------------------------- */
@@ -426,7 +707,7 @@ static annal_err_t s_retry(lmdb_t *self, const char *agg, const annal_new_event_
 {
     size_t k = (size_t) seq;
     MDB_val key = {sizeof k, &k}, val;
-    int rc = mdb_get(self->txn, self->events, &key, &val);
+    int rc = mdb_get(self->txn, self->dbi[DB_EVENTS], &key, &val);
     annal_event_t ev;
     if (rc || s_decode(seq, &val, &ev)) {
         self->failed = true;
@@ -485,7 +766,7 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
         if (!events[i].client_id)
             continue;
         MDB_val key = {16, (void *) events[i].event_id}, val;
-        rc = mdb_get(self->txn, self->event_ids, &key, &val);
+        rc = mdb_get(self->txn, self->dbi[DB_EVENT_IDS], &key, &val);
         if (rc == MDB_NOTFOUND)
             continue;
         if (rc)
@@ -523,10 +804,10 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
         size_t tlen = strlen(e->event_type);
         size_t total = HEADER + alen + tlen + e->data.size + e->metadata.size;
         size_t k = (size_t) seq;
-        MDB_val key = {sizeof k, &k}, val = {total, NULL};
-        if ((rc = mdb_put(self->txn, self->events, &key, &val, MDB_APPEND | MDB_RESERVE)))
-            return s_err(self, rc);
-        uint8_t *p = val.mv_data;
+        uint8_t *p = s_log(self, DB_EVENTS, &k, sizeof k, total);
+        if (!p)
+            return ANNAL_ERR_UNAVAILABLE;
+        MDB_val key = {sizeof k, &k}, val = {total, p};
         uint16_t a16 = (uint16_t) alen, t16 = (uint16_t) tlen;
         uint32_t d32 = (uint32_t) e->data.size, m32 = (uint32_t) e->metadata.size;
         p[0] = RECORD_FORMAT;
@@ -540,26 +821,26 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
         uint32_t size32 = (uint32_t) n, index32 = (uint32_t) i;
         memcpy(p + 45, &size32, 4);
         memcpy(p + 49, &index32, 4);
-        p += HEADER;
-        memcpy(p, agg, alen);
-        memcpy(p + alen, e->event_type, tlen);
-        memcpy(p + alen + tlen, e->data.data, e->data.size);
-        memcpy(p + alen + tlen + e->data.size, e->metadata.data, e->metadata.size);
+        uint8_t *f = p + HEADER;
+        memcpy(f, agg, alen);
+        memcpy(f + alen, e->event_type, tlen);
+        memcpy(f + alen + tlen, e->data.data, e->data.size);
+        memcpy(f + alen + tlen + e->data.size, e->metadata.data, e->metadata.size);
+        if ((rc = mdb_put(self->txn, self->dbi[DB_EVENTS], &key, &val, MDB_APPEND)))
+            return s_err(self, rc);
 
         uint8_t kb[KEY_MAX], sv[8];
         s_put64(sv, seq);
-        MDB_val skey = {s_vkey(kb, agg, alen, version), kb}, sval = {8, sv};
-        if ((rc = mdb_put(self->txn, self->streams, &skey, &sval, MDB_NOOVERWRITE)))
+        size_t klen = s_vkey(kb, agg, alen, version);
+        if ((rc = s_put(self, DB_STREAMS, kb, klen, sv, 8, MDB_NOOVERWRITE)))
             return rc == MDB_KEYEXIST ? (self->failed = true, ANNAL_ERR_INTERNAL) : s_err(self, rc);
-        MDB_val ikey = {16, (void *) e->event_id};
-        if ((rc = mdb_put(self->txn, self->event_ids, &ikey, &sval, MDB_NOOVERWRITE)))
+        if ((rc = s_put(self, DB_EVENT_IDS, e->event_id, 16, sv, 8, MDB_NOOVERWRITE)))
             return rc == MDB_KEYEXIST ? ANNAL_ERR_INTERNAL : s_err(self, rc);
         self->txn_head = seq;
     }
     uint8_t vv[8];
     s_put64(vv, current + n);
-    MDB_val akey = {alen, (void *) agg}, aval = {8, vv};
-    if ((rc = mdb_put(self->txn, self->aggregates, &akey, &aval, 0)))
+    if ((rc = s_put(self, DB_AGGREGATES, agg, alen, vv, 8, 0)))
         return s_err(self, rc);
     res->last_sequence = self->txn_head;
     res->version = current + n;
@@ -597,7 +878,7 @@ static annal_err_t s_read(void *handle, const char *agg, uint64_t from, bool bac
     uint8_t kb[KEY_MAX];
     MDB_val key = {s_vkey(kb, agg, alen, from), kb}, val;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(self->txn, self->streams, &cur);
+    int rc = mdb_cursor_open(self->txn, self->dbi[DB_STREAMS], &cur);
     if (rc)
         return s_err(self, rc);
     rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY);
@@ -647,7 +928,7 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
     size_t k = (size_t) from;
     MDB_val key = {sizeof k, &k}, val;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(self->txn, self->events, &cur);
+    int rc = mdb_cursor_open(self->txn, self->dbi[DB_EVENTS], &cur);
     if (rc)
         return s_err(self, rc);
     annal_err_t err = ANNAL_OK;
@@ -684,14 +965,15 @@ static annal_err_t s_put_snapshot(void *handle, const char *agg, uint64_t versio
     if (!self->txn)
         return ANNAL_ERR_INTERNAL;
     uint8_t kb[KEY_MAX];
-    MDB_val key = {s_vkey(kb, agg, strlen(agg), version), kb}, val = {len + 1, NULL};
-    int rc = mdb_put(self->txn, self->snapshots, &key, &val, MDB_RESERVE);
-    if (rc)
-        return s_err(self, rc);
-    uint8_t *p = val.mv_data;
+    size_t klen = s_vkey(kb, agg, strlen(agg), version);
+    uint8_t *p = s_log(self, DB_SNAPSHOTS, kb, klen, len + 1);
+    if (!p)
+        return ANNAL_ERR_UNAVAILABLE;
     p[0] = folded ? SNAPSHOT_FOLDED : SNAPSHOT_CLIENT;
     memcpy(p + 1, state, len);
-    return ANNAL_OK;
+    MDB_val key = {klen, kb}, val = {len + 1, p};
+    int rc = mdb_put(self->txn, self->dbi[DB_SNAPSHOTS], &key, &val, 0);
+    return rc ? s_err(self, rc) : ANNAL_OK;
 }
 
 static annal_err_t s_get_snapshot(void *handle, const char *agg, uint64_t max_version,
@@ -704,7 +986,7 @@ static annal_err_t s_get_snapshot(void *handle, const char *agg, uint64_t max_ve
     uint8_t kb[KEY_MAX];
     MDB_val key = {s_vkey(kb, agg, alen, max_version), kb}, val;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(self->txn, self->snapshots, &cur);
+    int rc = mdb_cursor_open(self->txn, self->dbi[DB_SNAPSHOTS], &cur);
     if (rc)
         return s_err(self, rc);
     rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
@@ -745,9 +1027,9 @@ static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
     if (!self->txn)
         return ANNAL_ERR_INTERNAL;
     MDB_stat a, s;
-    int rc = mdb_stat(self->txn, self->aggregates, &a);
+    int rc = mdb_stat(self->txn, self->dbi[DB_AGGREGATES], &a);
     if (!rc)
-        rc = mdb_stat(self->txn, self->snapshots, &s);
+        rc = mdb_stat(self->txn, self->dbi[DB_SNAPSHOTS], &s);
     if (rc)
         return s_err(self, rc);
     out->head_sequence = self->txn_head;
@@ -764,6 +1046,7 @@ const annal_store_ops_t annal_lmdb_ops = {
     .begin = s_begin,
     .commit = s_commit,
     .abort = s_abort,
+    .checkpoint = s_checkpoint_op,
     .append = s_append,
     .version = s_version_op,
     .read = s_read,

@@ -61,6 +61,11 @@ void annal_store_abort(annal_store_t *self)
     self->ops->abort(self->backend);
 }
 
+annal_err_t annal_store_checkpoint(annal_store_t *self)
+{
+    return self->ops->checkpoint ? self->ops->checkpoint(self->backend) : ANNAL_OK;
+}
+
 annal_err_t annal_store_append(annal_store_t *self, const char *agg, annal_expect_t expect,
                                uint64_t expected, const annal_new_event_t *events, size_t n,
                                annal_append_result_t *res, char *why, size_t whylen)

@@ -11,11 +11,17 @@
     2. Versions of an aggregate are 1, 2, 3 ... dense.
     3. An event is immutable; an event_id names one event of one aggregate.
     4. recorded_at never decreases along the sequence.
-    5. After commit returns OK the batch is on disk (fsync'd); after any
-       failure nothing of the batch is.
+    5. After commit returns OK the batch is on disk (fsync'd); after
+       ANNAL_ERR_UNAVAILABLE from commit it may be there or not (a retry
+       with the same event ids settles it); after any other failure nothing
+       of the batch is.
 
     Event views (annal_event_t) returned by reads borrow the store's memory
-    and stay valid until the next store call. */
+    and stay valid until the next store call.
+
+    A store is used by one thread at a time, and once a batch has written,
+    by that thread only, up to and including close: a backend may keep
+    state tied to the thread between batches (LMDB: its write lock). */
 #ifndef ANNAL_STORE_H
 #define ANNAL_STORE_H
 
@@ -77,6 +83,10 @@ typedef struct {
     annal_err_t (*commit)(void *self);
     /* Drops the batch. */
     void (*abort)(void *self);
+    /* Called outside batches when the broker is idle: housekeeping that is
+       due, such as moving journaled batches into the main store file. May
+       block on the disk. Optional (NULL). */
+    annal_err_t (*checkpoint)(void *self);
     /* Appends n events to agg after the version check; idempotent on event
        ids (PROTOCOL.md section 4). On ANNAL_ERR_CONFLICT nothing is written
        and res->actual_version is set; on ANNAL_ERR_MALFORMED why says why. */
@@ -123,6 +133,7 @@ const char *annal_store_name(const annal_store_t *self);
 annal_err_t annal_store_begin(annal_store_t *self);
 annal_err_t annal_store_commit(annal_store_t *self);
 void annal_store_abort(annal_store_t *self);
+annal_err_t annal_store_checkpoint(annal_store_t *self);
 annal_err_t annal_store_append(annal_store_t *self, const char *agg, annal_expect_t expect,
                                uint64_t expected, const annal_new_event_t *events, size_t n,
                                annal_append_result_t *res, char *why, size_t whylen);

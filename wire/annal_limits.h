@@ -22,6 +22,8 @@
 #define ANNAL_GROUP_EVENTS       8192   /* events committed together, at most (one append may
                                            exceed it alone): bounds LMDB's dirty pages, which
                                            random event ids scatter over the event_ids tree */
+#define ANNAL_CHECKPOINT_BYTES   (8u << 20) /* journal bytes that make the store checkpoint */
+#define ANNAL_CHECKPOINT_MS      1000   /* age of the oldest journal record that does too */
 #define ANNAL_ENVELOPE_FRAME     256    /* bytes in one envelope frame (identities) */
 #define ANNAL_REPLY_BUDGET       (16 * 1024 * 1024) /* stored bytes of events in one reply */
 #define ANNAL_PUB_HWM_DEFAULT    50000  /* events queued per subscriber before PUB drops */

@@ -18,4 +18,7 @@ void annal_time_format(int64_t us, char *buf);
 /* The current wall-clock time in microseconds. */
 int64_t annal_time_now(void);
 
+/* A monotonic clock in milliseconds, for intervals. */
+int64_t annal_time_mono_ms(void);
+
 #endif
