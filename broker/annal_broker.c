@@ -26,6 +26,7 @@
 
 #include "annal_fold.h"
 #include "annal_limits.h"
+#include "annal_pool.h"
 #include "annal_store.h"
 
 #define WHY_MAX 512
@@ -40,22 +41,21 @@ typedef struct {
     annal_encoding_t enc;                   /* encoding to answer in */
     annal_err_t err;                        /* decode error, or a final store error */
     char why[WHY_MAX];                      /* text of err */
-    uint8_t *reply;                         /* encoded reply, owned */
-    size_t reply_len;                       /* bytes in reply */
+    zmq_msg_t reply;                        /* encoded reply, when has_reply */
+    bool has_reply;                         /* reply is set */
 } pending_t;
 
 /* One event to publish after commit. */
 typedef struct {
-    char *topic;   /* aggregate id, owned */
-    size_t tlen;   /* bytes in topic */
-    uint8_t *body; /* encoded event, owned */
-    size_t blen;   /* bytes in body */
+    zmq_msg_t topic; /* aggregate id */
+    zmq_msg_t body;  /* encoded event */
 } pub_t;
 
 struct annal_broker_t {
     annal_broker_config_t config; /* settings (strings borrowed until new returns) */
     zactor_t *actor;              /* the loop's thread */
     annal_store_t *store;         /* the store, used by the actor only */
+    annal_pool_t *pool;           /* frames of replies and publishes */
     zsock_t *router;              /* commands */
     zsock_t *pub;                 /* events, or NULL */
     char commands[256];           /* bound command endpoint */
@@ -82,12 +82,22 @@ static void s_free_frame(void *data, void *hint)
 
 /* --- replies ------------------------------------------------------------------ */
 
+/* Encodes the builder's body as p's reply, in a pool frame. */
+static int s_set_reply(annal_broker_t *self, pending_t *p)
+{
+    if (p->has_reply)
+        zmq_msg_close(&p->reply);
+    const uint8_t *data;
+    size_t len;
+    p->has_reply = annal_body_view(self->reply, p->enc, &data, &len) == 0
+                   && annal_pool_msg(self->pool, &p->reply, data, len) == 0;
+    return p->has_reply ? 0 : -1;
+}
+
 /* Encodes the builder's body as p's reply. */
 static annal_err_t s_finish(annal_broker_t *self, pending_t *p)
 {
-    free(p->reply);
-    p->reply = NULL;
-    if (annal_body_encode(self->reply, p->enc, &p->reply, &p->reply_len)) {
+    if (s_set_reply(self, p)) {
         snprintf(p->why, WHY_MAX, "a stored value could not be encoded");
         return ANNAL_ERR_INTERNAL;
     }
@@ -97,10 +107,7 @@ static annal_err_t s_finish(annal_broker_t *self, pending_t *p)
 static void s_error_reply(annal_broker_t *self, pending_t *p, annal_err_t err, const char *text)
 {
     annal_body_error(self->reply, p->req.has_msg_id, p->req.msg_id, err, text);
-    free(p->reply);
-    p->reply = NULL;
-    if (annal_body_encode(self->reply, p->enc, &p->reply, &p->reply_len))
-        p->reply = NULL; /* out of memory: the client gets no reply */
+    s_set_reply(self, p); /* out of memory: the client gets no reply */
 }
 
 static int s_publish_later(annal_broker_t *self, const annal_event_t *ev)
@@ -116,13 +123,13 @@ static int s_publish_later(annal_broker_t *self, const annal_event_t *ev)
         self->cappubs = cap;
     }
     pub_t *pb = &self->pubs[self->npubs];
-    pb->topic = malloc(ev->aggregate_id_len ? ev->aggregate_id_len : 1);
-    if (!pb->topic)
+    const uint8_t *data;
+    size_t len;
+    if (annal_pool_msg(self->pool, &pb->topic, ev->aggregate_id, ev->aggregate_id_len))
         return -1;
-    memcpy(pb->topic, ev->aggregate_id, ev->aggregate_id_len);
-    pb->tlen = ev->aggregate_id_len;
-    if (annal_event_encode(ev, self->config.pub_format, &pb->body, &pb->blen)) {
-        free(pb->topic);
+    if (annal_body_event_view(self->reply, ev, self->config.pub_format, &data, &len)
+        || annal_pool_msg(self->pool, &pb->body, data, len)) {
+        zmq_msg_close(&pb->topic);
         return -1;
     }
     self->npubs++;
@@ -132,8 +139,8 @@ static int s_publish_later(annal_broker_t *self, const annal_event_t *ev)
 static void s_drop_pubs(annal_broker_t *self)
 {
     for (size_t i = 0; i < self->npubs; i++) {
-        free(self->pubs[i].topic);
-        free(self->pubs[i].body);
+        zmq_msg_close(&self->pubs[i].topic);
+        zmq_msg_close(&self->pubs[i].body);
     }
     self->npubs = 0;
 }
@@ -517,19 +524,15 @@ static void s_flush(annal_broker_t *self)
     void *router = zsock_resolve(self->router);
     for (size_t i = 0; i < self->npending; i++) {
         pending_t *p = &self->pending[i];
-        if (p->reply) {
+        if (p->has_reply) {
             for (size_t f = 0; f < p->frames; f++)
                 zmq_msg_send(&p->envelope[f], router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-            zmq_msg_t body;
-            zmq_msg_init_data(&body, p->reply, p->reply_len, s_free_frame, NULL);
-            p->reply = NULL;
-            if (zmq_msg_send(&body, router, ZMQ_DONTWAIT) < 0)
-                zmq_msg_close(&body);
+            if (zmq_msg_send(&p->reply, router, ZMQ_DONTWAIT) < 0)
+                zmq_msg_close(&p->reply);
+            p->has_reply = false;
         }
         for (size_t f = 0; f < p->frames; f++)
             zmq_msg_close(&p->envelope[f]);
-        free(p->reply);
-        p->reply = NULL;
         annal_request_reset(&p->req);
     }
     self->npending = 0;
@@ -537,15 +540,10 @@ static void s_flush(annal_broker_t *self)
         void *pub = zsock_resolve(self->pub);
         for (size_t i = 0; i < self->npubs; i++) {
             pub_t *pb = &self->pubs[i];
-            zmq_msg_t topic, body;
-            zmq_msg_init_data(&topic, pb->topic, pb->tlen, s_free_frame, NULL);
-            zmq_msg_init_data(&body, pb->body, pb->blen, s_free_frame, NULL);
-            pb->topic = NULL;
-            pb->body = NULL;
-            if (zmq_msg_send(&topic, pub, ZMQ_SNDMORE) < 0)
-                zmq_msg_close(&topic);
-            if (zmq_msg_send(&body, pub, 0) < 0)
-                zmq_msg_close(&body);
+            if (zmq_msg_send(&pb->topic, pub, ZMQ_SNDMORE) < 0)
+                zmq_msg_close(&pb->topic);
+            if (zmq_msg_send(&pb->body, pub, 0) < 0)
+                zmq_msg_close(&pb->body);
         }
         self->npubs = 0;
     }
@@ -565,7 +563,7 @@ static int s_receive(annal_broker_t *self, pending_t *p, size_t *bytes)
     p->frames = 0;
     p->err = ANNAL_OK;
     p->enc = ANNAL_ENC_JSON;
-    p->reply = NULL;
+    p->has_reply = false;
     bool too_many = false, too_big = false;
     while (zmq_msg_more(&frame)) {
         *bytes += zmq_msg_size(&frame);
@@ -693,6 +691,7 @@ static void s_free(annal_broker_t *self)
     annal_body_destroy(&self->reply);
     annal_event_list_free(&self->list);
     s_drop_pubs(self);
+    annal_pool_destroy(&self->pool); /* after its last frame here */
     free(self->pubs);
     free(self->pending);
     free(self);
@@ -725,8 +724,9 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
         self->config.heartbeat_ms = 1000;
     self->started = zclock_mono();
     self->reply = annal_body_new();
+    self->pool = annal_pool_new();
     self->pending = calloc(ANNAL_GROUP_MAX, sizeof *self->pending);
-    if (!self->reply || !self->pending) {
+    if (!self->reply || !self->pending || !self->pool) {
         snprintf(why, whylen, "out of memory");
         s_free(self);
         return NULL;

@@ -4,8 +4,8 @@
     A batch is durable when its record is in the journal (annal_journal.h):
     one write and one flush, where an LMDB commit costs two (data pages,
     then the meta page). The batches themselves go into one long-lived LMDB
-    write transaction, the root, each in a nested transaction of its own so
-    that a failed batch can be dropped alone; reads see them through it. A
+    write transaction, the root, which reads see them through; a failed
+    batch is undone by rebuilding the root from the journal (rare). A
     checkpoint commits the root (LMDB's own durable commit) once the journal
     holds ANNAL_CHECKPOINT_BYTES or its oldest record is ANNAL_CHECKPOINT_MS
     old, and at close; the journal then starts again under the generation
@@ -367,10 +367,8 @@ static int s_grow(lmdb_t *self)
    journal). Returns an LMDB code. */
 static int s_recover(lmdb_t *self)
 {
-    if (self->txn)
-        mdb_txn_abort(self->txn);
     if (self->root)
-        mdb_txn_abort(self->root);
+        mdb_txn_abort(self->root); /* the open batch's too: it is the root */
     self->txn = self->root = NULL;
     for (;;) {
         int rc = mdb_txn_begin(self->env, NULL, 0, &self->root);
@@ -435,9 +433,7 @@ static void s_close(void *handle)
     lmdb_t *self = handle;
     if (!self)
         return;
-    if (self->txn)
-        mdb_txn_abort(self->txn);
-    self->txn = NULL;
+    self->txn = NULL; /* the batch is the root's */
     bool mine = !self->root || pthread_equal(self->root_thread, pthread_self());
     if (self->root && mine && !self->failed)
         s_checkpoint(self);
@@ -607,10 +603,9 @@ static annal_err_t s_begin(void *handle)
             self->root = NULL;
         self->root_thread = pthread_self();
     }
-    if (!rc && (rc = mdb_txn_begin(self->env, self->root, 0, &self->txn)))
-        self->txn = NULL;
     if (rc)
         return s_err(self, rc);
+    self->txn = self->root;
     self->jlen = ANNAL_JOURNAL_HEADER;
     self->txn_head = self->head;
     int64_t now = annal_time_now();
@@ -623,24 +618,34 @@ static annal_err_t s_begin(void *handle)
    write transaction stays open between batches without need. */
 static void s_release(lmdb_t *self)
 {
-    if (self->root && !self->txn && annal_journal_used(self->journal) == 0) {
+    if (self->root && annal_journal_used(self->journal) == 0) {
         mdb_txn_abort(self->root);
         self->root = NULL;
     }
 }
 
+/* Ends the open batch. One that wrote is undone by rebuilding the root
+   from data.mdb and the journal (a failed batch is rare; a nested LMDB
+   transaction per batch would cost a copy of every page it touches). */
+static void s_end(lmdb_t *self, bool undo)
+{
+    self->txn = NULL;
+    self->jlen = 0;
+    if (undo && s_recover(self))
+        self->failed = true;
+    s_release(self);
+}
+
 static void s_abort(void *handle)
 {
     lmdb_t *self = handle;
-    if (self->txn)
-        mdb_txn_abort(self->txn);
-    self->txn = NULL;
-    self->jlen = 0;
-    s_release(self);
-    if (self->grow) {
+    if (!self->txn)
+        return;
+    s_end(self, self->jlen > ANNAL_JOURNAL_HEADER);
+    if (self->grow && !self->failed) {
         /* a batch found the map full: checkpoint what came before, then grow */
         self->grow = false;
-        if (s_checkpoint(self) == 0 && s_grow(self))
+        if (s_checkpoint(self) || s_grow(self))
             self->failed = true;
     }
 }
@@ -653,11 +658,12 @@ static annal_err_t s_commit(void *handle)
     if (self->jlen > ANNAL_JOURNAL_HEADER) {
         bool first = annal_journal_used(self->journal) == 0;
         annal_err_t err = annal_journal_write(self->journal, self->jbuf, self->jlen);
-        if (err) {
-            mdb_txn_abort(self->txn);
+        if (err == ANNAL_ERR_INTERNAL) { /* the record may be there: rebuild at next use */
             self->txn = NULL;
-            if (err == ANNAL_ERR_INTERNAL)
-                self->failed = true; /* the record may be there: rebuild from the journal */
+            self->failed = true;
+        }
+        if (err) {
+            s_end(self, self->txn != NULL);
             return ANNAL_ERR_UNAVAILABLE;
         }
         if (first)
@@ -668,30 +674,25 @@ static annal_err_t s_commit(void *handle)
         self->jbuf = NULL;
         self->jcap = 0;
     }
-    self->jlen = 0;
-    int rc = mdb_txn_commit(self->txn);
-    self->txn = NULL;
-    if (rc) {
-        self->failed = true; /* the batch is in the journal, not in the root */
-        return ANNAL_ERR_UNAVAILABLE;
-    }
     if (self->txn_head != self->head) {
         self->head = self->txn_head;
         self->last_recorded = self->txn_recorded;
     }
-    s_release(self);
+    s_end(self, false);
     return ANNAL_OK;
 }
 
 static annal_err_t s_checkpoint_op(void *handle)
 {
     lmdb_t *self = handle;
-    if (self->failed && !self->txn) {
+    if (self->txn)
+        return ANNAL_OK;
+    if (self->failed) {
         if (s_recover(self))
             return ANNAL_ERR_UNAVAILABLE;
         self->failed = false;
     }
-    if (self->txn || !self->root || !s_due(self))
+    if (!self->root || !s_due(self))
         return ANNAL_OK;
     return s_checkpoint(self) ? ANNAL_ERR_UNAVAILABLE : ANNAL_OK;
 }

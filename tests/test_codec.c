@@ -4,6 +4,8 @@
     encodings, timestamps, names and the harness line style. */
 #include "testutil.h"
 
+#include <time.h>
+
 #include <dirent.h>
 #include <stdint.h>
 
@@ -131,6 +133,33 @@ static void t_time(void)
     char buf[ANNAL_TIME_TEXT];
     annal_time_format(1705309200000001, buf);
     CHECK(strcmp(buf, "2024-01-15T09:00:00.000001Z") == 0);
+    annal_time_format(-1, buf);
+    CHECK(strcmp(buf, "1969-12-31T23:59:59.999999Z") == 0);
+    annal_time_format(INT64_MAX, buf);
+    CHECK(strcmp(buf, "9999-12-31T23:59:59.999999Z") == 0);
+    annal_time_format(INT64_MIN / 2, buf);
+    CHECK(strcmp(buf, "0000-01-01T00:00:00.000000Z") == 0);
+    /* against gmtime_r, and back through the parser, years 1 to 9999 */
+    uint64_t x = 88172645463325252u;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t lo = -62135596800000000, hi = 253402300799999999;
+        int64_t us = lo + (int64_t) (x % (uint64_t) (hi - lo));
+        annal_time_format(us, buf);
+        int64_t secs = us >= 0 ? us / 1000000 : (us - 999999) / 1000000;
+        time_t tt = (time_t) secs;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        char want[64];
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int) (us - secs * 1000000));
+        int64_t back = 0;
+        if (strcmp(buf, want) != 0 || annal_time_parse(buf, strlen(buf), &back) || back != us) {
+            fprintf(stderr, "  %lld: %s, want %s\n", (long long) us, buf, want);
+            CHECK(0);
+        }
+    }
 }
 
 static void t_names(void)

@@ -676,11 +676,14 @@ typedef struct {
 #define MAX_FIELDS 16
 
 #define TEXT_MAX 1024
+#define VIEW_KEEP (1024 * 1024) /* scratch kept between views, bytes */
 
 struct annal_body_t {
     field_t fields[MAX_FIELDS]; /* in output order */
     size_t count;               /* fields in use */
     char text[TEXT_MAX];        /* an error text, made safe to send */
+    msgpack_sbuffer sb;         /* scratch of the views, MessagePack */
+    annal_buf_t jb;             /* scratch of the views, JSON */
 };
 
 /* Copies text into out (size TEXT_MAX): valid UTF-8 only, control
@@ -716,6 +719,10 @@ annal_body_t *annal_body_new(void)
 
 void annal_body_destroy(annal_body_t **self)
 {
+    if (*self) {
+        msgpack_sbuffer_destroy(&(*self)->sb);
+        annal_buf_free(&(*self)->jb);
+    }
     free(*self);
     *self = NULL;
 }
@@ -1061,28 +1068,45 @@ static int s_mp_out(msgpack_sbuffer *sb, uint8_t **out, size_t *len)
     return 0;
 }
 
-int annal_body_encode(annal_body_t *self, annal_encoding_t enc, uint8_t **out, size_t *len)
+static int s_body_json(annal_body_t *self, annal_buf_t *b)
 {
-    if (enc == ANNAL_ENC_JSON) {
-        annal_buf_t b = {0};
-        int rc = 0;
-        annal_buf_put(&b, "{", 1);
-        for (size_t i = 0; rc == 0 && i < self->count; i++) {
-            s_json_key(&b, self->fields[i].key, i == 0);
-            rc = s_json_field(&b, &self->fields[i]);
-        }
-        annal_buf_put(&b, "}", 1);
-        return s_json_out(&b, rc, out, len);
+    int rc = 0;
+    annal_buf_put(b, "{", 1);
+    for (size_t i = 0; rc == 0 && i < self->count; i++) {
+        s_json_key(b, self->fields[i].key, i == 0);
+        rc = s_json_field(b, &self->fields[i]);
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    annal_buf_put(b, "}", 1);
+    return rc;
+}
+
+static void s_body_mp(annal_body_t *self, msgpack_sbuffer *sb)
+{
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, self->count);
     for (size_t i = 0; i < self->count; i++) {
         s_mp_key(&pk, self->fields[i].key);
         s_mp_field(&pk, &self->fields[i]);
     }
+}
+
+static void s_event_mp(const annal_event_t *ev, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    s_mp_event(&pk, ev);
+}
+
+int annal_body_encode(annal_body_t *self, annal_encoding_t enc, uint8_t **out, size_t *len)
+{
+    if (enc == ANNAL_ENC_JSON) {
+        annal_buf_t b = {0};
+        return s_json_out(&b, s_body_json(self, &b), out, len);
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    s_body_mp(self, &sb);
     int rc = s_mp_out(&sb, out, len);
     msgpack_sbuffer_destroy(&sb);
     return rc;
@@ -1096,12 +1120,65 @@ int annal_event_encode(const annal_event_t *ev, annal_encoding_t enc, uint8_t **
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    s_mp_event(&pk, ev);
+    s_event_mp(ev, &sb);
     int rc = s_mp_out(&sb, out, len);
     msgpack_sbuffer_destroy(&sb);
     return rc;
+}
+
+/* Empties self's scratch for a view, letting go of a large one. */
+static void s_scratch_reset(annal_body_t *self)
+{
+    if (self->sb.alloc > VIEW_KEEP) {
+        msgpack_sbuffer_destroy(&self->sb);
+        msgpack_sbuffer_init(&self->sb);
+    }
+    if (self->jb.cap > VIEW_KEEP)
+        annal_buf_free(&self->jb);
+    self->sb.size = 0;
+    self->jb.len = 0;
+    self->jb.failed = false;
+}
+
+/* Points out and len at the view in self's scratch. */
+static int s_view(annal_body_t *self, annal_encoding_t enc, int rc, const uint8_t **out,
+                  size_t *len)
+{
+    if (enc == ANNAL_ENC_JSON) {
+        if (rc || self->jb.failed || !self->jb.data)
+            return -1;
+        *out = (const uint8_t *) self->jb.data;
+        *len = self->jb.len;
+        return 0;
+    }
+    if (!self->sb.data)
+        return -1;
+    *out = (const uint8_t *) self->sb.data;
+    *len = self->sb.size;
+    return 0;
+}
+
+int annal_body_view(annal_body_t *self, annal_encoding_t enc, const uint8_t **out, size_t *len)
+{
+    s_scratch_reset(self);
+    int rc = 0;
+    if (enc == ANNAL_ENC_JSON)
+        rc = s_body_json(self, &self->jb);
+    else
+        s_body_mp(self, &self->sb);
+    return s_view(self, enc, rc, out, len);
+}
+
+int annal_body_event_view(annal_body_t *self, const annal_event_t *ev, annal_encoding_t enc,
+                          const uint8_t **out, size_t *len)
+{
+    s_scratch_reset(self);
+    int rc = 0;
+    if (enc == ANNAL_ENC_JSON)
+        rc = s_json_event_object(&self->jb, ev);
+    else
+        s_event_mp(ev, &self->sb);
+    return s_view(self, enc, rc, out, len);
 }
 
 /* --- reading replies and events ---------------------------------------------- */

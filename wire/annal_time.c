@@ -1,6 +1,8 @@
 /*  annal_time.c: strict RFC 3339 parsing and formatting. */
 #include "annal_time.h"
 
+#include <stdbool.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -83,19 +85,46 @@ int annal_time_parse(const char *t, size_t len, int64_t *us)
     return 0;
 }
 
+/* Writes v as exactly n decimal digits at p. */
+static void s_put_digits(char *p, int64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char) ('0' + v % 10);
+}
+
 void annal_time_format(int64_t us, char *buf)
 {
+    /* days to civil date (H. Hinnant's algorithm): no gmtime_r, whose time
+       zone lock and snprintf cost more than the rest of an event's encoding */
     int64_t secs = us >= 0 ? us / 1000000 : (us - 999999) / 1000000;
     int64_t micro = us - secs * 1000000;
-    time_t tt = (time_t) secs;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    /* years past 9999 are not representable in RFC 3339: clamp */
-    int year = tm.tm_year + 1900;
-    year = year < 0 ? 0 : year > 9999 ? 9999 : year;
-    snprintf(buf, ANNAL_TIME_TEXT, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", year,
-             (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
-             tm.tm_sec % 100, (int) (micro % 1000000));
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    int64_t sod = secs - days * 86400;
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = yoe + era * 400 + (month <= 2);
+    if (year < 0 || year > 9999) { /* not representable in RFC 3339: clamp */
+        bool low = year < 0;
+        year = low ? 0 : 9999;
+        month = low ? 1 : 12;
+        day = low ? 1 : 31;
+        sod = low ? 0 : 86399;
+        micro = low ? 0 : 999999;
+    }
+    memcpy(buf, "0000-00-00T00:00:00.000000Z", 28);
+    s_put_digits(buf, year, 4);
+    s_put_digits(buf + 5, month, 2);
+    s_put_digits(buf + 8, day, 2);
+    s_put_digits(buf + 11, sod / 3600, 2);
+    s_put_digits(buf + 14, sod / 60 % 60, 2);
+    s_put_digits(buf + 17, sod % 60, 2);
+    s_put_digits(buf + 20, micro, 6);
 }
 
 int64_t annal_time_now(void)
