@@ -20,6 +20,7 @@
 
 #include <czmq.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ struct annal_broker_t {
     zactor_t *actor;              /* the loop's thread */
     annal_store_t *store;         /* the store, used by the actor only */
     annal_pool_t *pool;           /* frames of replies and publishes */
+    uint64_t turns;               /* turns with requests since the last heartbeat */
     zsock_t *router;              /* commands */
     zsock_t *pub;                 /* events, or NULL */
     char commands[256];           /* bound command endpoint */
@@ -666,12 +668,17 @@ static void s_actor(zsock_t *pipe, void *args)
         if (now >= next_beat) {
             s_heartbeat(self);
             annal_store_checkpoint(self->store);
+            if (self->turns == 0)
+                malloc_trim(0); /* idle for a whole beat: give freed memory back */
+            self->turns = 0;
             next_beat = now + self->config.heartbeat_ms;
         }
         if (zmq_poll(items, 2, (long) (next_beat - now)) < 0 && zmq_errno() != EINTR)
             break;
-        if (items[1].revents & ZMQ_POLLIN)
+        if (items[1].revents & ZMQ_POLLIN) {
             s_turn(self);
+            self->turns++;
+        }
         if (items[0].revents & ZMQ_POLLIN) {
             char *command = zstr_recv(pipe);
             running = !command || strcmp(command, "$TERM") != 0;

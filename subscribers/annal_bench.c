@@ -47,6 +47,7 @@ typedef struct {
     pid_t pid;              /* annald we started, or 0 */
     char dir[4096];         /* its data folder */
     char commands[256], events[256];
+    bool echo;              /* the ZMQ reference's echo, not annald */
 } target_t;
 
 typedef struct {
@@ -287,6 +288,7 @@ typedef struct {
     int batch;         /* events per append */
     int depth;         /* in flight */
     double until;      /* stop sending at */
+    bool echo;         /* any reply counts (the ZMQ reference) */
     stats_t stats;
 } client_t;
 
@@ -331,7 +333,7 @@ static void *s_client(void *arg)
         double lat = (s_now() - sent[head]) * 1000;
         head = (head + 1) % cap;
         inflight--;
-        if (s_is(zmq_msg_data(&m), zmq_msg_size(&m), "appended")) {
+        if (c->echo || s_is(zmq_msg_data(&m), zmq_msg_size(&m), "appended")) {
             c->stats.ok += (uint64_t) c->batch;
             s_lat(&c->stats, lat);
         }
@@ -354,7 +356,8 @@ static double s_appenders(const opts_t *o, const target_t *t, void *ctx, int cli
     pthread_t *th = calloc((size_t) clients, sizeof *th);
     double start = s_now();
     for (int i = 0; i < clients; i++) {
-        cs[i] = (client_t){o, ctx, t->commands, i, batch, depth, start + o->duration, {0}};
+        cs[i] = (client_t){o, ctx, t->commands, i, batch, depth, start + o->duration,
+                           t->pid == 0 && t->echo, {0}};
         pthread_create(&th[i], NULL, s_client, &cs[i]);
     }
     for (int i = 0; i < clients; i++) {
@@ -776,6 +779,109 @@ static int s_w8(const opts_t *o, void *ctx)
     return 0;
 }
 
+/* --- references: what the machine allows ------------------------------------------ */
+
+/* DISK: 300-byte overwrites of a zero-filled file, each followed by
+   fdatasync, as the journal does: the durable-commit ceiling. */
+static int s_disk(const opts_t *o)
+{
+    const char *tmp = getenv("TMPDIR");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/annal-bench-disk-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        perror("annal-bench: disk probe");
+        return 1;
+    }
+    unlink(path);
+    static uint8_t block[1 << 20];
+    for (int i = 0; i < 4; i++)
+        if (pwrite(fd, block, sizeof block, (off_t) i << 20) != (ssize_t) sizeof block)
+            return close(fd), 1;
+    fsync(fd);
+    memset(block, 'x', 300);
+    stats_t st = {0};
+    double start = s_now(), end = start + o->duration;
+    off_t at = 0;
+    while (s_now() < end) {
+        double t0 = s_now();
+        if (pwrite(fd, block, 300, at) != 300 || fdatasync(fd)) {
+            st.errors++;
+            break;
+        }
+        s_lat(&st, (s_now() - t0) * 1000);
+        st.ok++;
+        at = (at + 300) % (4 << 20);
+    }
+    double elapsed = s_now() - start;
+    close(fd);
+    target_t t = {0};
+    result_t r = {"DISK", "300-byte write + fdatasync", 1, 1, st.ok / elapsed, &st, st.errors,
+                  ""};
+    s_report(o, &t, &r);
+    free(st.lat);
+    return st.errors ? 1 : 0;
+}
+
+/* ZMQ: C clients x D pipelined requests of the append's size against a
+   ROUTER that echoes them from one thread: the messaging ceiling. */
+typedef struct {
+    void *router;
+    volatile int stop;
+} echo_t;
+
+static void *s_echo(void *arg)
+{
+    echo_t *e = arg;
+    zmq_pollitem_t item = {e->router, 0, ZMQ_POLLIN, 0};
+    while (!e->stop) {
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        for (int n = 0; n < 1024; n++) {
+            zmq_msg_t id, body;
+            zmq_msg_init(&id);
+            zmq_msg_init(&body);
+            if (zmq_msg_recv(&id, e->router, ZMQ_DONTWAIT) < 0
+                || zmq_msg_recv(&body, e->router, 0) < 0) {
+                zmq_msg_close(&id);
+                zmq_msg_close(&body);
+                break;
+            }
+            zmq_msg_send(&id, e->router, ZMQ_SNDMORE);
+            zmq_msg_send(&body, e->router, 0);
+        }
+    }
+    zmq_close(e->router);
+    return NULL;
+}
+
+static int s_zmq(const opts_t *o, void *ctx)
+{
+    target_t t = {0};
+    echo_t e = {zmq_socket(ctx, ZMQ_ROUTER), 0};
+    size_t len = sizeof t.commands;
+    int zero = 0;
+    zmq_setsockopt(e.router, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_bind(e.router, "tcp://127.0.0.1:*")
+        || zmq_getsockopt(e.router, ZMQ_LAST_ENDPOINT, t.commands, &len)) {
+        zmq_close(e.router);
+        return 1;
+    }
+    t.echo = true;
+    pthread_t th;
+    pthread_create(&th, NULL, s_echo, &e);
+    stats_t st = {0};
+    double elapsed = s_appenders(o, &t, ctx, o->clients, o->depth, 1, &st);
+    char label[64];
+    snprintf(label, sizeof label, "echo, %d clients x %d in flight", o->clients, o->depth);
+    result_t r = {"ZMQ", label, o->clients, o->depth, st.ok / elapsed, &st, st.errors, ""};
+    s_report(o, &t, &r);
+    e.stop = 1;
+    pthread_join(th, NULL);
+    free(st.lat);
+    return 0;
+}
+
 static void s_usage(FILE *out)
 {
     fprintf(out,
@@ -786,6 +892,7 @@ static void s_usage(FILE *out)
             "  W3 batch appends of 10, 100, 1000          W4 K writers on one aggregate, retrying\n"
             "  W5 read_all of 1,000,000 events            W6 read of a 10,000-event aggregate\n"
             "  W7 S subscribers during W1                 W8 replay with and without a snapshot\n"
+            "  DISK fdatasyncs/s of 300-byte writes      ZMQ pipelined echo requests/s (C x D)\n"
             "Without --connect each workload starts its own annald on a temporary store.\n");
 }
 
@@ -852,6 +959,10 @@ int main(int argc, char **argv)
         ran++, rc |= s_w7(&o, ctx);
     if (all || strcmp(o.workload, "W8") == 0)
         ran++, rc |= s_w8(&o, ctx);
+    if (strcmp(o.workload, "DISK") == 0)
+        ran++, rc |= s_disk(&o);
+    if (strcmp(o.workload, "ZMQ") == 0)
+        ran++, rc |= s_zmq(&o, ctx);
     zmq_ctx_term(ctx);
     if (!ran) {
         fprintf(stderr, "annal-bench: unknown workload '%s'\n", o.workload);
