@@ -566,6 +566,8 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         return s_fail_open(self, why, whylen, "data folder %s: %s", dir, mdb_strerror(rc));
 
     snprintf(path, sizeof path, "%s/annal.journal", dir);
+    if (fresh)
+        unlink(path); /* a journal without its data.mdb belongs to another store */
     bool new_journal = access(path, F_OK) != 0;
     char jwhy[256];
     if (!(self->journal = annal_journal_open(path, jwhy, sizeof jwhy)))

@@ -335,6 +335,25 @@ static void t_journal(void)
     t_rmdir(dir);
 }
 
+/* A journal left without its data.mdb (deleted by hand) belongs to a store
+   that is gone: a fresh store must not take its batches in. */
+static void t_journal_orphan(void)
+{
+    char *dir = t_tempdir();
+    s_in_child(dir, s_three_batches);
+    long at[8];
+    CHECK(s_records(dir, at, 8) == 3);
+    char path[512];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    CHECK(unlink(path) == 0);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store && s_head(store) == 0);
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
 static void s_big_batches(const char *dir)
 {
     annal_store_t *store = s_open(dir, 0);
@@ -546,6 +565,7 @@ static const t_case_t s_cases[] = {
     {"kill9", t_kill9},
     {"journal", t_journal},
     {"journal_checkpoint", t_journal_checkpoint},
+    {"journal_orphan", t_journal_orphan},
     {"map_growth", t_map_growth},
     {"locked", t_locked},
     {"bad_folders", t_bad_folders},
