@@ -63,7 +63,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
@@ -348,25 +347,6 @@ static int s_commit_root(lmdb_t *self)
     return rc;
 }
 
-/* Allocates data.mdb's blocks up to the map size, so that a checkpoint
-   writes into blocks the file already has instead of allocating them while
-   it flushes (W3 with batches of 1000: 164,243 events/s without, 173,131
-   and 192,442 with). Best effort: without room or support, LMDB allocates
-   as it writes, and reports a full disk then. */
-static void s_allocate(lmdb_t *self)
-{
-    int fd;
-    struct stat st;
-    struct statvfs vfs;
-    if (mdb_env_get_fd(self->env, &fd) || fstat(fd, &st) || fstatvfs(fd, &vfs))
-        return;
-    /* never take more than half the free space: a failed fallocate keeps
-       what it got, and the journal must still be able to grow */
-    uint64_t have = (uint64_t) st.st_blocks * 512, free = (uint64_t) vfs.f_bavail * vfs.f_frsize;
-    if (self->map_size > have && self->map_size - have < free / 2)
-        (void) posix_fallocate(fd, 0, (off_t) self->map_size);
-}
-
 /* Grows the map after LMDB reported it full (no transaction open). */
 static int s_grow(lmdb_t *self)
 {
@@ -376,7 +356,6 @@ static int s_grow(lmdb_t *self)
         MDB_envinfo info;
         mdb_env_info(self->env, &info);
         self->map_size = info.me_mapsize;
-        s_allocate(self);
     }
     self->grow = false;
     return rc;
@@ -543,7 +522,6 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
     MDB_envinfo info;
     mdb_env_info(self->env, &info);
     self->map_size = info.me_mapsize;
-    s_allocate(self);
 
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn)))
