@@ -1042,6 +1042,96 @@ static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
     return ANNAL_OK;
 }
 
+/* --- online backup ----------------------------------------------------------------- */
+
+/* Copies file name from dir to dest and flushes it. */
+static int s_copy_file(const char *dir, const char *dest, const char *name)
+{
+    char from[4096], to[4096];
+    snprintf(from, sizeof from, "%s/%s", dir, name);
+    snprintf(to, sizeof to, "%s/%s", dest, name);
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return errno == ENOENT ? 0 : -1; /* a store that never journaled */
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int rc = out < 0 ? -1 : 0;
+    static char buf[1 << 16];
+    ssize_t n;
+    while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || write(out, buf, (size_t) n) != n)
+            rc = -1;
+    }
+    if (rc == 0 && fsync(out))
+        rc = -1;
+    close(in);
+    if (out >= 0)
+        close(out);
+    return rc;
+}
+
+/* data.mdb first: LMDB's copy takes the writer lock to snapshot the meta
+   pages, and annald holds it between checkpoints, so the copy starts at
+   annald's next checkpoint (within about a second) and is that checkpoint.
+   Then the journal: its records of the generation the copy names are the
+   batches after that checkpoint, in order, each whole or dropped at replay;
+   records of a later generation (another checkpoint came in between) are
+   ignored, and the copy is then as of data.mdb. A store whose annald is
+   down is copied whole, its journal included. */
+int annal_lmdb_backup(const char *dir, const char *dest, char *why, size_t whylen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (access(path, R_OK)) {
+        snprintf(why, whylen, "%s is not an annal store: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (mkdir(dest, 0755) && errno != EEXIST) {
+        snprintf(why, whylen, "cannot create %s: %s", dest, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/data.mdb", dest);
+    char jpath[4096];
+    snprintf(jpath, sizeof jpath, "%s/annal.journal", dest);
+    if (access(path, F_OK) == 0 || access(jpath, F_OK) == 0) {
+        snprintf(why, whylen, "%s already holds a store; back up into a new folder", dest);
+        return -1;
+    }
+    MDB_env *env;
+    int rc = mdb_env_create(&env);
+    if (rc == 0) {
+        mdb_env_set_maxdbs(env, 8);
+        rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0644);
+        for (int tries = 0; rc == 0 && tries < 5; tries++) {
+            rc = mdb_env_copy2(env, dest, 0); /* one read transaction: a snapshot */
+            if (rc != MDB_MAP_RESIZED)
+                break;
+            unlink(path); /* annald grew the map meanwhile: map the new size, again */
+            rc = mdb_env_set_mapsize(env, 0);
+        }
+        mdb_env_close(env);
+    }
+    if (rc) {
+        snprintf(why, whylen, "copying %s/data.mdb: %s", dir, mdb_strerror(rc));
+        return -1;
+    }
+    if (s_copy_file(dir, dest, "annal.journal")) {
+        snprintf(why, whylen, "copying %s/annal.journal: %s", dir, strerror(errno));
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd)) {
+        snprintf(why, whylen, "flushing %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    s_sync_dir(dest);
+    return 0;
+}
+
 const annal_store_ops_t annal_lmdb_ops = {
     .name = "lmdb",
     .open = s_open,

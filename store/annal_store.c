@@ -32,6 +32,17 @@ annal_store_t *annal_store_open(const char *location, const annal_store_options_
     return self;
 }
 
+int annal_lmdb_backup(const char *dir, const char *dest, char *why, size_t whylen);
+
+int annal_store_backup(const char *location, const char *dest, char *why, size_t whylen)
+{
+    if (strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0) {
+        snprintf(why, whylen, "back up a PostgreSQL store with PostgreSQL's own tools");
+        return -1;
+    }
+    return annal_lmdb_backup(location, dest, why, whylen);
+}
+
 void annal_store_close(annal_store_t **self)
 {
     if (*self) {

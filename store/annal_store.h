@@ -149,6 +149,14 @@ annal_err_t annal_store_get_snapshot(annal_store_t *self, const char *agg, uint6
                                      bool folded_only, annal_snapshot_t *out);
 annal_err_t annal_store_stats(annal_store_t *self, annal_store_stats_t *out);
 
+/* Copies the store at location, while its annald goes on, into dest (a
+   folder that must not exist, or be empty): a consistent store holding
+   every event up to a point at or after the copy's start, to be served by
+   `annald --data dest`. LMDB: a snapshot of data.mdb at annald's next
+   checkpoint (the copy waits for it) plus the journal's records after it.
+   Returns 0, or -1 with the reason in why. */
+int annal_store_backup(const char *location, const char *dest, char *why, size_t whylen);
+
 /* Appends a view to list (growing it). Returns 0, or -1 out of memory. */
 int annal_event_list_push(annal_event_list_t *list, const annal_event_t *ev);
 void annal_event_list_free(annal_event_list_t *list);

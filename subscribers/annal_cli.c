@@ -14,6 +14,7 @@
 
 #include "annal.h"
 #include "annal_codec.h"
+#include "annal_store.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
@@ -28,7 +29,7 @@ typedef struct {
     const char *commands, *events; /* endpoints */
     int timeout_ms;                /* per request */
     const char *expect, *metadata, *event_id, *prefix, *types, *state, *at;
-    const char *from, *max, *version;
+    const char *from, *max, *version, *data;
     bool backward, use_snapshot, help;
     const char *args[4]; /* positional arguments */
     int nargs;
@@ -56,6 +57,9 @@ static const struct {
     {"status", "status\n  the store's counters", 0},
     {"export", "export [--from SEQUENCE] [--prefix P]\n"
                "  writes events as JSON lines (progress on stderr when it is a terminal)", 0},
+    {"backup", "backup --data DIR DEST\n"
+               "  copies the store in DIR into the new folder DEST while annald goes on serving\n"
+               "  it (run it on annald's machine); `annald --data DEST` serves the copy", 1},
     {"import", "import [FILE]\n"
                "  appends exported JSON lines (FILE or stdin) in batches, keeping event ids,\n"
                "  types, data, metadata and versions (sequence numbers too, into an empty\n"
@@ -398,7 +402,7 @@ int main(int argc, char **argv)
         OPT("--at", at, false),             OPT("--from", from, false),
         OPT("--max", max, false),           OPT("--version", version, false),
         OPT("--backward", backward, true),  OPT("--use-snapshot", use_snapshot, true),
-        OPT("--help", help, true),
+        OPT("--data", data, false),         OPT("--help", help, true),
 #undef OPT
     };
     for (int i = 1; i < argc; i++) {
@@ -458,6 +462,18 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "tail") == 0)
         return s_tail(&o);
+    if (strcmp(cmd, "backup") == 0) {
+        char why[512];
+        if (!o.data) {
+            fprintf(stderr, "usage: annal %s\n", s_commands[k].usage);
+            return EXIT_USAGE;
+        }
+        if (annal_store_backup(o.data, o.args[0], why, sizeof why)) {
+            fprintf(stderr, "annal: backup: %s\n", why);
+            return EXIT_FAILED;
+        }
+        return 0;
+    }
     annal_client_t *c = annal_client_new(o.commands, o.timeout_ms);
     if (!c) {
         fprintf(stderr, "annal: cannot connect to %s\n", o.commands);

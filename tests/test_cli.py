@@ -4,6 +4,7 @@ and restart of annald."""
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -178,8 +179,104 @@ def t_tail_across_restart():
         d.cleanup()
 
 
+def t_backup_while_appending():
+    """annal backup copies a store while writers go on; the copy, served by
+    its own annald, has every event up to its head, dense, with the data,
+    versions and snapshots of the original, and takes new appends."""
+    import threading
+    from annal_harness import Client, append
+    d = Annald()
+    dest = tempfile.mkdtemp(prefix="annal-backup-")
+    os.rmdir(dest)
+    restored = None
+    stop = threading.Event()
+    acked = []
+
+    def writer(k):
+        c = Client(d.commands, "msgpack" if k else "json")
+        v = 0
+        while not stop.is_set():
+            r = append(c, f"bk-{k}", v, {"v": v + 1, "pad": "p" * 300})
+            check(r["type"] == "appended", r)
+            v += 1
+            acked.append((f"bk-{k}", v, r["sequence_number"]))
+            if v % 50 == 0:
+                check(c.call({"type": "create_snapshot", "aggregate_id": f"bk-{k}"})["type"]
+                      == "snapshot_created")
+        c.close()
+
+    try:
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        before = len(acked)
+        rc, out, err = cli(None, "backup", "--data", d.data, dest)
+        check(rc == 0, (rc, err))
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join()
+        check(before > 100, before)
+        # a store whose annald died (SIGKILL) right after its last append:
+        # the latest batches are in its journal only, and the copy has them
+        final = len(acked)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        rc, _, err = cli(None, "backup", "--data", d.data, dest + "-last")
+        check(rc == 0, (rc, err))
+        last = Annald(data=dest + "-last")
+        c = Client(last.commands)
+        got = c.call({"type": "status"})["head_sequence"]
+        c.close()
+        last.cleanup()
+        shutil.rmtree(dest + "-last", ignore_errors=True)
+        check(got == final, f"the copy has {got} events of {final} acknowledged")
+        # a second backup into a folder that holds one is refused
+        rc, _, err = cli(None, "backup", "--data", d.data, dest)
+        check(rc == 1 and "already holds a store" in err, (rc, err))
+        rc, _, err = cli(None, "backup", dest)
+        check(rc == 2, (rc, err))
+        restored = Annald(data=dest)
+        c = Client(restored.commands, "msgpack")
+        head = c.call({"type": "status"})["head_sequence"]
+        check(head >= before, (head, before))
+        events, nxt = [], 1
+        while True:
+            r = c.call({"type": "read_all", "from_sequence": nxt, "max_count": 10000})
+            if not r["events"]:
+                break
+            events += r["events"]
+            nxt = r["next_sequence"]
+        check([e["sequence_number"] for e in events] == list(range(1, head + 1)))
+        by_seq = {e["sequence_number"]: e for e in events}
+        for agg, v, seq in acked:
+            if seq <= head:
+                e = by_seq[seq]
+                check((e["aggregate_id"], e["version"], e["event_data"]["v"]) == (agg, v, v), e)
+        for k in range(3):
+            agg = f"bk-{k}"
+            n = sum(1 for e in events if e["aggregate_id"] == agg)
+            s = c.call({"type": "get_snapshot", "aggregate_id": agg})
+            if n >= 50:
+                check(s["type"] == "snapshot" and s["version"] <= n, s)
+                full = c.call({"type": "replay", "aggregate_id": agg, "version": s["version"]})
+                check(full["state"] == s["state"], (agg, s["version"]))
+            r = append(c, agg, n, {"v": n + 1})
+            check(r["type"] == "appended" and r["sequence_number"] > head, r)
+        c.close()
+        check(restored.stop() == 0, restored.stderr())
+    finally:
+        stop.set()
+        if restored:
+            restored.cleanup()
+        d.cleanup()
+        shutil.rmtree(dest, ignore_errors=True)
+
+
 run([
     ("round_trip", t_round_trip),
+    ("backup_while_appending", t_backup_while_appending),
     ("export_import", t_export_import),
     ("tail_across_restart", t_tail_across_restart),
 ])
