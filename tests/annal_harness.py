@@ -18,6 +18,12 @@ import zmq
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("ANNAL_BIN", "build")
 ANNALD = os.path.join(BIN, "annald")
 CTX = zmq.Context.instance()
+# ANNAL_VALGRIND=1: every annald runs under valgrind memcheck; an error (an
+# invalid access, a definite leak) makes its exit status 99, which stop()
+# returns and the tests check.
+VALGRIND = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+            "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+            "--track-origins=yes"] if os.environ.get("ANNAL_VALGRIND") else []
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -29,7 +35,7 @@ class Annald:
         self.own = data is None
         self.data = data or tempfile.mkdtemp(prefix="annal-it-")
         self.log = tempfile.NamedTemporaryFile(prefix="annald-", suffix=".log", delete=False)
-        cmd = [ANNALD, "--data", self.data, "--commands", "tcp://127.0.0.1:*",
+        cmd = [*VALGRIND, ANNALD, "--data", self.data, "--commands", "tcp://127.0.0.1:*",
                "--events", "tcp://127.0.0.1:*", *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.commands = self.events = None
@@ -55,8 +61,12 @@ class Annald:
 
     def cleanup(self):
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            if VALGRIND:  # a clean exit, so that valgrind reports
+                rc = self.stop()
+                check(rc != 99, "valgrind: " + self.stderr()[-4000:])
+            else:
+                self.proc.kill()
+                self.proc.wait()
         os.unlink(self.log.name)
         if self.own:
             shutil.rmtree(self.data, ignore_errors=True)
