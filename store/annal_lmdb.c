@@ -97,6 +97,7 @@ typedef struct {
     uint8_t *jbuf;         /* the open batch's journal record */
     size_t jlen, jcap;     /* bytes used and allocated in jbuf */
     int lock_fd;           /* holds the folder's flock */
+    int backup_fd;         /* annal.backup.lock: recovery and backups exclude each other */
     uint64_t head;         /* last committed sequence */
     uint64_t txn_head;     /* last sequence inside the open batch */
     int64_t last_recorded; /* recorded_at of the last committed event */
@@ -104,6 +105,7 @@ typedef struct {
     size_t map_size;       /* current map size */
     bool grow;             /* the open batch hit MDB_MAP_FULL */
     bool failed;           /* a failure of unknown outcome: rebuild from the journal first */
+    bool env_ready;        /* open has finished */
     int replay_rc;         /* the LMDB error that stopped a replay */
 } lmdb_t;
 
@@ -365,7 +367,26 @@ static int s_grow(lmdb_t *self)
    and checkpoints it, growing the map as needed: at open, and after a
    failure that may have lost batches from memory (they are in the
    journal). Returns an LMDB code. */
+static int s_recover_locked(lmdb_t *self);
+
+/* A backup copies data.mdb, then the journal, under a shared flock of
+   annal.backup.lock; recovery holds it exclusively from dropping the root
+   to committing the rebuilt one. Between those, data.mdb lacks batches
+   that only the journal holds, and the next batches would overwrite them
+   there: a copy made then would miss acknowledged events. A recovery that
+   meets a backup waits for it at open, and otherwise fails (the store stays
+   failed and tries again at its next use). */
 static int s_recover(lmdb_t *self)
+{
+    if (self->backup_fd >= 0 && flock(self->backup_fd, LOCK_EX | (self->env_ready ? LOCK_NB : 0)))
+        return errno == EWOULDBLOCK ? EAGAIN : errno;
+    int rc = s_recover_locked(self);
+    if (self->backup_fd >= 0)
+        flock(self->backup_fd, LOCK_UN);
+    return rc;
+}
+
+static int s_recover_locked(lmdb_t *self)
 {
     if (self->root)
         mdb_txn_abort(self->root); /* the open batch's too: it is the root */
@@ -428,13 +449,17 @@ static bool s_due(lmdb_t *self)
 
 /* --- open and close ------------------------------------------------------------ */
 
+static void s_abort(void *handle);
+
 static void s_close(void *handle)
 {
     lmdb_t *self = handle;
     if (!self)
         return;
-    self->txn = NULL; /* the batch is the root's */
     bool mine = !self->root || pthread_equal(self->root_thread, pthread_self());
+    if (self->txn && mine)
+        s_abort(self); /* an open batch is dropped, not checkpointed */
+    self->txn = NULL;
     if (self->root && mine && !self->failed)
         s_checkpoint(self);
     if (self->root && mine)
@@ -444,6 +469,8 @@ static void s_close(void *handle)
     annal_journal_close(&self->journal);
     if (self->lock_fd >= 0)
         close(self->lock_fd);
+    if (self->backup_fd >= 0)
+        close(self->backup_fd);
     free(self->jbuf);
     free(self);
 }
@@ -474,7 +501,7 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         snprintf(why, whylen, "out of memory");
         return ANNAL_ERR_UNAVAILABLE;
     }
-    self->lock_fd = -1;
+    self->lock_fd = self->backup_fd = -1;
     if (mkdir(dir, 0755) && errno != EEXIST)
         return s_fail_open(self, why, whylen, "cannot create data folder %s: %s", dir,
                            strerror(errno));
@@ -526,6 +553,15 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn)))
         return s_fail_open(self, why, whylen, "data folder %s: %s", dir, mdb_strerror(rc));
+    if (!fresh) {
+        /* a store whose creation a crash cut short has a data.mdb with
+           nothing in it (not even "meta"): it is still a new store */
+        MDB_dbi main;
+        MDB_stat ms;
+        if (mdb_dbi_open(txn, NULL, 0, &main) == 0 && mdb_stat(txn, main, &ms) == 0
+            && ms.ms_entries == 0)
+            fresh = true;
+    }
     unsigned create = fresh ? MDB_CREATE : 0;
     MDB_val key = {strlen(FORMAT_KEY), FORMAT_KEY}, val;
     rc = mdb_dbi_open(txn, "meta", create, &self->dbi[DB_META]);
@@ -574,11 +610,14 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         return s_fail_open(self, why, whylen, "data folder %s: %s", dir, jwhy);
     if (new_journal)
         s_sync_dir(dir);
+    snprintf(path, sizeof path, "%s/annal.backup.lock", dir);
+    self->backup_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if ((rc = s_recover(self))) {
         const char *what = rc == MDB_CORRUPTED ? "the journal or the last event record is damaged"
                                                : mdb_strerror(rc);
         return s_fail_open(self, why, whylen, "data folder %s: %s", dir, what);
     }
+    self->env_ready = true;
     *out = self;
     return ANNAL_OK;
 }
@@ -590,13 +629,13 @@ static annal_err_t s_begin(void *handle)
     lmdb_t *self = handle;
     if (self->txn)
         return ANNAL_ERR_INTERNAL;
+    if (self->root && !pthread_equal(self->root_thread, pthread_self()))
+        return ANNAL_ERR_INTERNAL; /* batches from two threads: not allowed */
     if (self->failed) { /* an earlier failure: rebuild from the journal */
         if (s_recover(self))
             return ANNAL_ERR_UNAVAILABLE;
         self->failed = false;
     }
-    if (self->root && !pthread_equal(self->root_thread, pthread_self()))
-        return ANNAL_ERR_INTERNAL; /* batches from two threads: not allowed */
     if (self->root && s_due(self) && s_checkpoint(self))
         return ANNAL_ERR_UNAVAILABLE;
     int rc = 0;
@@ -687,7 +726,7 @@ static annal_err_t s_commit(void *handle)
 static annal_err_t s_checkpoint_op(void *handle)
 {
     lmdb_t *self = handle;
-    if (self->txn)
+    if (self->txn || (self->root && !pthread_equal(self->root_thread, pthread_self())))
         return ANNAL_OK;
     if (self->failed) {
         if (s_recover(self))
@@ -1079,6 +1118,9 @@ static int s_copy_file(const char *dir, const char *dest, const char *name)
    records of a later generation (another checkpoint came in between) are
    ignored, and the copy is then as of data.mdb. A store whose annald is
    down is copied whole, its journal included. */
+static int s_backup_locked(const char *dir, const char *dest, const char *path, char *why,
+                           size_t whylen);
+
 int annal_lmdb_backup(const char *dir, const char *dest, char *why, size_t whylen)
 {
     char path[4096];
@@ -1098,6 +1140,24 @@ int annal_lmdb_backup(const char *dir, const char *dest, char *why, size_t whyle
         snprintf(why, whylen, "%s already holds a store; back up into a new folder", dest);
         return -1;
     }
+    /* no recovery between the two copies (see s_recover) */
+    char lpath[4096];
+    snprintf(lpath, sizeof lpath, "%s/annal.backup.lock", dir);
+    int lock = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock < 0 || flock(lock, LOCK_SH)) {
+        snprintf(why, whylen, "cannot lock %s: %s", lpath, strerror(errno));
+        if (lock >= 0)
+            close(lock);
+        return -1;
+    }
+    int result = s_backup_locked(dir, dest, path, why, whylen);
+    close(lock);
+    return result;
+}
+
+static int s_backup_locked(const char *dir, const char *dest, const char *path, char *why,
+                           size_t whylen)
+{
     MDB_env *env;
     int rc = mdb_env_create(&env);
     if (rc == 0) {

@@ -392,6 +392,56 @@ static void t_journal_checkpoint(void)
     t_rmdir(dir);
 }
 
+/* A crash while a new store was being created leaves a data.mdb with
+   nothing in it: it opens as a new store, not as "not an annal store". */
+static void t_interrupted_create(void)
+{
+    char *dir = t_tempdir();
+    pid_t pid = fork();
+    if (pid == 0) {
+        MDB_env *env;
+        if (mdb_env_create(&env) || mdb_env_open(env, dir, 0, 0644))
+            _exit(3);
+        kill(getpid(), SIGKILL); /* before annal's first commit */
+        _exit(4);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status));
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store && s_head(store) == 0);
+    annal_append_result_t res;
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"c\",\"event_type\":\"T\","
+                          "\"event_data\":{},\"version\":0}", &res) == ANNAL_OK);
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
+/* Closing with a batch open drops the batch (it is not checkpointed). */
+static void t_close_drops_open_batch(void)
+{
+    char *dir = t_tempdir();
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store);
+    annal_append_result_t res;
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"o\",\"event_type\":\"T\","
+                          "\"event_data\":{},\"version\":0}", &res) == ANNAL_OK);
+    annal_request_t req = s_req("{\"type\":\"append\",\"msg_id\":2,\"aggregate_id\":\"o\","
+                                "\"event_type\":\"T\",\"event_data\":{},\"version\":1}");
+    CHECK(annal_store_begin(store) == ANNAL_OK);
+    CHECK(annal_store_append(store, req.aggregate_id, req.expect, req.expected_version, req.events,
+                             req.event_count, &res, why, sizeof why) == ANNAL_OK);
+    annal_request_reset(&req);
+    annal_store_close(&store); /* no commit */
+    store = s_open(dir, 0);
+    CHECK(store && s_head(store) == 1);
+    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":3,\"aggregate_id\":\"o\",\"event_type\":\"T\","
+                          "\"event_data\":{},\"version\":1}", &res) == ANNAL_OK);
+    CHECK(res.version == 2 && res.first_sequence == 2);
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
 /* The map starts at 256 KiB and must grow many times. */
 static void t_map_growth(void)
 {
@@ -568,6 +618,8 @@ static const t_case_t s_cases[] = {
     {"journal", t_journal},
     {"journal_checkpoint", t_journal_checkpoint},
     {"journal_orphan", t_journal_orphan},
+    {"interrupted_create", t_interrupted_create},
+    {"close_drops_open_batch", t_close_drops_open_batch},
     {"map_growth", t_map_growth},
     {"locked", t_locked},
     {"bad_folders", t_bad_folders},
