@@ -75,13 +75,6 @@ struct annal_broker_t {
 
 typedef annal_err_t (*handler_fn)(annal_broker_t *self, pending_t *p);
 
-/* Frees a frame's buffer once ZeroMQ is done with it. */
-static void s_free_frame(void *data, void *hint)
-{
-    (void) hint;
-    free(data);
-}
-
 /* --- replies ------------------------------------------------------------------ */
 
 /* Encodes the builder's body as p's reply, in a pool frame. */
@@ -638,16 +631,16 @@ static void s_heartbeat(annal_broker_t *self)
 {
     if (!self->pub)
         return;
-    uint8_t *body;
+    const uint8_t *body;
     size_t len;
     annal_body_begin_plain(self->reply);
     annal_body_u64(self->reply, "head_sequence", self->head);
-    if (annal_body_encode(self->reply, self->config.pub_format, &body, &len))
-        return;
     zmq_msg_t topic, msg;
+    if (annal_body_view(self->reply, self->config.pub_format, &body, &len)
+        || annal_pool_msg(self->pool, &msg, body, len))
+        return;
     zmq_msg_init_size(&topic, 5);
     memcpy(zmq_msg_data(&topic), "$head", 5);
-    zmq_msg_init_data(&msg, body, len, s_free_frame, NULL);
     void *pub = zsock_resolve(self->pub);
     if (zmq_msg_send(&topic, pub, ZMQ_SNDMORE) < 0)
         zmq_msg_close(&topic);

@@ -1112,20 +1112,6 @@ int annal_body_encode(annal_body_t *self, annal_encoding_t enc, uint8_t **out, s
     return rc;
 }
 
-int annal_event_encode(const annal_event_t *ev, annal_encoding_t enc, uint8_t **out, size_t *len)
-{
-    if (enc == ANNAL_ENC_JSON) {
-        annal_buf_t b = {0};
-        return s_json_out(&b, s_json_event_object(&b, ev), out, len);
-    }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    s_event_mp(ev, &sb);
-    int rc = s_mp_out(&sb, out, len);
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
-}
-
 /* Empties self's scratch for a view, letting go of a large one. */
 static void s_scratch_reset(annal_body_t *self)
 {

@@ -149,16 +149,13 @@ void annal_body_error(annal_body_t *self, bool has_id, int64_t msg_id, annal_err
    Returns 0, or -1 out of memory or when a stored value is damaged. */
 int annal_body_encode(annal_body_t *self, annal_encoding_t enc, uint8_t **out, size_t *len);
 
-/* Like annal_body_encode and annal_event_encode, into memory of self's
-   (for one thread that sends many messages): *out stays valid until the
-   next call on self. */
+/* Like annal_body_encode, into memory of self's (for one thread that sends
+   many messages): *out stays valid until the next call on self.
+   annal_body_event_view encodes one event record as published (PROTOCOL.md
+   section 1). */
 int annal_body_view(annal_body_t *self, annal_encoding_t enc, const uint8_t **out, size_t *len);
 int annal_body_event_view(annal_body_t *self, const annal_event_t *ev, annal_encoding_t enc,
                           const uint8_t **out, size_t *len);
-
-/* Encodes one event record as published (PROTOCOL.md section 1). */
-int annal_event_encode(const annal_event_t *ev, annal_encoding_t enc, uint8_t **out,
-                       size_t *len);
 
 /* --- reading replies and events (client side) --------------------------------- */
 
