@@ -367,25 +367,6 @@ static int s_grow(lmdb_t *self)
    and checkpoints it, growing the map as needed: at open, and after a
    failure that may have lost batches from memory (they are in the
    journal). Returns an LMDB code. */
-static int s_recover_locked(lmdb_t *self);
-
-/* A backup copies data.mdb, then the journal, under a shared flock of
-   annal.backup.lock; recovery holds it exclusively from dropping the root
-   to committing the rebuilt one. Between those, data.mdb lacks batches
-   that only the journal holds, and the next batches would overwrite them
-   there: a copy made then would miss acknowledged events. A recovery that
-   meets a backup waits for it at open, and otherwise fails (the store stays
-   failed and tries again at its next use). */
-static int s_recover(lmdb_t *self)
-{
-    if (self->backup_fd >= 0 && flock(self->backup_fd, LOCK_EX | (self->env_ready ? LOCK_NB : 0)))
-        return errno == EWOULDBLOCK ? EAGAIN : errno;
-    int rc = s_recover_locked(self);
-    if (self->backup_fd >= 0)
-        flock(self->backup_fd, LOCK_UN);
-    return rc;
-}
-
 static int s_recover_locked(lmdb_t *self)
 {
     if (self->root)
@@ -419,6 +400,23 @@ static int s_recover_locked(lmdb_t *self)
         if ((rc = s_grow(self)))
             return rc;
     }
+}
+
+/* A backup copies data.mdb, then the journal, under a shared flock of
+   annal.backup.lock; recovery holds it exclusively from dropping the root
+   to committing the rebuilt one. Between those, data.mdb lacks batches
+   that only the journal holds, and the next batches would overwrite them
+   there: a copy made then would miss acknowledged events. A recovery that
+   meets a backup waits for it at open, and otherwise fails (the store stays
+   failed and tries again at its next use). */
+static int s_recover(lmdb_t *self)
+{
+    if (self->backup_fd >= 0 && flock(self->backup_fd, LOCK_EX | (self->env_ready ? LOCK_NB : 0)))
+        return errno == EWOULDBLOCK ? EAGAIN : errno;
+    int rc = s_recover_locked(self);
+    if (self->backup_fd >= 0)
+        flock(self->backup_fd, LOCK_UN);
+    return rc;
 }
 
 /* Checkpoints the root; on failure rebuilds it from the journal. */
@@ -1119,43 +1117,6 @@ static int s_copy_file(const char *dir, const char *dest, const char *name)
    ignored, and the copy is then as of data.mdb. A store whose annald is
    down is copied whole, its journal included. */
 static int s_backup_locked(const char *dir, const char *dest, const char *path, char *why,
-                           size_t whylen);
-
-int annal_lmdb_backup(const char *dir, const char *dest, char *why, size_t whylen)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    if (access(path, R_OK)) {
-        snprintf(why, whylen, "%s is not an annal store: %s", dir, strerror(errno));
-        return -1;
-    }
-    if (mkdir(dest, 0755) && errno != EEXIST) {
-        snprintf(why, whylen, "cannot create %s: %s", dest, strerror(errno));
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/data.mdb", dest);
-    char jpath[4096];
-    snprintf(jpath, sizeof jpath, "%s/annal.journal", dest);
-    if (access(path, F_OK) == 0 || access(jpath, F_OK) == 0) {
-        snprintf(why, whylen, "%s already holds a store; back up into a new folder", dest);
-        return -1;
-    }
-    /* no recovery between the two copies (see s_recover) */
-    char lpath[4096];
-    snprintf(lpath, sizeof lpath, "%s/annal.backup.lock", dir);
-    int lock = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock < 0 || flock(lock, LOCK_SH)) {
-        snprintf(why, whylen, "cannot lock %s: %s", lpath, strerror(errno));
-        if (lock >= 0)
-            close(lock);
-        return -1;
-    }
-    int result = s_backup_locked(dir, dest, path, why, whylen);
-    close(lock);
-    return result;
-}
-
-static int s_backup_locked(const char *dir, const char *dest, const char *path, char *why,
                            size_t whylen)
 {
     MDB_env *env;
@@ -1190,6 +1151,40 @@ static int s_backup_locked(const char *dir, const char *dest, const char *path, 
     close(fd);
     s_sync_dir(dest);
     return 0;
+}
+
+int annal_lmdb_backup(const char *dir, const char *dest, char *why, size_t whylen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (access(path, R_OK)) {
+        snprintf(why, whylen, "%s is not an annal store: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (mkdir(dest, 0755) && errno != EEXIST) {
+        snprintf(why, whylen, "cannot create %s: %s", dest, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/data.mdb", dest);
+    char jpath[4096];
+    snprintf(jpath, sizeof jpath, "%s/annal.journal", dest);
+    if (access(path, F_OK) == 0 || access(jpath, F_OK) == 0) {
+        snprintf(why, whylen, "%s already holds a store; back up into a new folder", dest);
+        return -1;
+    }
+    /* no recovery between the two copies (see s_recover) */
+    char lpath[4096];
+    snprintf(lpath, sizeof lpath, "%s/annal.backup.lock", dir);
+    int lock = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock < 0 || flock(lock, LOCK_SH)) {
+        snprintf(why, whylen, "cannot lock %s: %s", lpath, strerror(errno));
+        if (lock >= 0)
+            close(lock);
+        return -1;
+    }
+    int result = s_backup_locked(dir, dest, path, why, whylen);
+    close(lock);
+    return result;
 }
 
 const annal_store_ops_t annal_lmdb_ops = {
