@@ -163,8 +163,9 @@ static void t_time(void)
     }
 }
 
-/* Top-level strings, "" included, decode and merge like any value (a
-   top-level "" once failed to decode: found by fuzz_fold). */
+/* Top-level strings, "" included, decode and merge like any value, and ""
+   is a key like any other (a top-level "" and then a "" key failed to
+   decode: found by fuzz_fold). */
 static void t_values(void)
 {
     static const uint8_t empty[] = {0xa0}, obj[] = {0x81, 0xa1, 'b', 0x02};
@@ -185,6 +186,13 @@ static void t_values(void)
        allocated (found by fuzz_fold) */
     static const uint8_t huge[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x00};
     CHECK(annal_value_decode(huge, sizeof huge) == NULL);
+    static const uint8_t empty_key[] = {0x81, 0xa0, 0x01};
+    v = annal_value_decode(empty_key, sizeof empty_key);
+    CHECK(v != NULL);
+    CHECK(v && annal_value_encode(v, &out) == 0 && out.size == sizeof empty_key
+          && memcmp(out.data, empty_key, sizeof empty_key) == 0);
+    annal_blob_free(&out);
+    annal_value_destroy(&v);
 }
 
 static void t_names(void)

@@ -121,7 +121,7 @@ static const char *s_str(const node_t *n, size_t *len)
         return json_string_value(n->j);
     }
     *len = n->m->via.str.size;
-    return n->m->via.str.ptr;
+    return *len ? n->m->via.str.ptr : ""; /* msgpack-c may give "" a NULL pointer */
 }
 
 static size_t s_array_size(const node_t *n)

@@ -291,7 +291,7 @@ static int s_pack_text(msgpack_packer *pk, const char *s, uint32_t n, const char
         *why = "a string is not valid UTF-8";
         return -1;
     }
-    return msgpack_pack_str_with_body(pk, s, n);
+    return n ? msgpack_pack_str_with_body(pk, s, n) : msgpack_pack_str(pk, 0);
 }
 
 int annal_value_pack_msgpack(msgpack_packer *pk, const msgpack_object *o, const char **why)
@@ -349,6 +349,13 @@ int annal_value_pack_msgpack(msgpack_packer *pk, const msgpack_object *o, const 
     }
 }
 
+/* A str's bytes: msgpack-c may hand "" over as a NULL pointer, which jansson
+   refuses (a top-level "" and a "" key did not decode: found by fuzz_fold). */
+static const char *s_text(const msgpack_object *o)
+{
+    return o->via.str.size ? o->via.str.ptr : "";
+}
+
 static json_t *s_to_json(const msgpack_object *o)
 {
     switch (o->type) {
@@ -363,9 +370,8 @@ static json_t *s_to_json(const msgpack_object *o)
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
         return json_real(o->via.f64);
-    case MSGPACK_OBJECT_STR: /* "" may come with a NULL pointer, which jansson refuses
-                                (a top-level "" did not decode: found by fuzz_fold) */
-        return json_stringn_nocheck(o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
+    case MSGPACK_OBJECT_STR:
+        return json_stringn_nocheck(s_text(o), o->via.str.size);
     case MSGPACK_OBJECT_ARRAY: {
         json_t *a = json_array();
         for (uint32_t i = 0; a && i < o->via.array.size; i++) {
@@ -382,7 +388,7 @@ static json_t *s_to_json(const msgpack_object *o)
         for (uint32_t i = 0; obj && i < o->via.map.size; i++) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
             json_t *m = k->type == MSGPACK_OBJECT_STR ? s_to_json(&o->via.map.ptr[i].val) : NULL;
-            if (!m || json_object_setn_new_nocheck(obj, k->via.str.ptr, k->via.str.size, m)) {
+            if (!m || json_object_setn_new_nocheck(obj, s_text(k), k->via.str.size, m)) {
                 json_decref(obj);
                 return NULL;
             }
