@@ -338,7 +338,7 @@ static annal_err_t s_get_state(annal_broker_t *self, pending_t *p)
 
 static size_t s_cap(annal_broker_t *self, uint64_t asked)
 {
-    return asked < self->config.read_cap ? (size_t) asked : self->config.read_cap;
+    return asked < self->config.limits.read_cap ? (size_t) asked : self->config.limits.read_cap;
 }
 
 /* Keeps the events of a reply within ANNAL_REPLY_BUDGET stored bytes (at
@@ -591,14 +591,15 @@ static int s_receive(annal_broker_t *self, pending_t *p, size_t *bytes)
         snprintf(p->why, WHY_MAX, "too many envelope frames (more than %d) or one over %d bytes",
                  ANNAL_MAX_ENVELOPE - 1, ANNAL_ENVELOPE_FRAME);
     }
-    else if (size > self->config.max_body) {
+    else if (size > self->config.limits.max_body) {
         p->err = ANNAL_ERR_MALFORMED;
+        p->enc = annal_request_peek(zmq_msg_data(&frame), size, &p->req);
         snprintf(p->why, WHY_MAX, "request body of %zu bytes exceeds the limit of %zu bytes",
-                 size, self->config.max_body);
+                 size, self->config.limits.max_body);
     }
     else
-        p->err = annal_request_decode(zmq_msg_data(&frame), size, &p->req, &p->enc, p->why,
-                                      WHY_MAX);
+        p->err = annal_request_decode(zmq_msg_data(&frame), size, &self->config.limits, &p->req,
+                                      &p->enc, p->why, WHY_MAX);
     zmq_msg_close(&frame);
     if (p->err)
         s_error_reply(self, p, p->err, p->why);
@@ -708,6 +709,22 @@ static int s_bind(zsock_t *sock, const char *endpoint, char *bound, size_t len)
     return 0;
 }
 
+/* Gives every unset limit its default. */
+static void s_limits_fill(annal_limits_t *lim)
+{
+    annal_limits_t d = annal_limits_default();
+#define FILL(field) lim->field = lim->field ? lim->field : d.field
+    FILL(max_body);
+    FILL(max_aggregate_id);
+    FILL(max_event_type);
+    FILL(max_batch);
+    FILL(max_depth);
+    FILL(read_cap);
+    FILL(client_hwm);
+    FILL(max_clients);
+#undef FILL
+}
+
 annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why, size_t whylen)
 {
     annal_broker_t *self = calloc(1, sizeof *self);
@@ -716,10 +733,7 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
         return NULL;
     }
     self->config = *config;
-    if (!self->config.max_body)
-        self->config.max_body = ANNAL_MAX_BODY_DEFAULT;
-    if (!self->config.read_cap)
-        self->config.read_cap = ANNAL_READ_CAP_DEFAULT;
+    s_limits_fill(&self->config.limits);
     if (self->config.heartbeat_ms <= 0)
         self->config.heartbeat_ms = 1000;
     self->started = zclock_mono();
@@ -751,11 +765,15 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
     }
     /* a frame past twice the body limit closes that connection unanswered;
        between the two it is answered with error 12 */
-    zsock_set_maxmsgsize(self->router, (int) (self->config.max_body * 2 + 65536 < INT32_MAX
-                                                  ? self->config.max_body * 2 + 65536
+    zsock_set_maxmsgsize(self->router, (int) (self->config.limits.max_body * 2 + 65536 < INT32_MAX
+                                                  ? self->config.limits.max_body * 2 + 65536
                                                   : INT32_MAX));
-    zsock_set_rcvhwm(self->router, ANNAL_CLIENT_HWM);
-    zsock_set_sndhwm(self->router, ANNAL_CLIENT_HWM * 10);
+    int hwm = self->config.limits.client_hwm < INT32_MAX / 10
+                  ? (int) self->config.limits.client_hwm : INT32_MAX / 10;
+    zsock_set_rcvhwm(self->router, hwm);
+    /* one turn may answer ANNAL_GROUP_MAX requests of one client at once: a
+       queue shorter than that made ROUTER drop replies of a pipelining client */
+    zsock_set_sndhwm(self->router, hwm * 10 + ANNAL_GROUP_MAX);
     zsock_set_linger(self->router, 1000);
     if (s_bind(self->router, config->commands, self->commands, sizeof self->commands)) {
         snprintf(why, whylen, "cannot bind commands to %s: %s", config->commands,

@@ -7,14 +7,14 @@
 #include <stddef.h>
 
 #include "annal_codec.h"
+#include "annal_limits.h"
 
 typedef struct {
     const char *store;          /* store location (a data folder) */
     const char *commands;       /* ROUTER endpoint to bind */
     const char *events;         /* PUB endpoint to bind, or NULL for none */
     annal_encoding_t pub_format; /* encoding of published events */
-    size_t max_body;            /* request body limit in bytes (0: default) */
-    size_t read_cap;            /* server cap on max_count (0: default) */
+    annal_limits_t limits;      /* the limits enforced (a field of 0: its default) */
     size_t initial_map_size;    /* store's first map size (0: default) */
     int heartbeat_ms;           /* $head interval (0: 1000) */
     int pub_hwm;                /* events queued per subscriber (0: default) */

@@ -10,33 +10,48 @@
 #include "annal_broker.h"
 #include "annal_limits.h"
 
-static void s_usage(FILE *out)
+/* The numeric settings: flag, where it goes, its range, what it is. */
+typedef struct {
+    const char *flag, *arg;
+    size_t *value;
+    long long min, max;
+    const char *what;
+} setting_t;
+
+/* Prints the usage; called before parsing, so each setting shows its default. */
+static void s_usage(FILE *out, const setting_t *settings)
 {
     fprintf(out,
             "usage: annald [options]\n"
-            "  --data DIR             data folder (default ./data)\n"
-            "  --commands ENDPOINT    ROUTER endpoint for commands (default tcp://127.0.0.1:5555)\n"
-            "  --events ENDPOINT      PUB endpoint for events (default tcp://127.0.0.1:5556)\n"
-            "  --pub-format FORMAT    msgpack (default) or json\n"
-            "  --max-body BYTES       request body limit (default %d)\n"
-            "  --max-count N          server cap on max_count of read/read_all (default %d)\n"
-            "  --pub-hwm N            events queued per subscriber before PUB drops (default %d)\n"
-            "  --help                 this text\n"
-            "  --version              the version\n"
+            "  --data DIR                 data folder (default ./data)\n"
+            "  --commands ENDPOINT        ROUTER endpoint for commands\n"
+            "                             (default tcp://127.0.0.1:5555)\n"
+            "  --events ENDPOINT          PUB endpoint for events\n"
+            "                             (default tcp://127.0.0.1:5556)\n"
+            "  --pub-format FORMAT        msgpack (default) or json\n");
+    for (const setting_t *s = settings; s->flag; s++)
+        fprintf(out, "  --%s %-*s%s (default %zu, %lld..%lld)\n", s->flag,
+                (int) (24 - strlen(s->flag)), s->arg, s->what, *s->value, s->min, s->max);
+    fprintf(out,
+            "  --help                     this text\n"
+            "  --version                  the version\n"
             "Endpoints may use a wildcard port (tcp://127.0.0.1:*); annald prints the\n"
-            "endpoints it bound on its first line of output.\n",
-            ANNAL_MAX_BODY_DEFAULT, ANNAL_READ_CAP_DEFAULT, ANNAL_PUB_HWM_DEFAULT);
+            "endpoints it bound on its first line of output.\n");
 }
 
-/* Parses a positive size; -1 when text is not one. */
-static long long s_size(const char *text)
+/* Parses text as a whole number within s's range; -1 when it is not one. */
+static int s_setting(const setting_t *s, const char *text, size_t *out)
 {
     char *end;
     errno = 0;
     long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end || v <= 0)
+    if (errno || end == text || *end || v < s->min || v > s->max) {
+        fprintf(stderr, "annald: --%s must be a whole number from %lld to %lld, not '%s'\n",
+                s->flag, s->min, s->max, text);
         return -1;
-    return v;
+    }
+    *out = (size_t) v;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -46,19 +61,47 @@ int main(int argc, char **argv)
         .commands = "tcp://127.0.0.1:5555",
         .events = "tcp://127.0.0.1:5556",
         .pub_format = ANNAL_ENC_MSGPACK,
+        .limits = annal_limits_default(),
     };
-    static const struct option options[] = {
-        {"data", required_argument, 0, 'd'},     {"commands", required_argument, 0, 'c'},
-        {"events", required_argument, 0, 'e'},   {"pub-format", required_argument, 0, 'p'},
-        {"max-body", required_argument, 0, 'b'}, {"max-count", required_argument, 0, 'm'},
-        {"pub-hwm", required_argument, 0, 'H'},
-        {"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
+    annal_limits_t *lim = &config.limits;
+    size_t pub_hwm = ANNAL_PUB_HWM_DEFAULT;
+    const setting_t settings[] = {
+        {"max-body", "BYTES", &lim->max_body, 1, (INT32_MAX - 65536) / 2, "request body limit"},
+        {"max-aggregate-id", "BYTES", &lim->max_aggregate_id, 1, ANNAL_MAX_AGGREGATE_ID,
+         "aggregate id limit"},
+        {"max-event-type", "BYTES", &lim->max_event_type, 1, ANNAL_MAX_EVENT_TYPE,
+         "event type limit"},
+        {"max-batch", "N", &lim->max_batch, 1, ANNAL_MAX_BATCH_CEILING,
+         "events in one batch append"},
+        {"max-depth", "N", &lim->max_depth, ANNAL_MIN_DEPTH, ANNAL_MAX_DEPTH,
+         "nesting of a request body"},
+        {"max-count", "N", &lim->read_cap, 1, 1000000000,
+         "server cap on max_count of read/read_all"},
+        {"client-hwm", "N", &lim->client_hwm, 1, 1000000,
+         "requests queued per client connection"},
+        {"pub-hwm", "N", &pub_hwm, 1, INT32_MAX / 2,
+         "events queued per subscriber before PUB drops"},
+        {NULL, NULL, NULL, 0, 0, NULL},
     };
+    enum { FIRST_SETTING = 256 };
+    struct option options[32] = {
+        {"data", required_argument, 0, 'd'},   {"commands", required_argument, 0, 'c'},
+        {"events", required_argument, 0, 'e'}, {"pub-format", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+    };
+    size_t n = 6;
+    for (size_t i = 0; settings[i].flag; i++, n++)
+        options[n] = (struct option){settings[i].flag, required_argument, 0,
+                                     FIRST_SETTING + (int) i};
     int opt;
-    long long v;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (opt >= FIRST_SETTING) {
+            if (s_setting(&settings[opt - FIRST_SETTING], optarg,
+                          settings[opt - FIRST_SETTING].value))
+                return 2;
+            continue;
+        }
         switch (opt) {
         case 'd': config.store = optarg; break;
         case 'c': config.commands = optarg; break;
@@ -73,35 +116,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'b':
-            if ((v = s_size(optarg)) < 0) {
-                fprintf(stderr, "annald: --max-body must be a positive number of bytes\n");
-                return 2;
-            }
-            config.max_body = (size_t) v;
-            break;
-        case 'm':
-            if ((v = s_size(optarg)) < 0) {
-                fprintf(stderr, "annald: --max-count must be a positive number\n");
-                return 2;
-            }
-            config.read_cap = (size_t) v;
-            break;
-        case 'H':
-            if ((v = s_size(optarg)) < 0 || v > INT32_MAX) {
-                fprintf(stderr, "annald: --pub-hwm must be a positive number\n");
-                return 2;
-            }
-            config.pub_hwm = (int) v;
-            break;
-        case 'h': s_usage(stdout); return 0;
+        case 'h': s_usage(stdout, settings); return 0;
         case 'V': printf("annald %s\n", ANNAL_VERSION); return 0;
         default:
             fprintf(stderr, "annald: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            s_usage(stderr);
+            s_usage(stderr, settings);
             return 2;
         }
     }
+    config.pub_hwm = (int) pub_hwm;
     if (optind < argc) {
         fprintf(stderr, "annald: unexpected argument '%s'\n", argv[optind]);
         return 2;

@@ -1,6 +1,7 @@
 """Shared helpers for annal's Python tests: start annald on ephemeral ports,
 talk to it over real ZeroMQ sockets in JSON or MessagePack, run a table of
 named cases and print 'N passed, M failed'."""
+import contextlib
 import json
 import os
 import re
@@ -70,6 +71,18 @@ class Annald:
         os.unlink(self.log.name)
         if self.own:
             shutil.rmtree(self.data, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def broker(*args, data=None):
+    """An annald with args for the with block; it must then stop cleanly."""
+    d = Annald(data=data, args=args)
+    try:
+        yield d
+        rc = d.stop()
+        check(rc == 0, f"annald exit status {rc}: {d.stderr()}")
+    finally:
+        d.cleanup()
 
 
 class Client:

@@ -1,7 +1,6 @@
 """annald over real sockets: JSON and MessagePack, DEALER and REQ,
 pipelining, PUB prefix subscriptions, the heartbeat, every error code,
 flags, signals and the data-folder lock."""
-import contextlib
 import json
 import subprocess
 import threading
@@ -10,18 +9,8 @@ import time
 import msgpack
 import zmq
 
-from annal_harness import (ANNALD, CTX, RFC3339, UUID, Annald, Client, append, check, run)
-
-
-@contextlib.contextmanager
-def broker(*args, data=None):
-    d = Annald(data=data, args=args)
-    try:
-        yield d
-        rc = d.stop()
-        check(rc == 0, f"annald exit status {rc}: {d.stderr()}")
-    finally:
-        d.cleanup()
+from annal_harness import (ANNALD, CTX, RFC3339, UUID, Annald, Client, append, broker, check,
+                           run)
 
 
 def roundtrip(encoding):

@@ -33,7 +33,7 @@ static void t_corpus(void)
         annal_request_t req;
         annal_encoding_t enc;
         char why[512];
-        annal_err_t err = annal_request_decode(buf, n, &req, &enc, why, sizeof why);
+        annal_err_t err = annal_request_decode(buf, n, NULL, &req, &enc, why, sizeof why);
         int want = strncmp(e->d_name, "ok", 2) == 0 ? 0 : atoi(e->d_name);
         int got = annal_err_code(err);
         if (got != want)
@@ -56,7 +56,7 @@ static void t_msg_id_kept(void)
     annal_request_t req;
     annal_encoding_t enc;
     char why[256];
-    CHECK(annal_request_decode((const uint8_t *) text, strlen(text), &req, &enc, why, sizeof why)
+    CHECK(annal_request_decode((const uint8_t *) text, strlen(text), NULL, &req, &enc, why, sizeof why)
           == ANNAL_ERR_MALFORMED);
     CHECK(req.has_msg_id && req.msg_id == 42);
     CHECK(strstr(why, "aggregate_id"));

@@ -18,7 +18,7 @@ static annal_request_t s_req(const char *json)
     annal_request_t req;
     annal_encoding_t enc;
     char reason[256];
-    if (annal_request_decode((const uint8_t *) json, strlen(json), &req, &enc, reason,
+    if (annal_request_decode((const uint8_t *) json, strlen(json), NULL, &req, &enc, reason,
                              sizeof reason)) {
         fprintf(stderr, "bad test request %s: %s\n", json, reason);
         exit(1);

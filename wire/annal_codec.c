@@ -161,26 +161,30 @@ static int s_pack(const node_t *n, annal_blob_t *out, const char **why)
     return rc;
 }
 
-/* Packs a value to be stored: also at most ANNAL_MAX_VALUE_DEPTH deep. */
-static int s_pack_value(const node_t *n, annal_blob_t *out, const char **why)
-{
-    if (s_pack(n, out, why))
-        return -1;
-    const char *deep;
-    if (annal_msgpack_check(out->data, out->size, ANNAL_MAX_VALUE_DEPTH, &deep)) {
-        annal_blob_free(out);
-        *why = "nests deeper than 28 levels";
-        return -1;
-    }
-    return 0;
-}
-
 /* --- field rules ------------------------------------------------------------ */
 
 typedef struct {
     char *why;    /* reason buffer */
     size_t whylen;
+    const annal_limits_t *lim; /* the limits in force */
+    char deeper[40];           /* text of a too-deep value */
 } ctx_t;
+
+/* Packs a value to be stored: also at most max_depth - 4 levels deep. */
+static int s_pack_value(ctx_t *c, const node_t *n, annal_blob_t *out, const char **why)
+{
+    if (s_pack(n, out, why))
+        return -1;
+    const char *deep;
+    int levels = (int) c->lim->max_depth - ANNAL_VALUE_DEPTH_BELOW;
+    if (annal_msgpack_check(out->data, out->size, levels, &deep)) {
+        annal_blob_free(out);
+        snprintf(c->deeper, sizeof c->deeper, "nests deeper than %d levels", levels);
+        *why = c->deeper;
+        return -1;
+    }
+    return 0;
+}
 
 static annal_err_t s_fail(ctx_t *c, const char *fmt, ...)
 {
@@ -212,12 +216,17 @@ static const char *s_name_check(const char *s, size_t len, size_t max)
     return NULL;
 }
 
-const char *annal_aggregate_id_check(const char *id, size_t len)
+static const char *s_aggregate_check(const char *id, size_t len, size_t max)
 {
-    const char *why = s_name_check(id, len, ANNAL_MAX_AGGREGATE_ID);
+    const char *why = s_name_check(id, len, max);
     if (!why && id[0] == '$')
         why = "starts with '$' (reserved for system topics)";
     return why;
+}
+
+const char *annal_aggregate_id_check(const char *id, size_t len)
+{
+    return s_aggregate_check(id, len, ANNAL_MAX_AGGREGATE_ID);
 }
 
 static char *s_dup(const char *s, size_t len)
@@ -241,8 +250,10 @@ static annal_err_t s_name_field(ctx_t *c, const node_t *obj, const char *key, bo
         return s_fail(c, "field '%s' must be a string", key);
     size_t len;
     const char *s = s_str(&n, &len);
-    const char *why = aggregate ? annal_aggregate_id_check(s, len)
-                                : s_name_check(s, len, ANNAL_MAX_EVENT_TYPE);
+    size_t max = aggregate ? c->lim->max_aggregate_id : c->lim->max_event_type;
+    const char *why = aggregate ? s_aggregate_check(s, len, max) : s_name_check(s, len, max);
+    if (why && len > max)
+        return s_fail(c, "field '%s' %s (%zu bytes; the limit is %zu)", key, why, len, max);
     if (why)
         return s_fail(c, "field '%s' %s", key, why);
     *out = s_dup(s, len);
@@ -290,7 +301,7 @@ static annal_err_t s_new_event(ctx_t *c, const node_t *obj, annal_new_event_t *e
     node_t data = s_get(obj, "event_data");
     if (s_kind(&data) == K_ABSENT)
         return s_fail(c, "missing field 'event_data'");
-    if (s_pack_value(&data, &ev->data, &why))
+    if (s_pack_value(c, &data, &ev->data, &why))
         return s_fail(c, "field 'event_data': %s", why);
     node_t meta = s_get(obj, "metadata");
     if (s_absent(&meta)) {
@@ -299,7 +310,7 @@ static annal_err_t s_new_event(ctx_t *c, const node_t *obj, annal_new_event_t *e
     }
     else if (s_kind(&meta) != K_MAP)
         return s_fail(c, "field 'metadata' must be an object");
-    else if (s_pack_value(&meta, &ev->metadata, &why))
+    else if (s_pack_value(c, &meta, &ev->metadata, &why))
         return s_fail(c, "field 'metadata': %s", why);
     node_t id = s_get(obj, "event_id");
     if (s_absent(&id)) {
@@ -358,9 +369,9 @@ static annal_err_t s_append(ctx_t *c, const node_t *root, annal_request_t *req)
     size_t n = s_array_size(&events);
     if (n == 0)
         return s_fail(c, "field 'events' is empty");
-    if (n > ANNAL_MAX_BATCH)
-        return s_fail(c, "field 'events' has %zu events, more than the limit of %d", n,
-                      ANNAL_MAX_BATCH);
+    if (n > c->lim->max_batch)
+        return s_fail(c, "field 'events' has %zu events, more than the limit of %zu", n,
+                      c->lim->max_batch);
     req->batch = true;
     req->events = calloc(n, sizeof *req->events);
     if (!req->events)
@@ -444,7 +455,7 @@ static annal_err_t s_command(ctx_t *c, const node_t *root, annal_request_t *req)
                 node_t e = s_at(&t, i);
                 size_t len;
                 const char *s = s_kind(&e) == K_STR ? s_str(&e, &len) : NULL;
-                if (!s || s_name_check(s, len, ANNAL_MAX_EVENT_TYPE))
+                if (!s || s_name_check(s, len, c->lim->max_event_type))
                     return s_fail(c, "event_types[%zu] must be a valid event type", i);
                 if (!(req->event_types[i] = s_dup(s, len)))
                     return ANNAL_ERR_INTERNAL;
@@ -464,7 +475,7 @@ static annal_err_t s_command(ctx_t *c, const node_t *root, annal_request_t *req)
     case ANNAL_CMD_CREATE_SNAPSHOT: {
         node_t st = s_get(root, "state");
         if (s_kind(&st) != K_ABSENT) {
-            if (s_pack_value(&st, &req->state, &why))
+            if (s_pack_value(c, &st, &req->state, &why))
                 return s_fail(c, "field 'state': %s", why);
             req->has_state = true;
         }
@@ -545,10 +556,30 @@ static int s_json_depth(const json_t *v, int limit)
     return 0;
 }
 
-annal_err_t annal_request_decode(const uint8_t *body, size_t size, annal_request_t *req,
-                                 annal_encoding_t *enc, char *why, size_t whylen)
+static bool s_msgpack_map_byte(uint8_t b)
 {
-    ctx_t c = {why, whylen};
+    return (b & 0xf0) == 0x80 || b == 0xde || b == 0xdf;
+}
+
+annal_encoding_t annal_request_peek(const uint8_t *body, size_t size, annal_request_t *req)
+{
+    if (size == 0 || !s_msgpack_map_byte(body[0]))
+        return ANNAL_ENC_JSON;
+    req->has_msg_id = annal_msgpack_find_int(body, size, "msg_id", &req->msg_id) == 0;
+    return ANNAL_ENC_MSGPACK;
+}
+
+annal_err_t annal_request_decode(const uint8_t *body, size_t size, const annal_limits_t *limits,
+                                 annal_request_t *req, annal_encoding_t *enc, char *why,
+                                 size_t whylen)
+{
+    annal_limits_t defaults;
+    if (!limits) {
+        defaults = annal_limits_default();
+        limits = &defaults;
+    }
+    ctx_t c = {why, whylen, limits, ""};
+    int depth = (int) limits->max_depth;
     memset(req, 0, sizeof *req);
     *enc = ANNAL_ENC_JSON;
     why[0] = 0;
@@ -577,17 +608,17 @@ annal_err_t annal_request_decode(const uint8_t *body, size_t size, annal_request
             req->has_msg_id = true;
             req->msg_id = json_integer_value(id);
         }
-        if (s_json_depth(json, ANNAL_MAX_DEPTH + 1) > ANNAL_MAX_DEPTH) {
-            rc = s_fail(&c, "nesting too deep (more than %d levels)", ANNAL_MAX_DEPTH);
+        if (s_json_depth(json, depth + 1) > depth) {
+            rc = s_fail(&c, "nesting too deep (more than %d levels)", depth);
             goto cleanup;
         }
         root.j = json;
     }
-    else if ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) {
+    else if (s_msgpack_map_byte(b)) {
         *enc = ANNAL_ENC_MSGPACK;
         const char *reason;
         size_t off = 0;
-        if (annal_msgpack_check(body, size, ANNAL_MAX_DEPTH, &reason)) {
+        if (annal_msgpack_check(body, size, depth, &reason)) {
             req->has_msg_id = annal_msgpack_find_int(body, size, "msg_id", &req->msg_id) == 0;
             rc = s_fail(&c, "invalid MessagePack: %s", reason);
             goto cleanup;
@@ -1225,7 +1256,7 @@ annal_msg_t *annal_msg_decode(const uint8_t *data, size_t size)
             return self;
         }
     }
-    else if ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) {
+    else if (s_msgpack_map_byte(b)) {
         const char *why;
         size_t off = 0;
         /* msgpack-c's objects point into the bytes they came from: keep a copy */
@@ -1347,7 +1378,9 @@ int annal_value_from_json_text(const char *text, size_t len, annal_blob_t *out, 
     }
     node_t n = {v, NULL};
     const char *reason;
-    int rc = s_pack_value(&n, out, &reason);
+    annal_limits_t d = annal_limits_default();
+    ctx_t c = {why, whylen, &d, ""};
+    int rc = s_pack_value(&c, &n, out, &reason);
     if (rc)
         snprintf(why, whylen, "%s", reason);
     json_decref(v);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "annal_error.h"
+#include "annal_limits.h"
 #include "annal_value.h"
 
 typedef enum { ANNAL_ENC_JSON = 0, ANNAL_ENC_MSGPACK = 1 } annal_encoding_t;
@@ -97,13 +98,20 @@ void annal_event_id_new(uint8_t id[16]);
 /* The name of cmd as it appears in "type"; borrowed, static. */
 const char *annal_cmd_name(annal_cmd_t cmd);
 
-/* Decodes one request body. Detects the encoding from the first byte and
-   sets *enc (JSON when the body is undecodable). On failure req holds what
-   was decoded of msg_id (for in_reply_to), why holds the reason, and the
-   result is ANNAL_ERR_MALFORMED or ANNAL_ERR_UNKNOWN_TYPE. Always call
+/* Decodes one request body under limits (NULL: the defaults; max_body is
+   the caller's to check). Detects the encoding from the first byte and sets
+   *enc (JSON when the body is undecodable). On failure req holds what was
+   decoded of msg_id (for in_reply_to), why holds the reason, and the result
+   is ANNAL_ERR_MALFORMED or ANNAL_ERR_UNKNOWN_TYPE. Always call
    annal_request_reset afterwards. */
-annal_err_t annal_request_decode(const uint8_t *body, size_t size, annal_request_t *req,
-                                 annal_encoding_t *enc, char *why, size_t whylen);
+annal_err_t annal_request_decode(const uint8_t *body, size_t size, const annal_limits_t *limits,
+                                 annal_request_t *req, annal_encoding_t *enc, char *why,
+                                 size_t whylen);
+
+/* What can be known of a body that will not be decoded (over the size
+   limit) without reading all of it: its encoding, from the first byte, and
+   for MessagePack its top-level msg_id (into req, for in_reply_to). */
+annal_encoding_t annal_request_peek(const uint8_t *body, size_t size, annal_request_t *req);
 
 /* Frees what req owns and zeroes it. */
 void annal_request_reset(annal_request_t *req);

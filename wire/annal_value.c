@@ -174,7 +174,8 @@ static int s_check(const uint8_t *p, size_t size, size_t *off, int depth, int ma
     if (skip > size - *off || items > size - *off)
         return -1;
     *off += skip;
-    if (items && depth + 1 > max_depth) {
+    bool container = (c & 0xe0) == 0x80 || (c >= 0xdc && c <= 0xdf);
+    if (container && depth + 1 > max_depth) { /* empty ones too, as in JSON */
         *why = "nesting too deep";
         return -1;
     }
