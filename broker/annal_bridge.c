@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "annal.h"
 #include "annal_broker.h"
 #include "annal_codec.h"
 #include "annal_line.h"
@@ -35,13 +36,19 @@ static int s_remove(const char *path, const struct stat *st, int flag, struct FT
 }
 
 /* A DEALER connected to endpoint, or NULL. */
-static zsock_t *s_connect(const char *endpoint)
+/* A DEALER to endpoint; over CURVE when curve is given. */
+static zsock_t *s_connect(const char *endpoint, const annal_curve_t *curve)
 {
     zsock_t *dealer = zsock_new(ZMQ_DEALER);
     if (!dealer)
         return NULL;
     zsock_set_rcvtimeo(dealer, REPLY_TIMEOUT_MS);
     zsock_set_linger(dealer, 0);
+    if (curve) {
+        zsock_set_curve_serverkey(dealer, curve->server_key);
+        zsock_set_curve_publickey(dealer, curve->public_key);
+        zsock_set_curve_secretkey(dealer, curve->secret_key);
+    }
     if (zsock_connect(dealer, "%s", endpoint) < 0)
         zsock_destroy(&dealer);
     return dealer;
@@ -55,6 +62,8 @@ static void s_usage(FILE *out)
             "  --data DIR           keep the store in DIR (default: a fresh temporary store,\n"
             "                       removed at exit)\n"
             "  --connect ENDPOINT   forward to a running annald instead of an embedded broker\n"
+            "  --curve-key FILE     with --connect: this client's CURVE secret certificate\n"
+            "  --curve-server FILE  with --connect: annald's public certificate\n"
             "  --commands ENDPOINT  also bind the embedded broker's commands here\n"
             "  --events ENDPOINT    bind the embedded broker's events here\n"
             "  --pub-format FORMAT  msgpack (default) or json\n"
@@ -80,12 +89,14 @@ static char *s_local_error(const annal_line_t *msg, const char *text)
 int main(int argc, char **argv)
 {
     const char *data = NULL, *connect = NULL, *commands = NULL, *events = NULL;
+    const char *curve_key = NULL, *curve_server = NULL;
     annal_encoding_t pub_format = ANNAL_ENC_MSGPACK;
     static const struct option options[] = {
         {"data", required_argument, 0, 'd'},     {"connect", required_argument, 0, 'C'},
         {"commands", required_argument, 0, 'c'}, {"events", required_argument, 0, 'e'},
         {"pub-format", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0},
+        {"version", no_argument, 0, 'V'},        {"curve-key", required_argument, 0, 'k'},
+        {"curve-server", required_argument, 0, 's'}, {0, 0, 0, 0},
     };
     int opt;
     opterr = 0;
@@ -95,6 +106,8 @@ int main(int argc, char **argv)
         case 'C': connect = optarg; break;
         case 'c': commands = optarg; break;
         case 'e': events = optarg; break;
+        case 'k': curve_key = optarg; break;
+        case 's': curve_server = optarg; break;
         case 'p':
             if (strcmp(optarg, "json") == 0)
                 pub_format = ANNAL_ENC_JSON;
@@ -113,6 +126,17 @@ int main(int argc, char **argv)
     }
     if (optind < argc || (connect && (data || commands || events))) {
         fprintf(stderr, "annal-bridge: --connect excludes --data, --commands and --events\n");
+        return 2;
+    }
+    if (!curve_key != !curve_server || (curve_key && !connect)) {
+        fprintf(stderr, "annal-bridge: --curve-key and --curve-server go together, with "
+                        "--connect\n");
+        return 2;
+    }
+    annal_curve_t keys, *curve = curve_key ? &keys : NULL;
+    if (curve && annal_curve_load(curve, curve_key, curve_server)) {
+        fprintf(stderr, "annal-bridge: cannot read the CURVE keys from %s and %s\n", curve_key,
+                curve_server);
         return 2;
     }
     zsys_handler_set(NULL);
@@ -153,7 +177,7 @@ int main(int argc, char **argv)
         }
         connect = annal_broker_commands(broker);
     }
-    zsock_t *dealer = s_connect(connect);
+    zsock_t *dealer = s_connect(connect, curve);
     if (!dealer) {
         fprintf(stderr, "annal-bridge: cannot connect to %s\n", connect);
         status = 1;
@@ -186,7 +210,7 @@ int main(int argc, char **argv)
         else {
             /* a late reply must not answer the next line: start a new socket */
             zsock_destroy(&dealer);
-            dealer = s_connect(connect);
+            dealer = s_connect(connect, curve);
             if (!dealer) {
                 fprintf(stderr, "annal-bridge: cannot reconnect to %s\n", connect);
                 status = 1;

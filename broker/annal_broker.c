@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "annal_fold.h"
+#include "annal_gate.h"
 #include "annal_limits.h"
 #include "annal_pool.h"
 #include "annal_store.h"
@@ -58,6 +59,7 @@ struct annal_broker_t {
     annal_store_t *store;         /* the store, used by the actor only */
     annal_pool_t *pool;           /* frames of replies and publishes */
     uint64_t turns;               /* turns with requests since the last heartbeat */
+    annal_gate_t *gate;           /* admits connections (ZAP) */
     zsock_t *router;              /* commands */
     zsock_t *pub;                 /* events, or NULL */
     char commands[256];           /* bound command endpoint */
@@ -688,6 +690,7 @@ static void s_free(annal_broker_t *self)
 {
     zsock_destroy(&self->router);
     zsock_destroy(&self->pub);
+    annal_gate_destroy(&self->gate); /* after the sockets it watches */
     annal_store_close(&self->store);
     annal_body_destroy(&self->reply);
     annal_event_list_free(&self->list);
@@ -707,6 +710,36 @@ static int s_bind(zsock_t *sock, const char *endpoint, char *bound, size_t len)
     snprintf(bound, len, "%s", last ? last : endpoint);
     free(last);
     return 0;
+}
+
+/* Puts both sockets behind the gate: the client count, and CURVE when
+   configured. 0, or -1 with the reason in why. */
+static int s_gate(annal_broker_t *self, const annal_broker_config_t *config, char *why,
+                  size_t whylen)
+{
+    if (!config->curve_secret != !config->curve_allow) {
+        snprintf(why, whylen, "CURVE needs both a secret certificate and an allow folder");
+        return -1;
+    }
+    zcert_t *cert = NULL;
+    if (config->curve_secret) {
+        cert = zcert_load(config->curve_secret);
+        if (!cert || !*zcert_secret_txt(cert) || strspn(zcert_secret_txt(cert), "0") == 40) {
+            snprintf(why, whylen, "cannot read a CURVE secret key from %s", config->curve_secret);
+            zcert_destroy(&cert);
+            return -1;
+        }
+    }
+    self->gate = annal_gate_new(config->curve_allow, self->config.limits.max_clients, why, whylen);
+    int rc = self->gate ? 0 : -1;
+    if (rc == 0)
+        rc = annal_gate_watch(self->gate, self->router, "commands", cert, why, whylen);
+    if (rc == 0 && self->pub)
+        rc = annal_gate_watch(self->gate, self->pub, "events", cert, why, whylen);
+    if (rc == 0)
+        rc = annal_gate_start(self->gate, why, whylen);
+    zcert_destroy(&cert);
+    return rc;
 }
 
 /* Gives every unset limit its default. */
@@ -757,9 +790,11 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
         annal_store_abort(self->store);
     }
     self->head = st.head_sequence;
+    bool events = config->events && *config->events;
     self->router = zsock_new(ZMQ_ROUTER);
-    if (!self->router) {
-        snprintf(why, whylen, "cannot create the command socket");
+    self->pub = events ? zsock_new(ZMQ_PUB) : NULL;
+    if (!self->router || (events && !self->pub)) {
+        snprintf(why, whylen, "cannot create the sockets");
         s_free(self);
         return NULL;
     }
@@ -775,29 +810,27 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
        queue shorter than that made ROUTER drop replies of a pipelining client */
     zsock_set_sndhwm(self->router, hwm * 10 + ANNAL_GROUP_MAX);
     zsock_set_linger(self->router, 1000);
+    if (self->pub) {
+        /* an event is two messages (topic, body) */
+        zsock_set_sndhwm(self->pub, 2 * (config->pub_hwm > 0 ? config->pub_hwm
+                                                              : ANNAL_PUB_HWM_DEFAULT));
+        zsock_set_linger(self->pub, 1000);
+    }
+    if (s_gate(self, config, why, whylen)) {
+        s_free(self);
+        return NULL;
+    }
     if (s_bind(self->router, config->commands, self->commands, sizeof self->commands)) {
         snprintf(why, whylen, "cannot bind commands to %s: %s", config->commands,
                  zmq_strerror(zmq_errno()));
         s_free(self);
         return NULL;
     }
-    if (config->events && *config->events) {
-        self->pub = zsock_new(ZMQ_PUB);
-        if (!self->pub) {
-            snprintf(why, whylen, "cannot create the event socket");
-            s_free(self);
-            return NULL;
-        }
-        /* an event is two messages (topic, body) */
-        zsock_set_sndhwm(self->pub, 2 * (config->pub_hwm > 0 ? config->pub_hwm
-                                                              : ANNAL_PUB_HWM_DEFAULT));
-        zsock_set_linger(self->pub, 1000);
-        if (s_bind(self->pub, config->events, self->events, sizeof self->events)) {
-            snprintf(why, whylen, "cannot bind events to %s: %s", config->events,
-                     zmq_strerror(zmq_errno()));
-            s_free(self);
-            return NULL;
-        }
+    if (self->pub && s_bind(self->pub, config->events, self->events, sizeof self->events)) {
+        snprintf(why, whylen, "cannot bind events to %s: %s", config->events,
+                 zmq_strerror(zmq_errno()));
+        s_free(self);
+        return NULL;
     }
     self->config.store = self->config.commands = self->config.events = NULL;
     self->actor = zactor_new(s_actor, self);

@@ -18,6 +18,10 @@ typedef struct {
     size_t initial_map_size;    /* store's first map size (0: default) */
     int heartbeat_ms;           /* $head interval (0: 1000) */
     int pub_hwm;                /* events queued per subscriber (0: default) */
+    const char *curve_secret;   /* annald's CURVE certificate (a secret file written by
+                                   `annal keygen`), or NULL for plaintext */
+    const char *curve_allow;    /* folder of the public certificates of the clients
+                                   admitted; required with curve_secret */
 } annal_broker_config_t;
 
 typedef struct annal_broker_t annal_broker_t;

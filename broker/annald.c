@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,10 @@ static void s_usage(FILE *out, const setting_t *settings)
             "                             (default tcp://127.0.0.1:5555)\n"
             "  --events ENDPOINT          PUB endpoint for events\n"
             "                             (default tcp://127.0.0.1:5556)\n"
-            "  --pub-format FORMAT        msgpack (default) or json\n");
+            "  --pub-format FORMAT        msgpack (default) or json\n"
+            "  --curve-secret FILE        annald's CURVE secret certificate (annal keygen)\n"
+            "  --curve-allow DIR          public certificates of the clients admitted\n"
+            "                             (with --curve-secret: both sockets use CURVE)\n");
     for (const setting_t *s = settings; s->flag; s++)
         fprintf(out, "  --%s %-*s%s (default %zu, %lld..%lld)\n", s->flag,
                 (int) (24 - strlen(s->flag)), s->arg, s->what, *s->value, s->min, s->max);
@@ -52,6 +56,27 @@ static int s_setting(const setting_t *s, const char *text, size_t *out)
     }
     *out = (size_t) v;
     return 0;
+}
+
+/* True when endpoint reaches this machine only: ipc, inproc, or TCP on a
+   loopback address. */
+static bool s_local(const char *endpoint)
+{
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0;
+    const char *host = endpoint + 6;
+    return strncmp(host, "127.", 4) == 0 || strncmp(host, "localhost:", 10) == 0
+           || strncmp(host, "[::1]:", 6) == 0;
+}
+
+/* Warns when a socket bound without CURVE can be reached from elsewhere. */
+static void s_warn_open(const char *what, const char *endpoint, bool curve)
+{
+    if (!curve && *endpoint && !s_local(endpoint))
+        fprintf(stderr,
+                "annald: warning: %s at %s take anyone who can reach them; use CURVE "
+                "(--curve-secret, --curve-allow) or bind to loopback\n",
+                what, endpoint);
 }
 
 int main(int argc, char **argv)
@@ -79,6 +104,8 @@ int main(int argc, char **argv)
          "server cap on max_count of read/read_all"},
         {"client-hwm", "N", &lim->client_hwm, 1, 1000000,
          "requests queued per client connection"},
+        {"max-clients", "N", &lim->max_clients, 1, 1000000,
+         "connections per socket served at once"},
         {"pub-hwm", "N", &pub_hwm, 1, INT32_MAX / 2,
          "events queued per subscriber before PUB drops"},
         {NULL, NULL, NULL, 0, 0, NULL},
@@ -88,8 +115,10 @@ int main(int argc, char **argv)
         {"data", required_argument, 0, 'd'},   {"commands", required_argument, 0, 'c'},
         {"events", required_argument, 0, 'e'}, {"pub-format", required_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+        {"curve-secret", required_argument, 0, 's'},
+        {"curve-allow", required_argument, 0, 'a'},
     };
-    size_t n = 6;
+    size_t n = 8;
     for (size_t i = 0; settings[i].flag; i++, n++)
         options[n] = (struct option){settings[i].flag, required_argument, 0,
                                      FIRST_SETTING + (int) i};
@@ -106,6 +135,8 @@ int main(int argc, char **argv)
         case 'd': config.store = optarg; break;
         case 'c': config.commands = optarg; break;
         case 'e': config.events = optarg; break;
+        case 's': config.curve_secret = optarg; break;
+        case 'a': config.curve_allow = optarg; break;
         case 'p':
             if (strcmp(optarg, "msgpack") == 0)
                 config.pub_format = ANNAL_ENC_MSGPACK;
@@ -143,9 +174,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "annald: %s\n", why);
         return 1;
     }
-    printf("annald %s ready: commands %s events %s store %s\n", ANNAL_VERSION,
+    bool curve = config.curve_secret != NULL;
+    s_warn_open("commands", annal_broker_commands(broker), curve);
+    s_warn_open("events", annal_broker_events(broker), curve);
+    printf("annald %s ready: commands %s events %s store %s%s\n", ANNAL_VERSION,
            annal_broker_commands(broker),
-           *annal_broker_events(broker) ? annal_broker_events(broker) : "(none)", config.store);
+           *annal_broker_events(broker) ? annal_broker_events(broker) : "(none)", config.store,
+           curve ? " (CURVE)" : "");
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);

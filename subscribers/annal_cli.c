@@ -2,6 +2,7 @@
     Output is JSON lines (one object per line) for jq; errors go to stderr.
     Exit status: 0 done, 1 failed, 2 usage, 3 concurrency conflict,
     4 not found, 5 annald unreachable or too slow. */
+#include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -30,6 +31,8 @@ typedef struct {
     int timeout_ms;                /* per request */
     const char *expect, *metadata, *event_id, *prefix, *types, *state, *at;
     const char *from, *max, *version, *data;
+    const char *curve_key, *curve_server; /* CURVE certificate files */
+    annal_curve_t curve;                  /* their keys, when given */
     bool backward, use_snapshot, help;
     const char *args[4]; /* positional arguments */
     int nargs;
@@ -60,6 +63,9 @@ static const struct {
     {"backup", "backup --data DIR DEST\n"
                "  copies the store in DIR into the new folder DEST while annald goes on serving\n"
                "  it (run it on annald's machine); `annald --data DEST` serves the copy", 1},
+    {"keygen", "keygen NAME\n"
+               "  writes a new CURVE key pair: NAME (the public certificate, to hand out or to\n"
+               "  put in annald's --curve-allow folder) and NAME_secret (keep it private)", 1},
     {"import", "import [FILE]\n"
                "  appends exported JSON lines (FILE or stdin) in batches, keeping event ids,\n"
                "  types, data, metadata and versions (sequence numbers too, into an empty\n"
@@ -68,9 +74,12 @@ static const struct {
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: annal [--commands ENDPOINT] [--events ENDPOINT] [--timeout MS] COMMAND ...\n"
+    fprintf(out, "usage: annal [--commands ENDPOINT] [--events ENDPOINT] [--timeout MS]\n"
+                 "             [--curve-key NAME_secret --curve-server ANNALD_PUBLIC] COMMAND ...\n"
                  "endpoints default to $ANNAL_COMMANDS / $ANNAL_EVENTS, then\n"
-                 "tcp://127.0.0.1:5555 and tcp://127.0.0.1:5556\ncommands:\n");
+                 "tcp://127.0.0.1:5555 and tcp://127.0.0.1:5556; --curve-key (this client's\n"
+                 "secret certificate) and --curve-server (annald's public one) speak CURVE\n"
+                 "commands:\n");
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         fprintf(out, "  %s\n", s_commands[i].usage);
     fprintf(out, "exit status: 0 done, 1 failed, 2 usage, 3 concurrency conflict, 4 not found,\n"
@@ -226,7 +235,8 @@ static int s_tail(opts_t *o)
     }
     annal_subscription_config_t config = {.commands = o->commands, .events = o->events,
                                           .prefix = o->prefix, .from = (uint64_t) from,
-                                          .timeout_ms = o->timeout_ms};
+                                          .timeout_ms = o->timeout_ms,
+                                          .curve = o->curve_key ? &o->curve : NULL};
     s_tailing = annal_subscription_new(&config, s_print_event, NULL);
     if (!s_tailing) {
         fprintf(stderr, "annal: cannot subscribe to %s / %s\n", o->commands, o->events);
@@ -376,6 +386,19 @@ static int s_import(annal_client_t *c, opts_t *o)
     return rc;
 }
 
+/* Writes a new CURVE key pair as NAME and NAME_secret (CZMQ certificates). */
+static int s_keygen(const char *name)
+{
+    zcert_t *cert = zcert_new();
+    int rc = cert ? zcert_save(cert, name) : -1;
+    if (rc == 0)
+        printf("%s\n", zcert_public_txt(cert));
+    else
+        fprintf(stderr, "annal: keygen: cannot write %s and %s_secret\n", name, name);
+    zcert_destroy(&cert);
+    return rc ? EXIT_FAILED : 0;
+}
+
 /* --- main ------------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
@@ -403,6 +426,7 @@ int main(int argc, char **argv)
         OPT("--max", max, false),           OPT("--version", version, false),
         OPT("--backward", backward, true),  OPT("--use-snapshot", use_snapshot, true),
         OPT("--data", data, false),         OPT("--help", help, true),
+        OPT("--curve-key", curve_key, false), OPT("--curve-server", curve_server, false),
 #undef OPT
     };
     for (int i = 1; i < argc; i++) {
@@ -460,6 +484,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: annal %s\n", s_commands[k].usage);
         return EXIT_USAGE;
     }
+    if (strcmp(cmd, "keygen") == 0)
+        return s_keygen(o.args[0]);
+    if (!o.curve_key != !o.curve_server) {
+        fprintf(stderr, "annal: CURVE needs both --curve-key and --curve-server\n");
+        return EXIT_USAGE;
+    }
+    if (o.curve_key && annal_curve_load(&o.curve, o.curve_key, o.curve_server)) {
+        fprintf(stderr, "annal: cannot read the CURVE keys from %s and %s\n", o.curve_key,
+                o.curve_server);
+        return EXIT_USAGE;
+    }
     if (strcmp(cmd, "tail") == 0)
         return s_tail(&o);
     if (strcmp(cmd, "backup") == 0) {
@@ -474,7 +509,8 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    annal_client_t *c = annal_client_new(o.commands, o.timeout_ms);
+    annal_client_t *c = annal_client_new_curve(o.commands, o.timeout_ms,
+                                               o.curve_key ? &o.curve : NULL);
     if (!c) {
         fprintf(stderr, "annal: cannot connect to %s\n", o.commands);
         return EXIT_USAGE;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <uuid/uuid.h>
+#include <czmq.h>
 #include <zmq.h>
 
 #include "annal_client_private.h"
@@ -48,7 +49,39 @@ static int64_t s_now_ms(void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int annal_curve_load(annal_curve_t *out, const char *client_secret_file,
+                     const char *server_public_file)
+{
+    zcert_t *mine = zcert_load(client_secret_file);
+    zcert_t *server = zcert_load(server_public_file);
+    int rc = -1;
+    if (mine && server && strspn(zcert_secret_txt(mine), "0") != 40) {
+        snprintf(out->public_key, sizeof out->public_key, "%s", zcert_public_txt(mine));
+        snprintf(out->secret_key, sizeof out->secret_key, "%s", zcert_secret_txt(mine));
+        snprintf(out->server_key, sizeof out->server_key, "%s", zcert_public_txt(server));
+        rc = 0;
+    }
+    zcert_destroy(&mine);
+    zcert_destroy(&server);
+    return rc;
+}
+
+int annal_curve_apply(void *sock, const annal_curve_t *curve)
+{
+    if (!curve)
+        return 0;
+    return zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, curve->server_key, 41)
+           || zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, curve->public_key, 41)
+           || zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, curve->secret_key, 41) ? -1 : 0;
+}
+
 annal_client_t *annal_client_new(const char *endpoint, int timeout_ms)
+{
+    return annal_client_new_curve(endpoint, timeout_ms, NULL);
+}
+
+annal_client_t *annal_client_new_curve(const char *endpoint, int timeout_ms,
+                                       const annal_curve_t *curve)
 {
     annal_client_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -62,7 +95,7 @@ annal_client_t *annal_client_new(const char *endpoint, int timeout_ms)
     if (!self->body || !self->sock || zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero)
         || zmq_setsockopt(self->sock, ZMQ_IMMEDIATE, &one, sizeof one)
         || zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &self->timeout_ms, sizeof(int))
-        || zmq_connect(self->sock, endpoint)) {
+        || annal_curve_apply(self->sock, curve) || zmq_connect(self->sock, endpoint)) {
         annal_client_destroy(&self);
         return NULL;
     }

@@ -89,11 +89,31 @@ typedef struct {
     char version[32]; /* annald's version */
 } annal_store_status_t;
 
+/* CURVE keys (encryption and authentication, for an annald started with
+   --curve-secret and --curve-allow): the client's key pair and annald's
+   public key, each 40 characters of Z85 text. */
+typedef struct {
+    char public_key[41];
+    char secret_key[41];
+    char server_key[41];
+} annal_curve_t;
+
+/* Reads the keys from certificate files written by `annal keygen`: the
+   client's secret certificate (NAME_secret) and annald's public one (NAME).
+   0, or -1 when either cannot be read or the first holds no secret key. */
+int annal_curve_load(annal_curve_t *out, const char *client_secret_file,
+                     const char *server_public_file);
+
 typedef struct annal_client_t annal_client_t;
 
 /* Connects to annald's command endpoint (e.g. "tcp://127.0.0.1:5555").
    timeout_ms bounds every call (<= 0: 5000). NULL on a bad endpoint. */
 annal_client_t *annal_client_new(const char *endpoint, int timeout_ms);
+
+/* The same over CURVE (curve NULL: plaintext). A key annald does not admit
+   looks like an annald that does not answer: calls end ANNAL_UNREACHABLE. */
+annal_client_t *annal_client_new_curve(const char *endpoint, int timeout_ms,
+                                       const annal_curve_t *curve);
 void annal_client_destroy(annal_client_t **self);
 
 /* Appends n events (n == 1: single form, n > 1: one atomic batch) after

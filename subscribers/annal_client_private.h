@@ -9,4 +9,8 @@
    a field is missing. */
 int annal_record_from_msg(annal_msg_t *m, annal_record_t *r);
 
+/* Makes a libzmq socket a CURVE client with curve's keys (NULL: leaves it
+   plaintext). 0, or -1. */
+int annal_curve_apply(void *sock, const annal_curve_t *curve);
+
 #endif

@@ -40,6 +40,7 @@ struct annal_subscription_t {
     void *arg;                          /* its argument */
     void *ctx, *sub;                    /* ZeroMQ context and SUB socket */
     annal_client_t *client;             /* for read_all */
+    annal_curve_t curve;                /* config.curve's keys, when given */
     uint64_t position;                  /* next sequence to consider */
     bool started;                       /* position known, sockets up */
     bool catch_up;                      /* a read from position is due */
@@ -83,13 +84,19 @@ annal_subscription_t *annal_subscription_new(const annal_subscription_config_t *
     self->position = config->from;
     self->ctx = zmq_ctx_new();
     self->sub = self->ctx ? zmq_socket(self->ctx, ZMQ_SUB) : NULL;
-    self->client = annal_client_new(self->commands, self->config.timeout_ms);
+    if (config->curve) {
+        self->curve = *config->curve;
+        self->config.curve = &self->curve;
+    }
+    self->client = annal_client_new_curve(self->commands, self->config.timeout_ms,
+                                          self->config.curve);
     int zero = 0;
     if (!self->commands || !self->events || !self->prefix || !self->sub || !self->client
         || zmq_setsockopt(self->sub, ZMQ_LINGER, &zero, sizeof zero)
         || zmq_setsockopt(self->sub, ZMQ_RCVHWM, &self->config.rcvhwm, sizeof(int))
         || zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, self->prefix, strlen(self->prefix))
         || (*self->prefix && zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, "$head", 5))
+        || annal_curve_apply(self->sub, self->config.curve)
         || zmq_connect(self->sub, self->events)) {
         annal_subscription_destroy(&self);
         return NULL;

@@ -29,6 +29,7 @@ typedef struct {
     uint64_t from;        /* first sequence to deliver (1: all history), or ANNAL_FROM_NOW */
     int timeout_ms;       /* per request (<= 0: 5000) */
     int rcvhwm;           /* live messages buffered before ZeroMQ drops (<= 0: 10000) */
+    const annal_curve_t *curve; /* CURVE keys for both sockets, or NULL (copied) */
 } annal_subscription_config_t;
 
 /* Called once per event, in sequence order. Return 0 to go on, > 0 to stop
