@@ -14,6 +14,9 @@
        run again without it, so nothing partial is ever committed.
     5. When the store grows its map mid-batch the batch is run again from
        the start; replies and publishes of the lost attempt are dropped.
+    6. When the disk is full at commit, nothing of the batch was written:
+       its writes are answered with error 11 and the rest run again, so
+       reads keep being served.
     The broker never sees JSON or MessagePack: it carries the request's
     encoding as an opaque value from the codec back to the codec. */
 #include "annal_broker.h"
@@ -439,16 +442,17 @@ static annal_err_t s_init(annal_broker_t *self, pending_t *p)
 static const struct {
     annal_cmd_t cmd;    /* the command */
     handler_fn handler; /* runs it inside the batch */
+    bool writes;        /* it may write to the store */
 } s_commands[ANNAL_CMD_COUNT] = {
-    [ANNAL_CMD_APPEND] = {ANNAL_CMD_APPEND, s_append},
-    [ANNAL_CMD_CREATE_SNAPSHOT] = {ANNAL_CMD_CREATE_SNAPSHOT, s_create_snapshot},
-    [ANNAL_CMD_GET_SNAPSHOT] = {ANNAL_CMD_GET_SNAPSHOT, s_get_snapshot},
-    [ANNAL_CMD_REPLAY] = {ANNAL_CMD_REPLAY, s_replay},
-    [ANNAL_CMD_GET_STATE] = {ANNAL_CMD_GET_STATE, s_get_state},
-    [ANNAL_CMD_READ] = {ANNAL_CMD_READ, s_read},
-    [ANNAL_CMD_READ_ALL] = {ANNAL_CMD_READ_ALL, s_read_all},
-    [ANNAL_CMD_STATUS] = {ANNAL_CMD_STATUS, s_status},
-    [ANNAL_CMD_INIT] = {ANNAL_CMD_INIT, s_init},
+    [ANNAL_CMD_APPEND] = {ANNAL_CMD_APPEND, s_append, true},
+    [ANNAL_CMD_CREATE_SNAPSHOT] = {ANNAL_CMD_CREATE_SNAPSHOT, s_create_snapshot, true},
+    [ANNAL_CMD_GET_SNAPSHOT] = {ANNAL_CMD_GET_SNAPSHOT, s_get_snapshot, false},
+    [ANNAL_CMD_REPLAY] = {ANNAL_CMD_REPLAY, s_replay, false},
+    [ANNAL_CMD_GET_STATE] = {ANNAL_CMD_GET_STATE, s_get_state, false},
+    [ANNAL_CMD_READ] = {ANNAL_CMD_READ, s_read, false},
+    [ANNAL_CMD_READ_ALL] = {ANNAL_CMD_READ_ALL, s_read_all, false},
+    [ANNAL_CMD_STATUS] = {ANNAL_CMD_STATUS, s_status, false},
+    [ANNAL_CMD_INIT] = {ANNAL_CMD_INIT, s_init, false},
 };
 
 /* --- the batch ---------------------------------------------------------------- */
@@ -505,6 +509,19 @@ static void s_run_batch(annal_broker_t *self)
         err = annal_store_commit(self->store);
         if (err == ANNAL_ERR_RETRY)
             continue;
+        if (err == ANNAL_ERR_NO_SPACE) {
+            /* nothing of the batch was written: its writes are answered so,
+               and the rest (reads) run again without them */
+            for (size_t i = 0; i < self->npending; i++) {
+                pending_t *p = &self->pending[i];
+                if (!p->err && s_commands[p->req.cmd].writes) {
+                    p->err = err;
+                    s_error_reply(self, p, err, "no space left on the store's disk; nothing "
+                                                "was written: retry later");
+                }
+            }
+            continue;
+        }
         if (!err)
             self->head = self->batch_head;
         else

@@ -166,6 +166,9 @@ int main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    /* past a file size limit (RLIMIT_FSIZE) a write fails with EFBIG, which
+       the store treats as a full disk, instead of killing annald */
+    signal(SIGXFSZ, SIG_IGN);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     char why[512];

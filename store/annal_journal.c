@@ -182,9 +182,13 @@ static annal_err_t s_grow(annal_journal_t *self, uint64_t end)
             break;
         at += n;
     }
+    int err = at < target ? errno : 0;
     free(zero);
-    if (at < target || fdatasync(self->fd))
-        return ANNAL_ERR_UNAVAILABLE; /* the records so far are untouched */
+    if (!err && fdatasync(self->fd))
+        err = errno;
+    if (err) /* the records so far are untouched; the zeroes are not needed */
+        return err == ENOSPC || err == EDQUOT || err == EFBIG ? ANNAL_ERR_NO_SPACE
+                                                             : ANNAL_ERR_UNAVAILABLE;
     self->size = target;
     return ANNAL_OK;
 }

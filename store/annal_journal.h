@@ -49,8 +49,9 @@ void annal_journal_reset(annal_journal_t *self, uint64_t gen);
 
 /* Writes the record in rec (len bytes, the first ANNAL_JOURNAL_HEADER of
    them left for the header, which this fills in) and makes it durable.
-   ANNAL_ERR_UNAVAILABLE when the file cannot grow (nothing of the record is
-   in the journal); ANNAL_ERR_INTERNAL when the write or the flush failed
+   ANNAL_ERR_NO_SPACE when the file cannot grow for lack of space, and
+   ANNAL_ERR_UNAVAILABLE for another reason (either way nothing of the
+   record is in the journal); ANNAL_ERR_INTERNAL when the write or the flush failed
    (the record may or may not be there: the caller must stop and recover). */
 annal_err_t annal_journal_write(annal_journal_t *self, uint8_t *rec, size_t len);
 

@@ -105,6 +105,8 @@ typedef struct {
     size_t map_size;       /* current map size */
     bool grow;             /* the open batch hit MDB_MAP_FULL */
     bool failed;           /* a failure of unknown outcome: rebuild from the journal first */
+    int64_t retry_at;      /* no checkpoint before this (monotonic ms): the last one found
+                              the disk full */
     bool env_ready;        /* open has finished */
     int replay_rc;         /* the LMDB error that stopped a replay */
 } lmdb_t;
@@ -153,9 +155,11 @@ static annal_err_t s_err(lmdb_t *self, int rc)
     case MDB_MAP_FULL:
         self->grow = true;
         return ANNAL_ERR_RETRY;
-    case MDB_TXN_FULL:
     case ENOSPC:
     case EDQUOT:
+    case EFBIG:
+        return ANNAL_ERR_NO_SPACE;
+    case MDB_TXN_FULL:
     case ENOMEM:
     case MDB_READERS_FULL:
         return ANNAL_ERR_UNAVAILABLE;
@@ -344,6 +348,7 @@ static int s_commit_root(lmdb_t *self)
     self->root = NULL;
     if (rc == 0) {
         self->gen++;
+        self->retry_at = 0;
         annal_journal_reset(self->journal, self->gen);
     }
     return rc;
@@ -366,12 +371,18 @@ static int s_grow(lmdb_t *self)
 /* Rebuilds the root from data.mdb plus the journal's current generation
    and checkpoints it, growing the map as needed: at open, and after a
    failure that may have lost batches from memory (they are in the
-   journal). Returns an LMDB code. */
+   journal). When the checkpoint fails after open (the disk is full: LMDB
+   reports ENOSPC, or EIO for a short write), the rebuilt root stays open
+   uncommitted instead: the journal keeps its batches durable, reads go on,
+   and the checkpoint is tried again a second later (s_due). A failed LMDB
+   commit leaves data.mdb at the last checkpoint: its meta page is written
+   last. Returns an LMDB code. */
 static int s_recover_locked(lmdb_t *self)
 {
     if (self->root)
         mdb_txn_abort(self->root); /* the open batch's too: it is the root */
     self->txn = self->root = NULL;
+    bool keep = self->env_ready && annal_time_mono_ms() < self->retry_at;
     for (;;) {
         int rc = mdb_txn_begin(self->env, NULL, 0, &self->root);
         if (rc) {
@@ -390,11 +401,23 @@ static int s_recover_locked(lmdb_t *self)
             rc = self->replay_rc ? self->replay_rc : MDB_CORRUPTED;
         if (!rc)
             rc = s_load_head(self);
-        if (!rc)
+        if (!rc && keep) {
+            self->root_thread = pthread_self();
+            return 0;
+        }
+        bool committed = false;
+        if (!rc) {
             rc = s_commit_root(self);
+            committed = true;
+        }
         if (self->root)
             mdb_txn_abort(self->root);
         self->root = NULL;
+        if (committed && rc && rc != MDB_MAP_FULL && self->env_ready && !keep) {
+            self->retry_at = annal_time_mono_ms() + ANNAL_CHECKPOINT_MS;
+            keep = true;
+            continue;
+        }
         if (rc != MDB_MAP_FULL)
             return rc;
         if ((rc = s_grow(self)))
@@ -419,7 +442,8 @@ static int s_recover(lmdb_t *self)
     return rc;
 }
 
-/* Checkpoints the root; on failure rebuilds it from the journal. */
+/* Checkpoints the root; on failure rebuilds it from the journal (when the
+   disk is full, the rebuilt root stays open: s_recover_locked). */
 static int s_checkpoint(lmdb_t *self)
 {
     if (!self->root)
@@ -431,6 +455,8 @@ static int s_checkpoint(lmdb_t *self)
     }
     int rc = s_commit_root(self);
     if (rc) {
+        if (rc != MDB_MAP_FULL) /* the disk: rebuild without it, try again later */
+            self->retry_at = annal_time_mono_ms() + ANNAL_CHECKPOINT_MS;
         rc = s_recover(self);
         self->failed = rc != 0;
     }
@@ -440,9 +466,12 @@ static int s_checkpoint(lmdb_t *self)
 /* Whether the journal is due for a checkpoint. */
 static bool s_due(lmdb_t *self)
 {
+    int64_t now = annal_time_mono_ms();
     uint64_t used = annal_journal_used(self->journal);
+    if (now < self->retry_at)
+        return false;
     return used >= ANNAL_CHECKPOINT_BYTES
-           || (used > 0 && annal_time_mono_ms() - self->since >= ANNAL_CHECKPOINT_MS);
+           || (used > 0 && now - self->since >= ANNAL_CHECKPOINT_MS);
 }
 
 /* --- open and close ------------------------------------------------------------ */
@@ -703,7 +732,7 @@ static annal_err_t s_commit(void *handle)
         }
         if (err) {
             s_end(self, self->txn != NULL);
-            return ANNAL_ERR_UNAVAILABLE;
+            return err == ANNAL_ERR_NO_SPACE ? err : ANNAL_ERR_UNAVAILABLE;
         }
         if (first)
             self->since = annal_time_mono_ms();

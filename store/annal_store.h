@@ -14,7 +14,8 @@
     5. After commit returns OK the batch is on disk (fsync'd); after
        ANNAL_ERR_UNAVAILABLE from commit it may be there or not (a retry
        with the same event ids settles it); after any other failure nothing
-       of the batch is.
+       of the batch is (ANNAL_ERR_NO_SPACE: the disk is full; the store
+       goes on serving reads, and takes writes again once space returns).
 
     Event views (annal_event_t) returned by reads borrow the store's memory
     and stay valid until the next store call.
