@@ -52,8 +52,9 @@ typedef struct {
 
 /* One event to publish after commit. */
 typedef struct {
-    zmq_msg_t topic; /* aggregate id */
-    zmq_msg_t body;  /* encoded event */
+    zmq_msg_t topic;   /* aggregate id */
+    zmq_msg_t body;    /* encoded event */
+    uint64_t sequence; /* its sequence number */
 } pub_t;
 
 struct annal_broker_t {
@@ -74,6 +75,8 @@ struct annal_broker_t {
     pub_t *pubs;                  /* events of the batch to publish */
     size_t npubs, cappubs;        /* in use, allocated */
     uint64_t head;                /* last committed sequence */
+    uint64_t published;           /* last sequence published on PUB: every one up to it went
+                                     out, in order, other brokers' too on a shared store */
     uint64_t batch_head;          /* last sequence of the batch being run */
     int64_t started;              /* start time (monotonic ms) */
 };
@@ -110,6 +113,22 @@ static void s_error_reply(annal_broker_t *self, pending_t *p, annal_err_t err, c
     s_set_reply(self, p); /* out of memory: the client gets no reply */
 }
 
+/* Encodes ev as the two frames of a published event. 0, or -1. */
+static int s_pub_frames(annal_broker_t *self, const annal_event_t *ev, pub_t *pb)
+{
+    const uint8_t *data;
+    size_t len;
+    if (annal_pool_msg(self->pool, &pb->topic, ev->aggregate_id, ev->aggregate_id_len))
+        return -1;
+    if (annal_body_event_view(self->reply, ev, self->config.pub_format, &data, &len)
+        || annal_pool_msg(self->pool, &pb->body, data, len)) {
+        zmq_msg_close(&pb->topic);
+        return -1;
+    }
+    pb->sequence = ev->sequence;
+    return 0;
+}
+
 static int s_publish_later(annal_broker_t *self, const annal_event_t *ev)
 {
     if (!self->pub)
@@ -122,18 +141,48 @@ static int s_publish_later(annal_broker_t *self, const annal_event_t *ev)
         self->pubs = pubs;
         self->cappubs = cap;
     }
-    pub_t *pb = &self->pubs[self->npubs];
-    const uint8_t *data;
-    size_t len;
-    if (annal_pool_msg(self->pool, &pb->topic, ev->aggregate_id, ev->aggregate_id_len))
+    if (s_pub_frames(self, ev, &self->pubs[self->npubs]))
         return -1;
-    if (annal_body_event_view(self->reply, ev, self->config.pub_format, &data, &len)
-        || annal_pool_msg(self->pool, &pb->body, data, len)) {
-        zmq_msg_close(&pb->topic);
-        return -1;
-    }
     self->npubs++;
     return 0;
+}
+
+/* Sends pb on PUB (the frames are gone afterwards) and moves the cursor. */
+static void s_send_pub(annal_broker_t *self, pub_t *pb)
+{
+    void *pub = zsock_resolve(self->pub);
+    if (zmq_msg_send(&pb->topic, pub, ZMQ_SNDMORE) < 0)
+        zmq_msg_close(&pb->topic);
+    if (zmq_msg_send(&pb->body, pub, 0) < 0)
+        zmq_msg_close(&pb->body);
+    self->published = pb->sequence;
+}
+
+/* Publishes the committed events after the cursor up to to (UINT64_MAX: all
+   of them), read back from the store: on a shared store, those that other
+   brokers committed. Outside batches. */
+static void s_catch_up(annal_broker_t *self, uint64_t to)
+{
+    while (self->pub && self->published < to) {
+        uint64_t next;
+        if (annal_store_begin(self->store))
+            return;
+        annal_err_t err = annal_store_read_all(self->store, self->published + 1, 1000, 1000,
+                                               NULL, 0, NULL, 0, &self->list, &next);
+        size_t sent = 0;
+        for (size_t i = 0; !err && i < self->list.count; i++) {
+            pub_t pb;
+            const annal_event_t *ev = &self->list.items[i];
+            if (ev->sequence != self->published + 1 || ev->sequence > to
+                || s_pub_frames(self, ev, &pb))
+                break;
+            s_send_pub(self, &pb);
+            sent++;
+        }
+        annal_store_abort(self->store);
+        if (err || sent == 0)
+            return;
+    }
 }
 
 static void s_drop_pubs(annal_broker_t *self)
@@ -550,14 +599,19 @@ static void s_flush(annal_broker_t *self)
         annal_request_reset(&p->req);
     }
     self->npending = 0;
-    if (self->pub) {
-        void *pub = zsock_resolve(self->pub);
+    if (self->pub && self->npubs) {
+        /* on a shared store other brokers may have committed right before
+           this batch: theirs go out first */
+        if (self->pubs[0].sequence > self->published + 1)
+            s_catch_up(self, self->pubs[0].sequence - 1);
         for (size_t i = 0; i < self->npubs; i++) {
             pub_t *pb = &self->pubs[i];
-            if (zmq_msg_send(&pb->topic, pub, ZMQ_SNDMORE) < 0)
+            if (pb->sequence == self->published + 1)
+                s_send_pub(self, pb);
+            else { /* the catch-up fell short: the next one fetches these */
                 zmq_msg_close(&pb->topic);
-            if (zmq_msg_send(&pb->body, pub, 0) < 0)
                 zmq_msg_close(&pb->body);
+            }
         }
         self->npubs = 0;
     }
@@ -651,10 +705,12 @@ static void s_heartbeat(annal_broker_t *self)
 {
     if (!self->pub)
         return;
+    if (annal_store_shared(self->store))
+        s_catch_up(self, UINT64_MAX); /* should an announcement have been lost */
     const uint8_t *body;
     size_t len;
     annal_body_begin_plain(self->reply);
-    annal_body_u64(self->reply, "head_sequence", self->head);
+    annal_body_u64(self->reply, "head_sequence", self->published);
     zmq_msg_t topic, msg;
     if (annal_body_view(self->reply, self->config.pub_format, &body, &len)
         || annal_pool_msg(self->pool, &msg, body, len))
@@ -673,7 +729,8 @@ static void s_actor(zsock_t *pipe, void *args)
     annal_broker_t *self = args;
     zsock_signal(pipe, 0);
     zmq_pollitem_t items[] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
-                              {zsock_resolve(self->router), 0, ZMQ_POLLIN, 0}};
+                              {zsock_resolve(self->router), 0, ZMQ_POLLIN, 0},
+                              {NULL, -1, ZMQ_POLLIN, 0}};
     int64_t next_beat = zclock_mono();
     bool running = true;
     while (running) {
@@ -686,8 +743,17 @@ static void s_actor(zsock_t *pipe, void *args)
             self->turns = 0;
             next_beat = now + self->config.heartbeat_ms;
         }
-        if (zmq_poll(items, 2, (long) (next_beat - now)) < 0 && zmq_errno() != EINTR)
+        /* a shared store's announcements that other brokers committed */
+        items[2].fd = self->pub ? annal_store_watch_fd(self->store) : -1;
+        items[2].revents = 0;
+        if (zmq_poll(items, items[2].fd >= 0 ? 3 : 2, (long) (next_beat - now)) < 0
+            && zmq_errno() != EINTR)
             break;
+        if (items[2].revents & ZMQ_POLLIN) {
+            uint64_t moved = annal_store_moved(self->store);
+            if (moved > self->published)
+                s_catch_up(self, UINT64_MAX);
+        }
         if (items[1].revents & ZMQ_POLLIN) {
             s_turn(self);
             self->turns++;
@@ -806,7 +872,7 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
         annal_store_stats(self->store, &st);
         annal_store_abort(self->store);
     }
-    self->head = st.head_sequence;
+    self->head = self->published = st.head_sequence;
     bool events = config->events && *config->events;
     self->router = zsock_new(ZMQ_ROUTER);
     self->pub = events ? zsock_new(ZMQ_PUB) : NULL;

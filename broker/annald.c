@@ -10,6 +10,7 @@
 
 #include "annal_broker.h"
 #include "annal_limits.h"
+#include "annal_store.h"
 
 /* The numeric settings: flag, where it goes, its range, what it is. */
 typedef struct {
@@ -25,6 +26,8 @@ static void s_usage(FILE *out, const setting_t *settings)
     fprintf(out,
             "usage: annald [options]\n"
             "  --data DIR                 data folder (default ./data)\n"
+            "  --store LOCATION           a data folder, or a PostgreSQL database as a\n"
+            "                             postgresql://user@host/db URI\n"
             "  --commands ENDPOINT        ROUTER endpoint for commands\n"
             "                             (default tcp://127.0.0.1:5555)\n"
             "  --events ENDPOINT          PUB endpoint for events\n"
@@ -115,10 +118,10 @@ int main(int argc, char **argv)
         {"data", required_argument, 0, 'd'},   {"commands", required_argument, 0, 'c'},
         {"events", required_argument, 0, 'e'}, {"pub-format", required_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
-        {"curve-secret", required_argument, 0, 's'},
+        {"curve-secret", required_argument, 0, 's'}, {"store", required_argument, 0, 'd'},
         {"curve-allow", required_argument, 0, 'a'},
     };
-    size_t n = 8;
+    size_t n = 9;
     for (size_t i = 0; settings[i].flag; i++, n++)
         options[n] = (struct option){settings[i].flag, required_argument, 0,
                                      FIRST_SETTING + (int) i};
@@ -171,6 +174,14 @@ int main(int argc, char **argv)
     signal(SIGXFSZ, SIG_IGN);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    /* the store as shown: a URI without its user and password */
+    char shown[512];
+    const char *at = strchr(config.store, '@'), *scheme = strstr(config.store, "://");
+    if (annal_store_is_postgresql(config.store) && at && scheme && scheme < at)
+        snprintf(shown, sizeof shown, "%.*s%s", (int) (scheme - config.store + 3), config.store,
+                 at + 1);
+    else
+        snprintf(shown, sizeof shown, "%s", config.store);
     char why[512];
     annal_broker_t *broker = annal_broker_new(&config, why, sizeof why);
     if (!broker) {
@@ -182,7 +193,7 @@ int main(int argc, char **argv)
     s_warn_open("events", annal_broker_events(broker), curve);
     printf("annald %s ready: commands %s events %s store %s%s\n", ANNAL_VERSION,
            annal_broker_commands(broker),
-           *annal_broker_events(broker) ? annal_broker_events(broker) : "(none)", config.store,
+           *annal_broker_events(broker) ? annal_broker_events(broker) : "(none)", shown,
            curve ? " (CURVE)" : "");
     fflush(stdout);
     int sig = 0;

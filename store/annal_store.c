@@ -10,15 +10,17 @@ struct annal_store_t {
     void *backend;                /* its state */
 };
 
+bool annal_store_is_postgresql(const char *location)
+{
+    return strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0;
+}
+
 annal_store_t *annal_store_open(const char *location, const annal_store_options_t *opts,
                                 char *why, size_t whylen)
 {
     static const annal_store_options_t defaults = {0};
-    const annal_store_ops_t *ops = &annal_lmdb_ops;
-    if (strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0) {
-        snprintf(why, whylen, "the PostgreSQL backend is not built yet");
-        return NULL;
-    }
+    const annal_store_ops_t *ops = annal_store_is_postgresql(location) ? &annal_pg_ops
+                                                                        : &annal_lmdb_ops;
     annal_store_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(why, whylen, "out of memory");
@@ -36,7 +38,7 @@ int annal_lmdb_backup(const char *dir, const char *dest, char *why, size_t whyle
 
 int annal_store_backup(const char *location, const char *dest, char *why, size_t whylen)
 {
-    if (strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0) {
+    if (annal_store_is_postgresql(location)) {
         snprintf(why, whylen, "back up a PostgreSQL store with PostgreSQL's own tools");
         return -1;
     }
@@ -75,6 +77,21 @@ void annal_store_abort(annal_store_t *self)
 annal_err_t annal_store_checkpoint(annal_store_t *self)
 {
     return self->ops->checkpoint ? self->ops->checkpoint(self->backend) : ANNAL_OK;
+}
+
+bool annal_store_shared(const annal_store_t *self)
+{
+    return self->ops->watch_fd != NULL;
+}
+
+int annal_store_watch_fd(annal_store_t *self)
+{
+    return self->ops->watch_fd ? self->ops->watch_fd(self->backend) : -1;
+}
+
+uint64_t annal_store_moved(annal_store_t *self)
+{
+    return self->ops->moved ? self->ops->moved(self->backend) : 0;
 }
 
 annal_err_t annal_store_append(annal_store_t *self, const char *agg, annal_expect_t expect,

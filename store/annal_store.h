@@ -117,12 +117,25 @@ typedef struct {
                                 bool folded_only, annal_snapshot_t *out);
     /* Counters for status. */
     annal_err_t (*stats)(void *self, annal_store_stats_t *out);
+    /* Shared stores (several brokers on one database) tell a broker that
+       others committed. watch_fd: a file descriptor to poll for reading, or
+       -1 for none now (it may change between calls). moved: called when it
+       is readable; the highest sequence announced since the last call, 0
+       for none, UINT64_MAX when unknown (announcements may have been lost).
+       Outside batches. Optional (NULL) for stores only one broker uses. */
+    int (*watch_fd)(void *self);
+    uint64_t (*moved)(void *self);
 } annal_store_ops_t;
 
 typedef struct annal_store_t annal_store_t;
 
-/* The LMDB backend's operations. */
+/* The backends' operations. */
 extern const annal_store_ops_t annal_lmdb_ops;
+extern const annal_store_ops_t annal_pg_ops;
+
+/* Whether location names a PostgreSQL database (a postgresql:// or
+   postgres:// connection URI) rather than an LMDB folder. */
+bool annal_store_is_postgresql(const char *location);
 
 /* Opens the store at location with the backend that location names (a
    folder: LMDB). NULL on failure, with the reason in why. */
@@ -135,6 +148,9 @@ annal_err_t annal_store_begin(annal_store_t *self);
 annal_err_t annal_store_commit(annal_store_t *self);
 void annal_store_abort(annal_store_t *self);
 annal_err_t annal_store_checkpoint(annal_store_t *self);
+bool annal_store_shared(const annal_store_t *self);
+int annal_store_watch_fd(annal_store_t *self);
+uint64_t annal_store_moved(annal_store_t *self);
 annal_err_t annal_store_append(annal_store_t *self, const char *agg, annal_expect_t expect,
                                uint64_t expected, const annal_new_event_t *events, size_t n,
                                annal_append_result_t *res, char *why, size_t whylen);

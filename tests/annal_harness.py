@@ -29,12 +29,26 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
+# With ANNAL_TEST_PG (tests/pg_cluster.sh sets it), stores are PostgreSQL
+# databases on that server, one new database per store.
+PG = os.environ.get("ANNAL_TEST_PG")
+
+
+def new_store():
+    """A new empty store: a temporary folder, or a new PostgreSQL database."""
+    if not PG:
+        return tempfile.mkdtemp(prefix="annal-it-")
+    name = "annal_" + os.urandom(6).hex()
+    subprocess.run(["psql", PG, "-qc", f"CREATE DATABASE {name}"], check=True)
+    return PG.replace("/postgres?", f"/{name}?", 1)
+
+
 class Annald:
-    """An annald process on a data folder (a new temporary one by default)."""
+    """An annald process on a store (a new empty one by default)."""
 
     def __init__(self, data=None, args=(), ready=True):
         self.own = data is None
-        self.data = data or tempfile.mkdtemp(prefix="annal-it-")
+        self.data = data or new_store()
         self.log = tempfile.NamedTemporaryFile(prefix="annald-", suffix=".log", delete=False)
         cmd = [*VALGRIND, ANNALD, "--data", self.data, "--commands", "tcp://127.0.0.1:*",
                "--events", "tcp://127.0.0.1:*", *args]
@@ -69,7 +83,7 @@ class Annald:
                 self.proc.kill()
                 self.proc.wait()
         os.unlink(self.log.name)
-        if self.own:
+        if self.own and not PG:
             shutil.rmtree(self.data, ignore_errors=True)
 
 

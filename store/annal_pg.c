@@ -1,0 +1,762 @@
+/*  annal_pg.c: the PostgreSQL backend.
+
+    NOTES ON THE DESIGN
+    A batch is one PostgreSQL transaction (READ COMMITTED): BEGIN, its
+    statements, COMMIT. Values are the same canonical MessagePack blobs as
+    in LMDB, in bytea columns; names are text (the database must be UTF8).
+
+    The global sequence is dense and in commit order across any number of
+    brokers because the one row of annal_head is the writers' lock: the
+    first write of a batch locks it (FOR UPDATE), takes the next sequence
+    numbers from it, and holds it until COMMIT. So write transactions commit
+    one after another, each with the numbers right after the previous one's,
+    and a reader that has seen sequence N can never later meet a smaller
+    one. The cost: one writing transaction at a time across all brokers, for
+    the length of its batch plus its commit flush. Group commit (one
+    transaction per broker batch) is what keeps that affordable. Batches
+    that only read take no lock.
+
+    An append is one call of the SQL function annal_append (one round trip):
+    idempotency on event ids, the version check and the inserts happen
+    there, next to the data. Every event of one batch gets the same
+    recorded_at, never smaller than the last one stored (annal_head keeps
+    it), whatever the brokers' clocks say.
+
+    The schema is created and migrated at open under an advisory lock, so
+    several brokers can start at once; annal_schema holds its version. */
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "annal_store.h"
+#include "annal_time.h"
+
+#define SCHEMA_VERSION 1
+#define SCHEMA_LOCK 7234001 /* pg_advisory_lock key for migrations */
+
+static const char *s_schema_v1 =
+    "CREATE TABLE annal_head (id smallint PRIMARY KEY CHECK (id = 1),"
+    "  head bigint NOT NULL, recorded_at bigint NOT NULL);"
+    "INSERT INTO annal_head VALUES (1, 0, 0);"
+    "CREATE TABLE annal_events (sequence bigint PRIMARY KEY, event_id uuid NOT NULL UNIQUE,"
+    "  aggregate_id text NOT NULL, version bigint NOT NULL, event_type text NOT NULL,"
+    "  event_data bytea NOT NULL, metadata bytea NOT NULL, recorded_at bigint NOT NULL,"
+    "  append_size integer NOT NULL, append_index integer NOT NULL,"
+    "  UNIQUE (aggregate_id, version));"
+    "CREATE TABLE annal_aggregates (aggregate_id text PRIMARY KEY, version bigint NOT NULL);"
+    "CREATE TABLE annal_snapshots (aggregate_id text NOT NULL, version bigint NOT NULL,"
+    "  folded boolean NOT NULL, state bytea NOT NULL, PRIMARY KEY (aggregate_id, version));"
+    /* status: 0 appended, 1 an earlier identical append, 2 version conflict
+       (version: the current one), 3 malformed (detail) */
+    "CREATE FUNCTION annal_append(p_agg text, p_expect int, p_expected bigint, p_now bigint,"
+    "  p_ids uuid[], p_client boolean[], p_types text[], p_data bytea[], p_meta bytea[],"
+    "  OUT status int, OUT first_seq bigint, OUT last_seq bigint, OUT version bigint,"
+    "  OUT recorded bigint, OUT detail text) LANGUAGE plpgsql AS $f$\n"
+    "DECLARE n int := cardinality(p_ids); h bigint; rec bigint; cur bigint; s bigint;\n"
+    "  e annal_events; other uuid; k int;\n"
+    "BEGIN\n"
+    "  SELECT head, recorded_at INTO h, rec FROM annal_head WHERE id = 1 FOR UPDATE;\n"
+    "  FOR k IN 1..n LOOP\n"
+    "    CONTINUE WHEN NOT p_client[k];\n"
+    "    SELECT sequence INTO s FROM annal_events WHERE event_id = p_ids[k];\n"
+    "    CONTINUE WHEN NOT FOUND;\n"
+    "    status := 3;\n"
+    "    IF k > 1 THEN\n"
+    "      detail := format('events[%s]: event_id %s is already stored; a batch is either a '\n"
+    "        'retry of an earlier batch or all new events', k - 1, p_ids[k]); RETURN;\n"
+    "    END IF;\n"
+    "    SELECT * INTO e FROM annal_events WHERE sequence = s;\n"
+    "    IF e.aggregate_id <> p_agg THEN\n"
+    "      detail := format('event_id %s is already stored for another aggregate', p_ids[1]);\n"
+    "      RETURN;\n"
+    "    END IF;\n"
+    "    IF n > 1 AND (e.append_index <> 0 OR e.append_size <> n) THEN\n"
+    "      detail := format('event_id %s is already stored, but not as the first of a batch '\n"
+    "        'of %s events: a retry must resend the same batch', p_ids[1], n); RETURN;\n"
+    "    END IF;\n"
+    "    last_seq := s;\n"
+    "    FOR k IN 2..n LOOP\n"
+    "      SELECT a.sequence, a.event_id INTO s, other FROM annal_events a\n"
+    "        WHERE a.aggregate_id = p_agg AND a.version = e.version + k - 1;\n"
+    "      IF NOT FOUND OR NOT p_client[k] OR other <> p_ids[k] THEN\n"
+    "        detail := format('the batch''s first event_id is already stored but events[%s] '\n"
+    "          'does not match the stored batch: a retry must resend the same events', k - 1);\n"
+    "        RETURN;\n"
+    "      END IF;\n"
+    "      last_seq := s;\n"
+    "    END LOOP;\n"
+    "    status := 1; first_seq := e.sequence; version := e.version + n - 1;\n"
+    "    recorded := e.recorded_at; RETURN;\n"
+    "  END LOOP;\n"
+    "  SELECT a.version INTO cur FROM annal_aggregates a WHERE a.aggregate_id = p_agg;\n"
+    "  cur := coalesce(cur, 0);\n"
+    "  IF (p_expect = 1 AND cur <> p_expected) OR (p_expect = 2 AND cur = 0) THEN\n"
+    "    status := 2; version := cur; RETURN;\n"
+    "  END IF;\n"
+    "  rec := greatest(rec, p_now);\n"
+    "  INSERT INTO annal_events SELECT h + i, p_ids[i], p_agg, cur + i, p_types[i], p_data[i],\n"
+    "    p_meta[i], rec, n, i - 1 FROM generate_series(1, n) i;\n"
+    "  INSERT INTO annal_aggregates VALUES (p_agg, cur + n)\n"
+    "    ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version;\n"
+    "  UPDATE annal_head SET head = h + n, recorded_at = rec WHERE id = 1;\n"
+    "  PERFORM pg_notify('annal_head', (h + n)::text);\n"
+    "  status := 0; first_seq := h + 1; last_seq := h + n; version := cur + n; recorded := rec;\n"
+    "END $f$;";
+
+#define EVENT_COLUMNS                                                                            \
+    "sequence, event_id, aggregate_id, version, event_type, event_data, metadata, recorded_at"
+
+typedef struct {
+    char *conninfo;    /* the connection string */
+    PGconn *conn;      /* the connection, or NULL while down */
+    PGconn *listen;    /* LISTEN annal_head, or NULL while down */
+    int64_t listen_retry_at; /* no new listen connection before this (monotonic ms) */
+    PGresult *result;  /* the last read's rows, which event views borrow */
+    bool in_txn;       /* BEGIN sent */
+    int64_t now;       /* recorded_at offered to the batch's appends */
+    int64_t retry_at;  /* no reconnection before this (monotonic ms) */
+    int backoff_ms;    /* the next wait after a failed connection */
+} pg_t;
+
+/* --- values in PostgreSQL's binary format ------------------------------------- */
+
+static uint64_t s_u64(const PGresult *r, int row, int col)
+{
+    uint64_t v = 0;
+    const uint8_t *p = (const uint8_t *) PQgetvalue(r, row, col);
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* --- the connection -------------------------------------------------------------- */
+
+static void s_disconnect(pg_t *self)
+{
+    PQclear(self->result);
+    self->result = NULL;
+    PQfinish(self->conn);
+    self->conn = NULL;
+    self->in_txn = false;
+}
+
+/* Whether a failed call lost the connection (then it is dropped, to be made
+   again at the next batch). */
+static bool s_lost(pg_t *self)
+{
+    if (self->conn && PQstatus(self->conn) == CONNECTION_OK)
+        return false;
+    s_disconnect(self);
+    return true;
+}
+
+/* Maps a failed result to annal's error: a lost connection or a server
+   that refuses work for now is unavailable, anything else internal. */
+static annal_err_t s_fail(pg_t *self, PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    PQclear(r);
+    if (s_lost(self))
+        return ANNAL_ERR_UNAVAILABLE;
+    /* 08 connection, 53 resources (53100: disk full), 57 operator action,
+       40 serialization / deadlock */
+    if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0
+                  || strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0))
+        return strcmp(state, "53100") == 0 ? ANNAL_ERR_NO_SPACE : ANNAL_ERR_UNAVAILABLE;
+    return ANNAL_ERR_INTERNAL;
+}
+
+/* Runs sql (no parameters); 0, or -1 with the server's message in why. */
+static int s_exec(PGconn *conn, const char *sql, char *why, size_t whylen)
+{
+    PGresult *r = PQexec(conn, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok && why)
+        snprintf(why, whylen, "%s", PQerrorMessage(conn));
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/* Creates or checks the schema, under an advisory lock so that brokers
+   starting together do it once. */
+static int s_migrate(PGconn *conn, char *why, size_t whylen)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%d)", SCHEMA_LOCK);
+    if (s_exec(conn, sql, why, whylen))
+        return -1;
+    int rc = s_exec(conn, "CREATE TABLE IF NOT EXISTS annal_schema (version integer NOT NULL)",
+                    why, whylen);
+    PGresult *r = rc ? NULL : PQexec(conn, "SELECT version FROM annal_schema");
+    if (!rc && PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(why, whylen, "%s", PQerrorMessage(conn));
+        rc = -1;
+    }
+    int version = !rc && PQntuples(r) ? atoi(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    if (!rc && version > SCHEMA_VERSION) {
+        snprintf(why, whylen, "the database has annal schema %d; this annald knows up to %d",
+                 version, SCHEMA_VERSION);
+        rc = -1;
+    }
+    if (!rc && version == 0) {
+        char *create = malloc(strlen(s_schema_v1) + 128);
+        if (!create)
+            rc = -1;
+        else {
+            sprintf(create, "BEGIN; %s INSERT INTO annal_schema VALUES (%d); COMMIT;",
+                    s_schema_v1, SCHEMA_VERSION);
+            rc = s_exec(conn, create, why, whylen);
+            if (rc)
+                s_exec(conn, "ROLLBACK", NULL, 0);
+            free(create);
+        }
+    }
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%d)", SCHEMA_LOCK);
+    s_exec(conn, sql, NULL, 0);
+    return rc;
+}
+
+/* Connects and checks the database; 0, or -1 with the reason in why. */
+static int s_connect(pg_t *self, char *why, size_t whylen)
+{
+    self->conn = PQconnectdb(self->conninfo);
+    if (PQstatus(self->conn) != CONNECTION_OK) {
+        snprintf(why, whylen, "cannot connect to PostgreSQL: %s", PQerrorMessage(self->conn));
+        s_disconnect(self);
+        return -1;
+    }
+    const char *encoding = PQparameterStatus(self->conn, "server_encoding");
+    if (!encoding || strcmp(encoding, "UTF8") != 0) {
+        snprintf(why, whylen, "the database's encoding is %s; annal needs UTF8",
+                 encoding ? encoding : "unknown");
+        s_disconnect(self);
+        return -1;
+    }
+    if (s_exec(self->conn, "SET synchronous_commit = on", why, whylen)
+        || s_migrate(self->conn, why, whylen)) {
+        s_disconnect(self);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- open and close ---------------------------------------------------------------- */
+
+static void s_close(void *handle)
+{
+    pg_t *self = handle;
+    if (!self)
+        return;
+    if (self->in_txn && self->conn)
+        s_exec(self->conn, "ROLLBACK", NULL, 0);
+    s_disconnect(self);
+    PQfinish(self->listen);
+    free(self->conninfo);
+    free(self);
+}
+
+static annal_err_t s_open(const char *location, const annal_store_options_t *opts, void **out,
+                          char *why, size_t whylen)
+{
+    (void) opts;
+    pg_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->conninfo = strdup(location))) {
+        free(self);
+        snprintf(why, whylen, "out of memory");
+        return ANNAL_ERR_UNAVAILABLE;
+    }
+    if (s_connect(self, why, whylen)) {
+        s_close(self);
+        return ANNAL_ERR_UNAVAILABLE;
+    }
+    *out = self;
+    return ANNAL_OK;
+}
+
+/* --- batches ----------------------------------------------------------------------- */
+
+static annal_err_t s_begin(void *handle)
+{
+    pg_t *self = handle;
+    if (self->in_txn)
+        return ANNAL_ERR_INTERNAL;
+    if (!self->conn) { /* lost: connect again, backing off while PostgreSQL is away */
+        int64_t now = annal_time_mono_ms();
+        if (now < self->retry_at)
+            return ANNAL_ERR_UNAVAILABLE;
+        char why[256];
+        if (s_connect(self, why, sizeof why)) {
+            self->backoff_ms = self->backoff_ms ? self->backoff_ms * 2 : 100;
+            if (self->backoff_ms > 5000)
+                self->backoff_ms = 5000;
+            self->retry_at = now + self->backoff_ms;
+            return ANNAL_ERR_UNAVAILABLE;
+        }
+        self->backoff_ms = 0;
+    }
+    PGresult *r = PQexec(self->conn, "BEGIN");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return s_fail(self, r);
+    PQclear(r);
+    self->in_txn = true;
+    self->now = annal_time_now();
+    return ANNAL_OK;
+}
+
+static annal_err_t s_commit(void *handle)
+{
+    pg_t *self = handle;
+    if (!self->in_txn)
+        return ANNAL_ERR_INTERNAL;
+    self->in_txn = false;
+    PGresult *r = PQexec(self->conn, "COMMIT");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        /* lost on the way: the batch may or may not be there */
+        annal_err_t err = s_fail(self, r);
+        return err == ANNAL_ERR_NO_SPACE ? err : ANNAL_ERR_UNAVAILABLE;
+    }
+    PQclear(r);
+    return ANNAL_OK;
+}
+
+static void s_abort(void *handle)
+{
+    pg_t *self = handle;
+    if (!self->in_txn)
+        return;
+    self->in_txn = false;
+    if (self->conn && s_exec(self->conn, "ROLLBACK", NULL, 0))
+        s_lost(self);
+}
+
+/* --- statements ---------------------------------------------------------------------- */
+
+/* Runs a statement with text parameters (NULL lengths) or binary ones, and
+   binary results; the result, or NULL after mapping the failure to *err. */
+static PGresult *s_query(pg_t *self, const char *sql, int n, const char *const *values,
+                         const int *lengths, const int *formats, annal_err_t *err)
+{
+    if (!self->in_txn || !self->conn) {
+        *err = ANNAL_ERR_INTERNAL;
+        return NULL;
+    }
+    PGresult *r = PQexecParams(self->conn, sql, n, NULL, values, lengths, formats, 1);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        *err = s_fail(self, r);
+        return NULL;
+    }
+    *err = ANNAL_OK;
+    return r;
+}
+
+/* Keeps r as the rows event views point into, until the next read. */
+static void s_keep(pg_t *self, PGresult *r)
+{
+    PQclear(self->result);
+    self->result = r;
+}
+
+/* Fills ev from row i of r (columns as EVENT_COLUMNS). */
+static void s_event(const PGresult *r, int i, annal_event_t *ev)
+{
+    ev->sequence = s_u64(r, i, 0);
+    ev->event_id = (const uint8_t *) PQgetvalue(r, i, 1);
+    ev->aggregate_id = PQgetvalue(r, i, 2);
+    ev->aggregate_id_len = (size_t) PQgetlength(r, i, 2);
+    ev->version = s_u64(r, i, 3);
+    ev->event_type = PQgetvalue(r, i, 4);
+    ev->event_type_len = (size_t) PQgetlength(r, i, 4);
+    ev->data = (const uint8_t *) PQgetvalue(r, i, 5);
+    ev->data_len = (size_t) PQgetlength(r, i, 5);
+    ev->metadata = (const uint8_t *) PQgetvalue(r, i, 6);
+    ev->metadata_len = (size_t) PQgetlength(r, i, 6);
+    ev->recorded_at = (int64_t) s_u64(r, i, 7);
+}
+
+/* Appends every row of r to out. */
+static annal_err_t s_events(pg_t *self, PGresult *r, annal_event_list_t *out)
+{
+    s_keep(self, r);
+    for (int i = 0; i < PQntuples(r); i++) {
+        annal_event_t ev;
+        s_event(r, i, &ev);
+        if (annal_event_list_push(out, &ev))
+            return ANNAL_ERR_UNAVAILABLE;
+    }
+    return ANNAL_OK;
+}
+
+/* A PostgreSQL array literal of n items given by item(i), each quoted. */
+typedef const char *(*item_fn)(const void *arg, size_t i, char *buf);
+
+static const char *s_uuid_item(const void *arg, size_t i, char *buf)
+{
+    const annal_new_event_t *e = arg;
+    const uint8_t *u = e[i].event_id;
+    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+             u[13], u[14], u[15]);
+    return buf;
+}
+
+static const char *s_client_item(const void *arg, size_t i, char *buf)
+{
+    (void) buf;
+    return ((const annal_new_event_t *) arg)[i].client_id ? "t" : "f";
+}
+
+static const char *s_string_item(const void *arg, size_t i, char *buf)
+{
+    (void) buf;
+    return ((char *const *) arg)[i];
+}
+
+static const char *s_type_item(const void *arg, size_t i, char *buf)
+{
+    (void) buf;
+    return ((const annal_new_event_t *) arg)[i].event_type;
+}
+
+/* Writes {"a","b",...} into a malloc'd string; NULL when out of memory. */
+static char *s_array(const void *arg, size_t n, item_fn item)
+{
+    size_t cap = 64, len = 0;
+    char *out = malloc(cap), buf[40];
+    if (!out)
+        return NULL;
+    out[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        const char *s = item(arg, i, buf);
+        size_t need = len + 2 * strlen(s) + 4;
+        if (need > cap) {
+            cap = need * 2;
+            char *bigger = realloc(out, cap);
+            if (!bigger) {
+                free(out);
+                return NULL;
+            }
+            out = bigger;
+        }
+        if (i)
+            out[len++] = ',';
+        out[len++] = '"';
+        for (; *s; s++) {
+            if (*s == '"' || *s == '\\')
+                out[len++] = '\\';
+            out[len++] = *s;
+        }
+        out[len++] = '"';
+    }
+    out[len++] = '}';
+    out[len] = 0;
+    return out;
+}
+
+/* A binary bytea[] (PostgreSQL's array wire format) of the blobs chosen by
+   meta; malloc'd, *len set; NULL when out of memory. */
+static char *s_bytea_array(const annal_new_event_t *events, size_t n, bool meta, int *len)
+{
+    size_t total = 20 + 8;
+    for (size_t i = 0; i < n; i++)
+        total += 4 + (meta ? events[i].metadata.size : events[i].data.size);
+    if (total > INT32_MAX)
+        return NULL;
+    char *out = malloc(total), *p = out;
+    if (!out)
+        return NULL;
+    uint32_t hdr[5] = {htonl(1), 0, htonl(17 /* bytea */), htonl((uint32_t) n), htonl(1)};
+    memcpy(p, hdr, sizeof hdr);
+    p += sizeof hdr;
+    for (size_t i = 0; i < n; i++) {
+        const annal_blob_t *b = meta ? &events[i].metadata : &events[i].data;
+        uint32_t l = htonl((uint32_t) b->size);
+        memcpy(p, &l, 4);
+        memcpy(p + 4, b->data, b->size);
+        p += 4 + b->size;
+    }
+    *len = (int) (p - out);
+    return out;
+}
+
+static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect,
+                            uint64_t expected, const annal_new_event_t *events, size_t n,
+                            annal_append_result_t *res, char *why, size_t whylen)
+{
+    pg_t *self = handle;
+    memset(res, 0, sizeof *res);
+    if (n == 0 || n > INT32_MAX)
+        return ANNAL_ERR_INTERNAL;
+    char ex[4], exv[24], now[24];
+    snprintf(ex, sizeof ex, "%d",
+             expect == ANNAL_EXPECT_EXACT ? 1 : expect == ANNAL_EXPECT_EXISTS ? 2 : 0);
+    snprintf(exv, sizeof exv, "%llu", (unsigned long long) expected);
+    snprintf(now, sizeof now, "%lld", (long long) self->now);
+    int dlen = 0, mlen = 0;
+    char *ids = s_array(events, n, s_uuid_item), *client = s_array(events, n, s_client_item);
+    char *types = s_array(events, n, s_type_item);
+    char *data = s_bytea_array(events, n, false, &dlen);
+    char *meta = s_bytea_array(events, n, true, &mlen);
+    annal_err_t err = ANNAL_ERR_UNAVAILABLE;
+    PGresult *r = NULL;
+    if (ids && client && types && data && meta) {
+        const char *values[9] = {agg, ex, exv, now, ids, client, types, data, meta};
+        int lengths[9] = {0, 0, 0, 0, 0, 0, 0, dlen, mlen};
+        int formats[9] = {0, 0, 0, 0, 0, 0, 0, 1, 1};
+        r = s_query(self,
+                    "SELECT status::int8, coalesce(first_seq, 0), coalesce(last_seq, 0),"
+                    " coalesce(version, 0), coalesce(recorded, 0), coalesce(detail, '')"
+                    " FROM annal_append($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    9, values, lengths, formats, &err);
+    }
+    free(ids);
+    free(client);
+    free(types);
+    free(data);
+    free(meta);
+    if (!r)
+        return err;
+    uint64_t status = s_u64(r, 0, 0);
+    res->first_sequence = s_u64(r, 0, 1);
+    res->last_sequence = s_u64(r, 0, 2);
+    res->recorded_at = (int64_t) s_u64(r, 0, 4);
+    err = ANNAL_OK;
+    if (status == 1)
+        res->duplicate = true;
+    if (status == 2) {
+        res->actual_version = s_u64(r, 0, 3);
+        err = ANNAL_ERR_CONFLICT;
+    }
+    else
+        res->version = s_u64(r, 0, 3);
+    if (status == 3) {
+        snprintf(why, whylen, "%s", PQgetvalue(r, 0, 5));
+        err = ANNAL_ERR_MALFORMED;
+    }
+    PQclear(r);
+    return err;
+}
+
+static annal_err_t s_version(void *handle, const char *agg, uint64_t *version)
+{
+    pg_t *self = handle;
+    annal_err_t err;
+    const char *values[1] = {agg};
+    PGresult *r = s_query(self, "SELECT version FROM annal_aggregates WHERE aggregate_id = $1",
+                          1, values, NULL, NULL, &err);
+    if (!r)
+        return err;
+    *version = PQntuples(r) ? s_u64(r, 0, 0) : 0;
+    PQclear(r);
+    return ANNAL_OK;
+}
+
+static annal_err_t s_read(void *handle, const char *agg, uint64_t from, bool backward, size_t max,
+                          annal_event_list_t *out)
+{
+    pg_t *self = handle;
+    out->count = 0;
+    if (max == 0)
+        return ANNAL_OK;
+    if (backward && from == 0)
+        return ANNAL_OK; /* as on LMDB: nothing below version 1 */
+    char f[24], m[24];
+    snprintf(f, sizeof f, "%llu", (unsigned long long) (from > INT64_MAX ? INT64_MAX : from));
+    snprintf(m, sizeof m, "%zu", max);
+    const char *values[3] = {agg, f, m};
+    annal_err_t err;
+    PGresult *r = s_query(self,
+                          backward ? "SELECT " EVENT_COLUMNS " FROM annal_events"
+                                     " WHERE aggregate_id = $1 AND version <= $2"
+                                     " ORDER BY version DESC LIMIT $3"
+                                   : "SELECT " EVENT_COLUMNS " FROM annal_events"
+                                     " WHERE aggregate_id = $1 AND version >= $2"
+                                     " ORDER BY version LIMIT $3",
+                          3, values, NULL, NULL, &err);
+    return r ? s_events(self, r, out) : err;
+}
+
+static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t scan,
+                              const char *prefix, size_t plen, char *const *types, size_t ntypes,
+                              annal_event_list_t *out, uint64_t *next)
+{
+    pg_t *self = handle;
+    out->count = 0;
+    *next = from;
+    if (max == 0)
+        return ANNAL_OK;
+    char f[24], to[24], m[24], *p = NULL, *t = NULL;
+    if (from >= INT64_MAX)
+        return ANNAL_OK;
+    uint64_t stop = from + scan > INT64_MAX ? INT64_MAX : from + scan; /* dense: scan records */
+    snprintf(f, sizeof f, "%llu", (unsigned long long) from);
+    snprintf(to, sizeof to, "%llu", (unsigned long long) stop);
+    snprintf(m, sizeof m, "%zu", max);
+    if (prefix && !(p = strndup(prefix, plen)))
+        return ANNAL_ERR_UNAVAILABLE;
+    if (ntypes && !(t = s_array(types, ntypes, s_string_item))) {
+        free(p);
+        return ANNAL_ERR_UNAVAILABLE;
+    }
+    const char *values[5] = {f, to, m, p, t};
+    annal_err_t err;
+    /* the head comes from the same snapshot as the events: a commit between
+       two statements must not move next past events this one did not see */
+    PGresult *r = s_query(self,
+                          "WITH h AS (SELECT head FROM annal_head WHERE id = 1)"
+                          " SELECT e.*, h.head FROM h LEFT JOIN LATERAL (SELECT " EVENT_COLUMNS
+                          " FROM annal_events WHERE sequence >= $1 AND sequence < $2"
+                          " AND sequence <= h.head"
+                          " AND ($4::text IS NULL OR starts_with(aggregate_id, $4))"
+                          " AND ($5::text[] IS NULL OR event_type = ANY($5))"
+                          " ORDER BY sequence LIMIT $3) e ON true",
+                          5, values, NULL, NULL, &err);
+    free(p);
+    free(t);
+    if (!r)
+        return err;
+    int rows = PQntuples(r);
+    uint64_t head = rows ? s_u64(r, 0, 8) : 0;
+    bool none = rows == 1 && PQgetisnull(r, 0, 0);
+    if (none)
+        rows = 0;
+    uint64_t end = stop < head + 1 ? stop : head + 1;
+    if (none) {
+        PQclear(r);
+        *next = end > from ? end : from;
+        return ANNAL_OK;
+    }
+    err = s_events(self, r, out);
+    *next = (size_t) rows == max ? out->items[rows - 1].sequence + 1 : (end > from ? end : from);
+    return err;
+}
+
+static annal_err_t s_put_snapshot(void *handle, const char *agg, uint64_t version, bool folded,
+                                  const uint8_t *state, size_t len)
+{
+    pg_t *self = handle;
+    if (len > INT32_MAX)
+        return ANNAL_ERR_MALFORMED;
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long) version);
+    const char *values[4] = {agg, v, folded ? "t" : "f", (const char *) state};
+    int lengths[4] = {0, 0, 0, (int) len}, formats[4] = {0, 0, 0, 1};
+    annal_err_t err;
+    PGresult *r = s_query(self,
+                          "INSERT INTO annal_snapshots VALUES ($1, $2, $3, $4)"
+                          " ON CONFLICT (aggregate_id, version)"
+                          " DO UPDATE SET folded = excluded.folded, state = excluded.state",
+                          4, values, lengths, formats, &err);
+    PQclear(r);
+    return err;
+}
+
+static annal_err_t s_get_snapshot(void *handle, const char *agg, uint64_t max_version,
+                                  bool folded_only, annal_snapshot_t *out)
+{
+    pg_t *self = handle;
+    char v[24];
+    snprintf(v, sizeof v, "%llu",
+             (unsigned long long) (max_version > INT64_MAX ? INT64_MAX : max_version));
+    const char *values[3] = {agg, v, folded_only ? "t" : "f"};
+    annal_err_t err;
+    PGresult *r = s_query(self,
+                          "SELECT version, folded, state FROM annal_snapshots"
+                          " WHERE aggregate_id = $1 AND version <= $2::bigint"
+                          " AND (folded OR NOT $3::boolean)"
+                          " ORDER BY version DESC LIMIT 1",
+                          3, values, NULL, NULL, &err);
+    if (!r)
+        return err;
+    s_keep(self, r);
+    if (PQntuples(r) == 0)
+        return ANNAL_ERR_NOT_FOUND;
+    out->version = s_u64(r, 0, 0);
+    out->folded = *PQgetvalue(r, 0, 1) != 0;
+    out->state = (const uint8_t *) PQgetvalue(r, 0, 2);
+    out->len = (size_t) PQgetlength(r, 0, 2);
+    return ANNAL_OK;
+}
+
+static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
+{
+    pg_t *self = handle;
+    annal_err_t err;
+    PGresult *r = s_query(self,
+                          "SELECT (SELECT head FROM annal_head WHERE id = 1),"
+                          " (SELECT count(*) FROM annal_aggregates),"
+                          " (SELECT count(*) FROM annal_snapshots)",
+                          0, NULL, NULL, NULL, &err);
+    if (!r)
+        return err;
+    out->head_sequence = out->events = s_u64(r, 0, 0);
+    out->aggregates = s_u64(r, 0, 1);
+    out->snapshots = s_u64(r, 0, 2);
+    PQclear(r);
+    return ANNAL_OK;
+}
+
+/* --- what other brokers commit ------------------------------------------------------ */
+
+/* annal_append announces each new head on channel annal_head; a second
+   connection listens, so that every broker can publish every event. */
+static int s_watch_fd(void *handle)
+{
+    pg_t *self = handle;
+    if (!self->listen) {
+        int64_t now = annal_time_mono_ms();
+        if (now < self->listen_retry_at)
+            return -1;
+        self->listen = PQconnectdb(self->conninfo);
+        if (PQstatus(self->listen) != CONNECTION_OK
+            || s_exec(self->listen, "LISTEN annal_head", NULL, 0)) {
+            PQfinish(self->listen);
+            self->listen = NULL;
+            self->listen_retry_at = now + 1000;
+            return -1;
+        }
+    }
+    return PQsocket(self->listen);
+}
+
+static uint64_t s_moved(void *handle)
+{
+    pg_t *self = handle;
+    if (!self->listen)
+        return UINT64_MAX;
+    if (!PQconsumeInput(self->listen) || PQstatus(self->listen) != CONNECTION_OK) {
+        PQfinish(self->listen); /* announcements may be lost until it is back */
+        self->listen = NULL;
+        return UINT64_MAX;
+    }
+    uint64_t top = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(self->listen))) {
+        uint64_t head = strtoull(n->extra, NULL, 10);
+        top = head > top ? head : top;
+        PQfreemem(n);
+    }
+    return top;
+}
+
+const annal_store_ops_t annal_pg_ops = {
+    .name = "postgresql",
+    .open = s_open,
+    .close = s_close,
+    .begin = s_begin,
+    .commit = s_commit,
+    .abort = s_abort,
+    .checkpoint = NULL,
+    .append = s_append,
+    .version = s_version,
+    .read = s_read,
+    .read_all = s_read_all,
+    .put_snapshot = s_put_snapshot,
+    .get_snapshot = s_get_snapshot,
+    .stats = s_stats,
+    .watch_fd = s_watch_fd,
+    .moved = s_moved,
+};

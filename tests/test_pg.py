@@ -1,0 +1,302 @@
+"""Several annald brokers on one PostgreSQL database (run under
+tests/pg_cluster.sh): they start together on an empty database, optimistic
+concurrency holds across them, and the global sequence stays dense and in
+commit order, which a reader on another broker checks while they write."""
+import os
+import re
+import subprocess
+import threading
+import time
+import uuid
+
+from annal_harness import PG, Annald, Client, check, new_store, run
+
+
+def brokers(n, store):
+    """n annald on one store, started together."""
+    procs = [Annald(data=store, ready=False) for _ in range(n)]
+    for d in procs:  # read each ready line (the schema is made once, under a lock)
+        line = d.proc.stdout.readline()
+        m = re.search(r"commands (\S+) events (\S+)", line)
+        check(m, (line, d.stderr()))
+        d.commands, d.events = m.group(1), m.group(2)
+    return procs
+
+
+def stop_all(procs):
+    for d in procs:
+        check(d.stop() == 0, d.stderr())
+        d.cleanup()
+
+
+def t_start_together():
+    store = new_store()
+    procs = brokers(3, store)
+    try:
+        for d in procs:
+            r = Client(d.commands).call({"type": "status"})
+            check(r["type"] == "status_ok" and r["store"] == "postgresql", r)
+    finally:
+        stop_all(procs)
+
+
+def t_one_winner():
+    """Brokers appending to one aggregate at the same expected version:
+    exactly one succeeds each round, the others get concurrency_error."""
+    procs = brokers(3, new_store())
+    try:
+        clients = [Client(d.commands, "msgpack") for d in procs]
+        for version in range(30):
+            replies = [None] * len(clients)
+
+            def go(i):
+                replies[i] = clients[i].call(
+                    {"type": "append", "aggregate_id": "race-1", "event_type": "T",
+                     "event_data": {"by": i}, "version": version})
+            threads = [threading.Thread(target=go, args=(i,)) for i in range(len(clients))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            kinds = sorted(r["type"] for r in replies)
+            check(kinds == ["appended", "concurrency_error", "concurrency_error"], replies)
+            for r in replies:
+                if r["type"] == "concurrency_error":
+                    check(r["error"] == f"Expected version {version}, got {version + 1}", r)
+        r = clients[0].call({"type": "read", "aggregate_id": "race-1"})
+        check([e["version"] for e in r["events"]] == list(range(1, 31)), r)
+    finally:
+        stop_all(procs)
+
+
+def t_global_order():
+    """Writers on two brokers, a reader on a third: every page the reader
+    gets continues exactly where the last one ended (no gap that fills in
+    later), and the log ends dense with every acknowledged event."""
+    procs = brokers(3, new_store())
+    acked, lock, done = {}, threading.Lock(), threading.Event()
+    problems = []
+
+    def writer(d, w):
+        c = Client(d.commands, "msgpack")
+        for i in range(150):
+            eid = str(uuid.uuid4())
+            events = [{"event_type": "T", "event_data": {"w": w, "i": i}, "event_id": eid}]
+            if i % 5 == 0:  # batches too
+                events += [{"event_type": "T", "event_data": {"w": w, "i": i, "k": k},
+                            "event_id": str(uuid.uuid4())} for k in range(3)]
+            r = c.call({"type": "append", "aggregate_id": f"o-{w}-{i % 4}", "version": "any",
+                        "events": events})
+            if r["type"] != "appended":
+                problems.append(r)
+                return
+            with lock:
+                acked[eid] = r["first_sequence_number"]
+
+    def reader(d):
+        c = Client(d.commands, "msgpack")
+        nxt = 1
+        while not done.is_set() or nxt <= c.call({"type": "status"})["head_sequence"]:
+            r = c.call({"type": "read_all", "from_sequence": nxt, "max_count": 50})
+            seqs = [e["sequence_number"] for e in r["events"]]
+            if seqs != list(range(nxt, nxt + len(seqs))):
+                problems.append(("the reader met a gap or a step back", nxt, seqs[:5]))
+                return
+            nxt += len(seqs)
+        reader.seen = nxt - 1
+
+    try:
+        threads = [threading.Thread(target=writer, args=(procs[w % 2], w)) for w in range(4)]
+        rt = threading.Thread(target=reader, args=(procs[2],))
+        rt.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        done.set()
+        rt.join(60)
+        check(not problems, problems[:3])
+        c = Client(procs[2].commands, "msgpack")
+        head = c.call({"type": "status"})["head_sequence"]
+        check(head == 4 * 150 + 4 * 30 * 3 and reader.seen == head, (head, reader.seen))
+        seen = {}
+        nxt = 1
+        while nxt <= head:
+            r = c.call({"type": "read_all", "from_sequence": nxt, "max_count": 1000})
+            for e in r["events"]:
+                seen[e["event_id"]] = e["sequence_number"]
+            nxt = r.get("next_sequence", head + 1)
+        check(all(seen.get(eid) == seq for eid, seq in acked.items()), "an acknowledged event moved")
+        check(sorted(seen.values()) == list(range(1, head + 1)), "gaps")
+    finally:
+        stop_all(procs)
+
+
+def t_every_pub():
+    """Each broker's PUB carries every committed event, those appended
+    through the other brokers too, once each and in sequence order."""
+    import msgpack
+    import zmq
+    from annal_harness import CTX
+    procs = brokers(3, new_store())
+    subs = []
+    try:
+        for d in procs:
+            sub = CTX.socket(zmq.SUB)
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            sub.connect(d.events)
+            subs.append(sub)
+        time.sleep(0.5)  # the subscriptions reach PUB
+
+        def writer(d, w):
+            c = Client(d.commands, "msgpack")
+            for i in range(200):
+                events = [{"event_type": "T", "event_data": i}] * (1 + (i % 3 == 0) * 4)
+                r = c.call({"type": "append", "aggregate_id": f"p-{w}", "version": "any",
+                            "events": events})
+                check(r["type"] == "appended", r)
+        threads = [threading.Thread(target=writer, args=(procs[w % 3], w)) for w in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        head = Client(procs[0].commands).call({"type": "status"})["head_sequence"]
+        check(head == 3 * (200 + 67 * 4), head)
+        for b, sub in enumerate(subs):
+            seqs, deadline = [], time.time() + 15  # $head comes every second: a deadline
+            while len(seqs) < head and time.time() < deadline:
+                if not sub.poll(1000):
+                    continue
+                topic, body = sub.recv_multipart()
+                if topic != b"$head":
+                    seqs.append(msgpack.unpackb(body, raw=False)["sequence_number"])
+            check(seqs == list(range(1, head + 1)),
+                  (b, len(seqs), [x for i, x in enumerate(seqs) if x != i + 1][:5]))
+    finally:
+        for sub in subs:
+            sub.close(0)
+        stop_all(procs)
+
+
+def t_kill_one():
+    """One of two brokers SIGKILLed under load: the other goes on serving and
+    publishing, the killed one restarts on the same database, and every
+    acknowledged event is there once, dense."""
+    import signal
+    procs = brokers(2, new_store())
+    acked, lock, stop = {}, threading.Lock(), threading.Event()
+
+    def writer(d, w):
+        c = Client(d.commands, "msgpack", timeout=2000)
+        i = 0
+        while not stop.is_set():
+            eid = str(uuid.uuid4())
+            try:
+                r = c.call({"type": "append", "aggregate_id": f"k-{w}", "event_type": "T",
+                            "event_data": i, "version": "any", "event_id": eid})
+            except Exception:  # the killed broker does not answer
+                return
+            if r["type"] == "appended":
+                with lock:
+                    acked[eid] = r["sequence_number"]
+            i += 1
+
+    try:
+        threads = [threading.Thread(target=writer, args=(procs[w % 2], w)) for w in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        procs[0].proc.send_signal(signal.SIGKILL)
+        procs[0].proc.wait(10)
+        time.sleep(1)
+        with lock:
+            before = len(acked)
+        time.sleep(1)
+        with lock:
+            check(len(acked) > before, "the other broker stopped serving")
+        stop.set()
+        for t in threads:
+            t.join(30)
+        procs[0].cleanup()
+        procs[0] = Annald(data=procs[1].data)
+        c = Client(procs[0].commands, "msgpack")
+        head = c.call({"type": "status"})["head_sequence"]
+        seen, nxt = {}, 1
+        while nxt <= head:
+            r = c.call({"type": "read_all", "from_sequence": nxt, "max_count": 5000})
+            seen.update({e["event_id"]: e["sequence_number"] for e in r["events"]})
+            nxt = r.get("next_sequence", head + 1)
+        check(sorted(seen.values()) == list(range(1, head + 1)), "gaps")
+        check(all(seen.get(e) == q for e, q in acked.items()), "an acknowledged event is missing")
+    finally:
+        stop.set()
+        stop_all(procs)
+
+
+def pg_ctl(*args):
+    """pg_ctl on the throwaway server, as its owner."""
+    cmd = [os.path.join(os.environ["ANNAL_TEST_PG_BIN"], "pg_ctl"), "-D",
+           os.path.join(os.environ["ANNAL_TEST_PG_DIR"], "data"), *args]
+    if os.getuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+
+def t_server_restart():
+    """PostgreSQL stopped under load: requests get error 11 (nothing else),
+    annald connects again once it is back, and every acknowledged event is
+    there, dense, with the appends after it."""
+    d = Annald()
+    try:
+        c = Client(d.commands, "msgpack")
+        acked, codes, n = {}, set(), 0
+
+        def append():
+            nonlocal n
+            eid = str(uuid.uuid4())
+            r = c.call({"type": "append", "aggregate_id": f"r-{n % 3}", "event_type": "T",
+                        "event_data": n, "version": "any", "event_id": eid})
+            n += 1
+            if r["type"] == "appended":
+                acked[eid] = r["sequence_number"]
+            else:
+                codes.add(r.get("code"))
+            return r
+
+        for _ in range(50):
+            check(append()["type"] == "appended")
+        pg_ctl("-m", "fast", "-w", "stop")
+        for _ in range(20):
+            r = append()
+            check(r["type"] == "error" and r["code"] == 11, r)
+        r = c.call({"type": "status"})
+        check(r["type"] == "error" and r["code"] == 11, r)
+        pg_ctl("-w", "-o", f"-k {os.environ['ANNAL_TEST_PG_DIR']} -c listen_addresses=",
+               "-l", os.path.join(os.environ["ANNAL_TEST_PG_DIR"], "log"), "start")
+        deadline = time.time() + 20
+        while append()["type"] != "appended":
+            check(time.time() < deadline, "annald did not come back")
+            time.sleep(0.1)
+        for _ in range(50):
+            check(append()["type"] == "appended")
+        check(codes == {11}, codes)
+        r = c.call({"type": "read_all", "max_count": 10000})
+        seen = {e["event_id"]: e["sequence_number"] for e in r["events"]}
+        check(seen == acked, (len(seen), len(acked)))
+        check(sorted(seen.values()) == list(range(1, len(seen) + 1)), "gaps")
+        check(d.stop() == 0, d.stderr())
+    finally:
+        d.cleanup()
+
+
+if not PG:
+    print("skipped: run under tests/pg_cluster.sh")
+    raise SystemExit(77)
+run([
+    ("start_together", t_start_together),
+    ("one_winner", t_one_winner),
+    ("global_order", t_global_order),
+    ("every_pub", t_every_pub),
+    ("kill_one", t_kill_one),
+    ("server_restart", t_server_restart),
+])
