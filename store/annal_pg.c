@@ -1,9 +1,11 @@
 /*  annal_pg.c: the PostgreSQL backend.
 
     NOTES ON THE DESIGN
-    A batch is one PostgreSQL transaction (READ COMMITTED): BEGIN, its
-    statements, COMMIT. Values are the same canonical MessagePack blobs as
-    in LMDB, in bytea columns; names are text (the database must be UTF8).
+    A batch that writes is one PostgreSQL transaction (READ COMMITTED),
+    opened with its first write and committed with the new head in one
+    round trip; a batch that only reads runs its statements without one.
+    Values are the same canonical MessagePack blobs as in LMDB, in bytea
+    columns; names are text (the database must be UTF8).
 
     The global sequence is dense and in commit order across any number of
     brokers because the one row of annal_head is the writers' lock: the
@@ -16,11 +18,12 @@
     transaction per broker batch) is what keeps that affordable. Batches
     that only read take no lock.
 
-    An append is one call of the SQL function annal_append (one round trip):
-    idempotency on event ids, the version check and the inserts happen
-    there, next to the data. Every event of one batch gets the same
-    recorded_at, never smaller than the last one stored (annal_head keeps
-    it), whatever the brokers' clocks say.
+    An append is one call of the prepared SQL function annal_append (one
+    round trip): idempotency on event ids, the version check and the inserts
+    happen there, next to the data. The batch keeps the head in memory and
+    writes annal_head once, with its COMMIT. Every event of one batch gets
+    the same recorded_at, never smaller than the last one stored (annal_head
+    keeps it), whatever the brokers' clocks say.
 
     The schema is created and migrated at open under an advisory lock, so
     several brokers can start at once; annal_schema holds its version. */
@@ -48,16 +51,19 @@ static const char *s_schema_v1 =
     "CREATE TABLE annal_aggregates (aggregate_id text PRIMARY KEY, version bigint NOT NULL);"
     "CREATE TABLE annal_snapshots (aggregate_id text NOT NULL, version bigint NOT NULL,"
     "  folded boolean NOT NULL, state bytea NOT NULL, PRIMARY KEY (aggregate_id, version));"
-    /* status: 0 appended, 1 an earlier identical append, 2 version conflict
-       (version: the current one), 3 malformed (detail) */
-    "CREATE FUNCTION annal_append(p_agg text, p_expect int, p_expected bigint, p_now bigint,"
+    /* Appends after sequence h, at recorded_at rec (the caller holds the
+       lock on annal_head). status: 0 appended, 1 an earlier identical
+       append, 2 version conflict (version: the current one), 3 malformed
+       (detail) */
+    "CREATE FUNCTION annal_append(p_agg text, p_expect int, p_expected bigint, h bigint,"
+    "  rec bigint,"
     "  p_ids uuid[], p_client boolean[], p_types text[], p_data bytea[], p_meta bytea[],"
     "  OUT status int, OUT first_seq bigint, OUT last_seq bigint, OUT version bigint,"
     "  OUT recorded bigint, OUT detail text) LANGUAGE plpgsql AS $f$\n"
-    "DECLARE n int := cardinality(p_ids); h bigint; rec bigint; cur bigint; s bigint;\n"
+    "DECLARE n int := cardinality(p_ids); cur bigint; s bigint;\n"
     "  e annal_events; other uuid; k int;\n"
     "BEGIN\n"
-    "  SELECT head, recorded_at INTO h, rec FROM annal_head WHERE id = 1 FOR UPDATE;\n"
+
     "  FOR k IN 1..n LOOP\n"
     "    CONTINUE WHEN NOT p_client[k];\n"
     "    SELECT sequence INTO s FROM annal_events WHERE event_id = p_ids[k];\n"
@@ -95,15 +101,20 @@ static const char *s_schema_v1 =
     "  IF (p_expect = 1 AND cur <> p_expected) OR (p_expect = 2 AND cur = 0) THEN\n"
     "    status := 2; version := cur; RETURN;\n"
     "  END IF;\n"
-    "  rec := greatest(rec, p_now);\n"
+
     "  INSERT INTO annal_events SELECT h + i, p_ids[i], p_agg, cur + i, p_types[i], p_data[i],\n"
     "    p_meta[i], rec, n, i - 1 FROM generate_series(1, n) i;\n"
     "  INSERT INTO annal_aggregates VALUES (p_agg, cur + n)\n"
     "    ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version;\n"
-    "  UPDATE annal_head SET head = h + n, recorded_at = rec WHERE id = 1;\n"
-    "  PERFORM pg_notify('annal_head', (h + n)::text);\n"
+
     "  status := 0; first_seq := h + 1; last_seq := h + n; version := cur + n; recorded := rec;\n"
     "END $f$;";
+
+/* Prepared once per connection: the statement of every append. */
+#define APPEND_SQL                                                                               \
+    "SELECT status::int8, coalesce(first_seq, 0), coalesce(last_seq, 0),"                     \
+    " coalesce(version, 0), coalesce(recorded, 0), coalesce(detail, '')"                        \
+    " FROM annal_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 
 #define EVENT_COLUMNS                                                                            \
     "sequence, event_id, aggregate_id, version, event_type, event_data, metadata, recorded_at"
@@ -114,8 +125,12 @@ typedef struct {
     PGconn *listen;    /* LISTEN annal_head, or NULL while down */
     int64_t listen_retry_at; /* no new listen connection before this (monotonic ms) */
     PGresult *result;  /* the last read's rows, which event views borrow */
-    bool in_txn;       /* BEGIN sent */
-    int64_t now;       /* recorded_at offered to the batch's appends */
+    bool in_txn;       /* a batch is open */
+    bool txn_open;     /* it has written: BEGIN was sent (reads alone run without) */
+    int64_t now;       /* the clock at the batch's start */
+    bool locked;       /* the batch holds annal_head's row lock */
+    uint64_t head, txn_head; /* annal_head when locked, and after the batch's appends */
+    int64_t recorded;  /* recorded_at of the batch's events */
     int64_t retry_at;  /* no reconnection before this (monotonic ms) */
     int backoff_ms;    /* the next wait after a failed connection */
 } pg_t;
@@ -240,6 +255,14 @@ static int s_connect(pg_t *self, char *why, size_t whylen)
         s_disconnect(self);
         return -1;
     }
+    PGresult *r = PQprepare(self->conn, "annal_append", APPEND_SQL, 10, NULL);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+        snprintf(why, whylen, "cannot prepare the append: %s", PQerrorMessage(self->conn));
+        s_disconnect(self);
+        return -1;
+    }
     return 0;
 }
 
@@ -278,6 +301,10 @@ static annal_err_t s_open(const char *location, const annal_store_options_t *opt
 
 /* --- batches ----------------------------------------------------------------------- */
 
+static void s_abort(void *handle);
+static PGresult *s_query(pg_t *self, const char *sql, int n, const char *const *values,
+                         const int *lengths, const int *formats, annal_err_t *err);
+
 static annal_err_t s_begin(void *handle)
 {
     pg_t *self = handle;
@@ -297,12 +324,37 @@ static annal_err_t s_begin(void *handle)
         }
         self->backoff_ms = 0;
     }
-    PGresult *r = PQexec(self->conn, "BEGIN");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return s_fail(self, r);
-    PQclear(r);
     self->in_txn = true;
+    self->txn_open = self->locked = false;
     self->now = annal_time_now();
+    return ANNAL_OK;
+}
+
+/* Opens the batch's transaction before its first write (with lock: and
+   takes the writers' lock, reading the head), in one round trip. */
+static annal_err_t s_write_txn(pg_t *self, bool lock)
+{
+    if (!self->in_txn || !self->conn)
+        return ANNAL_ERR_INTERNAL;
+    if ((self->locked || !lock) && self->txn_open)
+        return ANNAL_OK;
+    PGresult *r = PQexec(self->conn,
+                         lock ? (self->txn_open ? "SELECT head, recorded_at FROM annal_head"
+                                                  " WHERE id = 1 FOR UPDATE"
+                                                : "BEGIN; SELECT head, recorded_at FROM annal_head"
+                                                  " WHERE id = 1 FOR UPDATE")
+                              : "BEGIN");
+    ExecStatusType st = PQresultStatus(r);
+    if (st != (lock ? PGRES_TUPLES_OK : PGRES_COMMAND_OK) || (lock && PQntuples(r) != 1))
+        return s_fail(self, r);
+    self->txn_open = true;
+    if (lock) {
+        self->head = self->txn_head = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        int64_t last = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        self->recorded = last > self->now ? last : self->now; /* never backwards */
+        self->locked = true;
+    }
+    PQclear(r);
     return ANNAL_OK;
 }
 
@@ -311,11 +363,24 @@ static annal_err_t s_commit(void *handle)
     pg_t *self = handle;
     if (!self->in_txn)
         return ANNAL_ERR_INTERNAL;
-    self->in_txn = false;
-    PGresult *r = PQexec(self->conn, "COMMIT");
+    bool open = self->txn_open;
+    self->in_txn = self->txn_open = false;
+    if (!open)
+        return ANNAL_OK; /* reads only: nothing to commit */
+    char sql[256] = "COMMIT";
+    if (self->locked && self->txn_head != self->head) /* the new head and its announcement */
+        snprintf(sql, sizeof sql,
+                 "UPDATE annal_head SET head = %llu, recorded_at = %lld WHERE id = 1;"
+                 " SELECT pg_notify('annal_head', '%llu'); COMMIT",
+                 (unsigned long long) self->txn_head, (long long) self->recorded,
+                 (unsigned long long) self->txn_head);
+    self->locked = false;
+    PGresult *r = PQexec(self->conn, sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         /* lost on the way: the batch may or may not be there */
         annal_err_t err = s_fail(self, r);
+        if (self->conn)
+            s_exec(self->conn, "ROLLBACK", NULL, 0); /* should the UPDATE have failed */
         return err == ANNAL_ERR_NO_SPACE ? err : ANNAL_ERR_UNAVAILABLE;
     }
     PQclear(r);
@@ -327,23 +392,27 @@ static void s_abort(void *handle)
     pg_t *self = handle;
     if (!self->in_txn)
         return;
-    self->in_txn = false;
-    if (self->conn && s_exec(self->conn, "ROLLBACK", NULL, 0))
+    bool open = self->txn_open;
+    self->in_txn = self->txn_open = self->locked = false;
+    if (open && self->conn && s_exec(self->conn, "ROLLBACK", NULL, 0))
         s_lost(self);
 }
 
 /* --- statements ---------------------------------------------------------------------- */
 
-/* Runs a statement with text parameters (NULL lengths) or binary ones, and
-   binary results; the result, or NULL after mapping the failure to *err. */
-static PGresult *s_query(pg_t *self, const char *sql, int n, const char *const *values,
-                         const int *lengths, const int *formats, annal_err_t *err)
+/* Runs a statement (sql, or the prepared one named by prepared) with text
+   parameters (NULL lengths) or binary ones, and binary results; the result,
+   or NULL after mapping the failure to *err. */
+static PGresult *s_run(pg_t *self, const char *prepared, const char *sql, int n,
+                       const char *const *values, const int *lengths, const int *formats,
+                       annal_err_t *err)
 {
     if (!self->in_txn || !self->conn) {
         *err = ANNAL_ERR_INTERNAL;
         return NULL;
     }
-    PGresult *r = PQexecParams(self->conn, sql, n, NULL, values, lengths, formats, 1);
+    PGresult *r = prepared ? PQexecPrepared(self->conn, prepared, n, values, lengths, formats, 1)
+                           : PQexecParams(self->conn, sql, n, NULL, values, lengths, formats, 1);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         *err = s_fail(self, r);
@@ -351,6 +420,12 @@ static PGresult *s_query(pg_t *self, const char *sql, int n, const char *const *
     }
     *err = ANNAL_OK;
     return r;
+}
+
+static PGresult *s_query(pg_t *self, const char *sql, int n, const char *const *values,
+                         const int *lengths, const int *formats, annal_err_t *err)
+{
+    return s_run(self, NULL, sql, n, values, lengths, formats, err);
 }
 
 /* Keeps r as the rows event views point into, until the next read. */
@@ -490,27 +565,27 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
     memset(res, 0, sizeof *res);
     if (n == 0 || n > INT32_MAX)
         return ANNAL_ERR_INTERNAL;
-    char ex[4], exv[24], now[24];
+    annal_err_t err = s_write_txn(self, true);
+    if (err)
+        return err;
+    char ex[4], exv[24], head[24], rec[24];
     snprintf(ex, sizeof ex, "%d",
              expect == ANNAL_EXPECT_EXACT ? 1 : expect == ANNAL_EXPECT_EXISTS ? 2 : 0);
     snprintf(exv, sizeof exv, "%llu", (unsigned long long) expected);
-    snprintf(now, sizeof now, "%lld", (long long) self->now);
+    snprintf(head, sizeof head, "%llu", (unsigned long long) self->txn_head);
+    snprintf(rec, sizeof rec, "%lld", (long long) self->recorded);
     int dlen = 0, mlen = 0;
     char *ids = s_array(events, n, s_uuid_item), *client = s_array(events, n, s_client_item);
     char *types = s_array(events, n, s_type_item);
     char *data = s_bytea_array(events, n, false, &dlen);
     char *meta = s_bytea_array(events, n, true, &mlen);
-    annal_err_t err = ANNAL_ERR_UNAVAILABLE;
+    err = ANNAL_ERR_UNAVAILABLE;
     PGresult *r = NULL;
     if (ids && client && types && data && meta) {
-        const char *values[9] = {agg, ex, exv, now, ids, client, types, data, meta};
-        int lengths[9] = {0, 0, 0, 0, 0, 0, 0, dlen, mlen};
-        int formats[9] = {0, 0, 0, 0, 0, 0, 0, 1, 1};
-        r = s_query(self,
-                    "SELECT status::int8, coalesce(first_seq, 0), coalesce(last_seq, 0),"
-                    " coalesce(version, 0), coalesce(recorded, 0), coalesce(detail, '')"
-                    " FROM annal_append($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    9, values, lengths, formats, &err);
+        const char *values[10] = {agg, ex, exv, head, rec, ids, client, types, data, meta};
+        int lengths[10] = {0, 0, 0, 0, 0, 0, 0, 0, dlen, mlen};
+        int formats[10] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1};
+        r = s_run(self, "annal_append", NULL, 10, values, lengths, formats, &err);
     }
     free(ids);
     free(client);
@@ -522,6 +597,8 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
     uint64_t status = s_u64(r, 0, 0);
     res->first_sequence = s_u64(r, 0, 1);
     res->last_sequence = s_u64(r, 0, 2);
+    if (status == 0)
+        self->txn_head = res->last_sequence;
     res->recorded_at = (int64_t) s_u64(r, 0, 4);
     err = ANNAL_OK;
     if (status == 1)
@@ -601,19 +678,22 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
         free(p);
         return ANNAL_ERR_UNAVAILABLE;
     }
-    const char *values[5] = {f, to, m, p, t};
+    char own[24];
+    snprintf(own, sizeof own, "%llu", (unsigned long long) self->txn_head);
+    const char *values[6] = {f, to, m, p, t, self->locked ? own : NULL};
     annal_err_t err;
     /* the head comes from the same snapshot as the events: a commit between
        two statements must not move next past events this one did not see */
     PGresult *r = s_query(self,
-                          "WITH h AS (SELECT head FROM annal_head WHERE id = 1)"
+                          "WITH h AS (SELECT coalesce($6::bigint, head) AS head FROM annal_head"
+                          " WHERE id = 1)"
                           " SELECT e.*, h.head FROM h LEFT JOIN LATERAL (SELECT " EVENT_COLUMNS
                           " FROM annal_events WHERE sequence >= $1 AND sequence < $2"
                           " AND sequence <= h.head"
                           " AND ($4::text IS NULL OR starts_with(aggregate_id, $4))"
                           " AND ($5::text[] IS NULL OR event_type = ANY($5))"
                           " ORDER BY sequence LIMIT $3) e ON true",
-                          5, values, NULL, NULL, &err);
+                          6, values, NULL, NULL, &err);
     free(p);
     free(t);
     if (!r)
@@ -640,11 +720,13 @@ static annal_err_t s_put_snapshot(void *handle, const char *agg, uint64_t versio
     pg_t *self = handle;
     if (len > INT32_MAX)
         return ANNAL_ERR_MALFORMED;
+    annal_err_t err = s_write_txn(self, false);
+    if (err)
+        return err;
     char v[24];
     snprintf(v, sizeof v, "%llu", (unsigned long long) version);
     const char *values[4] = {agg, v, folded ? "t" : "f", (const char *) state};
     int lengths[4] = {0, 0, 0, (int) len}, formats[4] = {0, 0, 0, 1};
-    annal_err_t err;
     PGresult *r = s_query(self,
                           "INSERT INTO annal_snapshots VALUES ($1, $2, $3, $4)"
                           " ON CONFLICT (aggregate_id, version)"
@@ -692,7 +774,7 @@ static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
                           0, NULL, NULL, NULL, &err);
     if (!r)
         return err;
-    out->head_sequence = out->events = s_u64(r, 0, 0);
+    out->head_sequence = out->events = self->locked ? self->txn_head : s_u64(r, 0, 0);
     out->aggregates = s_u64(r, 0, 1);
     out->snapshots = s_u64(r, 0, 2);
     PQclear(r);
@@ -701,8 +783,8 @@ static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
 
 /* --- what other brokers commit ------------------------------------------------------ */
 
-/* annal_append announces each new head on channel annal_head; a second
-   connection listens, so that every broker can publish every event. */
+/* A commit that appended announces its new head on channel annal_head; a
+   second connection listens, so that every broker can publish every event. */
 static int s_watch_fd(void *handle)
 {
     pg_t *self = handle;

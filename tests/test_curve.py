@@ -13,7 +13,7 @@ import time
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from annal_harness import ANNALD, BIN, CTX, Annald, broker, check, run
+from annal_harness import BIN, CTX, Annald, broker, check, run
 
 ANNAL = os.path.join(BIN, "annal")
 BRIDGE = os.path.join(BIN, "annal-bridge")

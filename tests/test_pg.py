@@ -126,7 +126,8 @@ def t_global_order():
             for e in r["events"]:
                 seen[e["event_id"]] = e["sequence_number"]
             nxt = r.get("next_sequence", head + 1)
-        check(all(seen.get(eid) == seq for eid, seq in acked.items()), "an acknowledged event moved")
+        check(all(seen.get(eid) == seq for eid, seq in acked.items()),
+              "an acknowledged event moved")
         check(sorted(seen.values()) == list(range(1, head + 1)), "gaps")
     finally:
         stop_all(procs)
