@@ -3,7 +3,9 @@
     NOTES ON THE DESIGN
     A batch that writes is one PostgreSQL transaction (READ COMMITTED),
     opened with its first write and committed with the new head in one
-    round trip; a batch that only reads runs its statements without one.
+    round trip. Reads before a batch's first write run in one read-only
+    REPEATABLE READ transaction, so that a reply's events, head and version
+    come from one snapshot (two statements under READ COMMITTED did not).
     Values are the same canonical MessagePack blobs as in LMDB, in bytea
     columns; names are text (the database must be UTF8).
 
@@ -36,9 +38,11 @@
 #include "annal_store.h"
 #include "annal_time.h"
 
-#define SCHEMA_VERSION 1
 #define SCHEMA_LOCK 7234001 /* pg_advisory_lock key for migrations */
 
+/* The schema's migrations, in order: migration i takes a database from
+   version i to i + 1. Each runs in one transaction. Never edit one that has
+   shipped: add the next. */
 static const char *s_schema_v1 =
     "CREATE TABLE annal_head (id smallint PRIMARY KEY CHECK (id = 1),"
     "  head bigint NOT NULL, recorded_at bigint NOT NULL);"
@@ -51,6 +55,66 @@ static const char *s_schema_v1 =
     "CREATE TABLE annal_aggregates (aggregate_id text PRIMARY KEY, version bigint NOT NULL);"
     "CREATE TABLE annal_snapshots (aggregate_id text NOT NULL, version bigint NOT NULL,"
     "  folded boolean NOT NULL, state bytea NOT NULL, PRIMARY KEY (aggregate_id, version));"
+    /* status: 0 appended, 1 an earlier identical append, 2 version conflict
+       (version: the current one), 3 malformed (detail) */
+    "CREATE FUNCTION annal_append(p_agg text, p_expect int, p_expected bigint, p_now bigint,"
+    "  p_ids uuid[], p_client boolean[], p_types text[], p_data bytea[], p_meta bytea[],"
+    "  OUT status int, OUT first_seq bigint, OUT last_seq bigint, OUT version bigint,"
+    "  OUT recorded bigint, OUT detail text) LANGUAGE plpgsql AS $f$\n"
+    "DECLARE n int := cardinality(p_ids); h bigint; rec bigint; cur bigint; s bigint;\n"
+    "  e annal_events; other uuid; k int;\n"
+    "BEGIN\n"
+    "  SELECT head, recorded_at INTO h, rec FROM annal_head WHERE id = 1 FOR UPDATE;\n"
+    "  FOR k IN 1..n LOOP\n"
+    "    CONTINUE WHEN NOT p_client[k];\n"
+    "    SELECT sequence INTO s FROM annal_events WHERE event_id = p_ids[k];\n"
+    "    CONTINUE WHEN NOT FOUND;\n"
+    "    status := 3;\n"
+    "    IF k > 1 THEN\n"
+    "      detail := format('events[%s]: event_id %s is already stored; a batch is either a '\n"
+    "        'retry of an earlier batch or all new events', k - 1, p_ids[k]); RETURN;\n"
+    "    END IF;\n"
+    "    SELECT * INTO e FROM annal_events WHERE sequence = s;\n"
+    "    IF e.aggregate_id <> p_agg THEN\n"
+    "      detail := format('event_id %s is already stored for another aggregate', p_ids[1]);\n"
+    "      RETURN;\n"
+    "    END IF;\n"
+    "    IF n > 1 AND (e.append_index <> 0 OR e.append_size <> n) THEN\n"
+    "      detail := format('event_id %s is already stored, but not as the first of a batch '\n"
+    "        'of %s events: a retry must resend the same batch', p_ids[1], n); RETURN;\n"
+    "    END IF;\n"
+    "    last_seq := s;\n"
+    "    FOR k IN 2..n LOOP\n"
+    "      SELECT a.sequence, a.event_id INTO s, other FROM annal_events a\n"
+    "        WHERE a.aggregate_id = p_agg AND a.version = e.version + k - 1;\n"
+    "      IF NOT FOUND OR NOT p_client[k] OR other <> p_ids[k] THEN\n"
+    "        detail := format('the batch''s first event_id is already stored but events[%s] '\n"
+    "          'does not match the stored batch: a retry must resend the same events', k - 1);\n"
+    "        RETURN;\n"
+    "      END IF;\n"
+    "      last_seq := s;\n"
+    "    END LOOP;\n"
+    "    status := 1; first_seq := e.sequence; version := e.version + n - 1;\n"
+    "    recorded := e.recorded_at; RETURN;\n"
+    "  END LOOP;\n"
+    "  SELECT a.version INTO cur FROM annal_aggregates a WHERE a.aggregate_id = p_agg;\n"
+    "  cur := coalesce(cur, 0);\n"
+    "  IF (p_expect = 1 AND cur <> p_expected) OR (p_expect = 2 AND cur = 0) THEN\n"
+    "    status := 2; version := cur; RETURN;\n"
+    "  END IF;\n"
+    "  rec := greatest(rec, p_now);\n"
+    "  INSERT INTO annal_events SELECT h + i, p_ids[i], p_agg, cur + i, p_types[i], p_data[i],\n"
+    "    p_meta[i], rec, n, i - 1 FROM generate_series(1, n) i;\n"
+    "  INSERT INTO annal_aggregates VALUES (p_agg, cur + n)\n"
+    "    ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version;\n"
+    "  UPDATE annal_head SET head = h + n, recorded_at = rec WHERE id = 1;\n"
+    "  PERFORM pg_notify('annal_head', (h + n)::text);\n"
+    "  status := 0; first_seq := h + 1; last_seq := h + n; version := cur + n; recorded := rec;\n"
+    "END $f$;";
+
+static const char *s_schema_v2 =
+    "DROP FUNCTION annal_append(text, int, bigint, bigint, uuid[], boolean[], text[], bytea[],"
+    "  bytea[]);"
     /* Appends after sequence h, at recorded_at rec (the caller holds the
        lock on annal_head). status: 0 appended, 1 an earlier identical
        append, 2 version conflict (version: the current one), 3 malformed
@@ -58,6 +122,7 @@ static const char *s_schema_v1 =
     "CREATE FUNCTION annal_append(p_agg text, p_expect int, p_expected bigint, h bigint,"
     "  rec bigint,"
     "  p_ids uuid[], p_client boolean[], p_types text[], p_data bytea[], p_meta bytea[],"
+    /* version 1 had p_now where h, rec are, and moved annal_head itself */
     "  OUT status int, OUT first_seq bigint, OUT last_seq bigint, OUT version bigint,"
     "  OUT recorded bigint, OUT detail text) LANGUAGE plpgsql AS $f$\n"
     "DECLARE n int := cardinality(p_ids); cur bigint; s bigint;\n"
@@ -126,7 +191,8 @@ typedef struct {
     int64_t listen_retry_at; /* no new listen connection before this (monotonic ms) */
     PGresult *result;  /* the last read's rows, which event views borrow */
     bool in_txn;       /* a batch is open */
-    bool txn_open;     /* it has written: BEGIN was sent (reads alone run without) */
+    bool txn_open;     /* a transaction is open on the server (ROLLBACK is owed) */
+    bool read_only;    /* it is the read-only one of a batch that has not written */
     int64_t now;       /* the clock at the batch's start */
     bool locked;       /* the batch holds annal_head's row lock */
     uint64_t head, txn_head; /* annal_head when locked, and after the batch's appends */
@@ -211,23 +277,27 @@ static int s_migrate(PGconn *conn, char *why, size_t whylen)
     }
     int version = !rc && PQntuples(r) ? atoi(PQgetvalue(r, 0, 0)) : 0;
     PQclear(r);
-    if (!rc && version > SCHEMA_VERSION) {
+    const char *const migrations[] = {s_schema_v1, s_schema_v2};
+    int known = (int) (sizeof migrations / sizeof migrations[0]);
+    if (!rc && version > known) {
         snprintf(why, whylen, "the database has annal schema %d; this annald knows up to %d",
-                 version, SCHEMA_VERSION);
+                 version, known);
         rc = -1;
     }
-    if (!rc && version == 0) {
-        char *create = malloc(strlen(s_schema_v1) + 128);
-        if (!create)
+    for (; !rc && version < known; version++) {
+        const char *step = migrations[version];
+        char *sql_step = malloc(strlen(step) + 160);
+        if (!sql_step) {
             rc = -1;
-        else {
-            sprintf(create, "BEGIN; %s INSERT INTO annal_schema VALUES (%d); COMMIT;",
-                    s_schema_v1, SCHEMA_VERSION);
-            rc = s_exec(conn, create, why, whylen);
-            if (rc)
-                s_exec(conn, "ROLLBACK", NULL, 0);
-            free(create);
+            break;
         }
+        sprintf(sql_step, "BEGIN; %s %s; COMMIT;", step,
+                version == 0 ? "INSERT INTO annal_schema VALUES (1)"
+                             : "UPDATE annal_schema SET version = version + 1");
+        rc = s_exec(conn, sql_step, why, whylen);
+        if (rc)
+            s_exec(conn, "ROLLBACK", NULL, 0);
+        free(sql_step);
     }
     snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%d)", SCHEMA_LOCK);
     s_exec(conn, sql, NULL, 0);
@@ -325,29 +395,52 @@ static annal_err_t s_begin(void *handle)
         self->backoff_ms = 0;
     }
     self->in_txn = true;
-    self->txn_open = self->locked = false;
+    self->txn_open = self->read_only = self->locked = false;
     self->now = annal_time_now();
     return ANNAL_OK;
 }
 
-/* Opens the batch's transaction before its first write (with lock: and
-   takes the writers' lock, reading the head), in one round trip. */
+/* Notes whether the server has a transaction open, an aborted one too,
+   after a string of several statements that may have stopped half way. */
+static void s_sync_txn(pg_t *self)
+{
+    self->txn_open = self->conn && PQtransactionStatus(self->conn) != PQTRANS_IDLE;
+}
+
+/* Before a batch's first statement: its reads see one snapshot, in a
+   read-only REPEATABLE READ transaction (which its first write ends, at no
+   cost: it wrote nothing). */
+static annal_err_t s_read_txn(pg_t *self)
+{
+    PGresult *r = PQexec(self->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    s_sync_txn(self);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return s_fail(self, r);
+    PQclear(r);
+    self->read_only = true;
+    return ANNAL_OK;
+}
+
+/* Opens the batch's write transaction before its first write (with lock:
+   and takes the writers' lock, reading the head), in one round trip. Once
+   the lock is held no other broker can commit, so the batch's later
+   statements all see the same state, its own writes added. */
 static annal_err_t s_write_txn(pg_t *self, bool lock)
 {
     if (!self->in_txn || !self->conn)
         return ANNAL_ERR_INTERNAL;
-    if ((self->locked || !lock) && self->txn_open)
+    if (self->txn_open && !self->read_only && (self->locked || !lock))
         return ANNAL_OK;
-    PGresult *r = PQexec(self->conn,
-                         lock ? (self->txn_open ? "SELECT head, recorded_at FROM annal_head"
-                                                  " WHERE id = 1 FOR UPDATE"
-                                                : "BEGIN; SELECT head, recorded_at FROM annal_head"
-                                                  " WHERE id = 1 FOR UPDATE")
-                              : "BEGIN");
+    char sql[160];
+    snprintf(sql, sizeof sql, "%s%s%s", self->read_only ? "COMMIT; " : "",
+             self->txn_open && !self->read_only ? "" : "BEGIN; ",
+             lock ? "SELECT head, recorded_at FROM annal_head WHERE id = 1 FOR UPDATE" : "");
+    PGresult *r = PQexec(self->conn, sql);
+    s_sync_txn(self); /* a failed SELECT leaves an aborted transaction to roll back */
     ExecStatusType st = PQresultStatus(r);
     if (st != (lock ? PGRES_TUPLES_OK : PGRES_COMMAND_OK) || (lock && PQntuples(r) != 1))
         return s_fail(self, r);
-    self->txn_open = true;
+    self->read_only = false;
     if (lock) {
         self->head = self->txn_head = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
         int64_t last = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
@@ -364,9 +457,9 @@ static annal_err_t s_commit(void *handle)
     if (!self->in_txn)
         return ANNAL_ERR_INTERNAL;
     bool open = self->txn_open;
-    self->in_txn = self->txn_open = false;
+    self->in_txn = self->txn_open = self->read_only = false;
     if (!open)
-        return ANNAL_OK; /* reads only: nothing to commit */
+        return ANNAL_OK;
     char sql[256] = "COMMIT";
     if (self->locked && self->txn_head != self->head) /* the new head and its announcement */
         snprintf(sql, sizeof sql,
@@ -393,7 +486,7 @@ static void s_abort(void *handle)
     if (!self->in_txn)
         return;
     bool open = self->txn_open;
-    self->in_txn = self->txn_open = self->locked = false;
+    self->in_txn = self->txn_open = self->read_only = self->locked = false;
     if (open && self->conn && s_exec(self->conn, "ROLLBACK", NULL, 0))
         s_lost(self);
 }
@@ -411,6 +504,8 @@ static PGresult *s_run(pg_t *self, const char *prepared, const char *sql, int n,
         *err = ANNAL_ERR_INTERNAL;
         return NULL;
     }
+    if (!self->txn_open && (*err = s_read_txn(self)))
+        return NULL;
     PGresult *r = prepared ? PQexecPrepared(self->conn, prepared, n, values, lengths, formats, 1)
                            : PQexecParams(self->conn, sql, n, NULL, values, lengths, formats, 1);
     ExecStatusType st = PQresultStatus(r);

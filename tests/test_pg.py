@@ -234,6 +234,96 @@ def t_kill_one():
         stop_all(procs)
 
 
+def t_one_snapshot_per_reply():
+    """A reader on one broker while others write through another: each
+    reply's events never go past the head or version it reports (its
+    statements once came from two snapshots: 339 of 2,600 replies)."""
+    procs = brokers(2, new_store())
+    stop = threading.Event()
+
+    def writer():
+        c = Client(procs[0].commands, "msgpack")
+        while not stop.is_set():
+            c.call({"type": "append", "aggregate_id": "s-1", "event_type": "T",
+                    "event_data": 1, "version": "any"})
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        c, bad, replies = Client(procs[1].commands), [], 0
+        end = time.time() + 3
+        while time.time() < end:
+            head = c.call({"type": "status"})["head_sequence"]
+            r = c.call({"type": "read_all", "from_sequence": max(1, head - 5), "max_count": 1000})
+            if r["events"] and r["events"][-1]["sequence_number"] > r["head_sequence"]:
+                bad.append(("read_all", r["events"][-1]["sequence_number"], r["head_sequence"]))
+            r = c.call({"type": "read", "aggregate_id": "s-1", "from_version": max(1, head - 5)})
+            if r["events"] and r["events"][-1]["version"] > r["version"]:
+                bad.append(("read", r["events"][-1]["version"], r["version"]))
+            replies += 2
+        check(replies > 100 and not bad, (replies, bad[:3]))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        stop_all(procs)
+
+
+def t_lock_timeout():
+    """A write that fails waiting for the writers' lock (lock_timeout) is
+    answered with an error, and the broker serves again once the lock is
+    free (its connection was once left in an aborted transaction)."""
+    store = new_store()
+    d = Annald(data=store + "&options=-c%20lock_timeout%3D300")
+    try:
+        c = Client(d.commands)
+        check(c.call({"type": "append", "aggregate_id": "l-1", "event_type": "T",
+                      "event_data": 1, "version": 0})["type"] == "appended")
+        holder = subprocess.Popen(["psql", store, "-qc", "BEGIN; SELECT * FROM annal_head"
+                                   " FOR UPDATE; SELECT pg_sleep(2); COMMIT"],
+                                  stdout=subprocess.DEVNULL)
+        time.sleep(0.5)
+        r = c.call({"type": "append", "aggregate_id": "l-1", "event_type": "T",
+                    "event_data": 2, "version": 1})
+        check(r["type"] == "error" and r["code"] in (11, 13), r)
+        holder.wait(20)
+        r = c.call({"type": "append", "aggregate_id": "l-1", "event_type": "T",
+                    "event_data": 2, "version": 1})
+        check(r["type"] == "appended" and r["sequence_number"] == 2, r)
+        check(c.call({"type": "status"})["head_sequence"] == 2)
+        check(d.stop() == 0, d.stderr())
+    finally:
+        d.cleanup()
+
+
+def t_schema_1():
+    """A database at schema 1 (annal_append with p_now, as first shipped) is
+    migrated at start-up and served."""
+    store = new_store()
+    d = Annald(data=store)
+    check(d.stop() == 0)
+    d.cleanup()
+    subprocess.run(["psql", store, "-qc",
+                    "DROP FUNCTION annal_append(text, int, bigint, bigint, bigint, uuid[],"
+                    " boolean[], text[], bytea[], bytea[]);"
+                    " CREATE FUNCTION annal_append(p_agg text, p_expect int, p_expected bigint,"
+                    " p_now bigint, p_ids uuid[], p_client boolean[], p_types text[],"
+                    " p_data bytea[], p_meta bytea[], OUT status int) LANGUAGE sql"
+                    " AS 'SELECT 3';"
+                    " UPDATE annal_schema SET version = 1"], check=True)
+    d = Annald(data=store)
+    try:
+        r = Client(d.commands).call({"type": "append", "aggregate_id": "m-1", "event_type": "T",
+                                     "event_data": 1, "version": 0})
+        check(r["type"] == "appended", r)
+        out = subprocess.run(["psql", store, "-Atc", "SELECT version FROM annal_schema"],
+                             capture_output=True, text=True, check=True)
+        check(out.stdout.strip() == "2", out.stdout)
+        check(d.stop() == 0, d.stderr())
+    finally:
+        d.cleanup()
+
+
 def pg_ctl(*args):
     """pg_ctl on the throwaway server, as its owner."""
     cmd = [os.path.join(os.environ["ANNAL_TEST_PG_BIN"], "pg_ctl"), "-D",
@@ -299,5 +389,8 @@ run([
     ("global_order", t_global_order),
     ("every_pub", t_every_pub),
     ("kill_one", t_kill_one),
+    ("one_snapshot_per_reply", t_one_snapshot_per_reply),
+    ("lock_timeout", t_lock_timeout),
+    ("schema_1", t_schema_1),
     ("server_restart", t_server_restart),
 ])
