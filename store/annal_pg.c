@@ -237,14 +237,19 @@ static bool s_lost(pg_t *self)
    that refuses work for now is unavailable, anything else internal. */
 static annal_err_t s_fail(pg_t *self, PGresult *r)
 {
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *field = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    char state[6] = "";
+    if (field)
+        snprintf(state, sizeof state, "%s", field); /* it lives in r */
     PQclear(r);
     if (s_lost(self))
         return ANNAL_ERR_UNAVAILABLE;
-    /* 08 connection, 53 resources (53100: disk full), 57 operator action,
-       40 serialization / deadlock */
-    if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0
-                  || strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0))
+    /* 08 connection, 53 resources (53100: disk full), 57 operator action
+       (a cancel, a statement timeout), 40 serialization / deadlock, 55P03 a
+       lock timeout: all worth a retry */
+    if (*state && (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0
+                   || strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0
+                   || strcmp(state, "55P03") == 0))
         return strcmp(state, "53100") == 0 ? ANNAL_ERR_NO_SPACE : ANNAL_ERR_UNAVAILABLE;
     return ANNAL_ERR_INTERNAL;
 }
