@@ -74,10 +74,8 @@ struct annal_broker_t {
     size_t npending;              /* requests in the batch */
     pub_t *pubs;                  /* events of the batch to publish */
     size_t npubs, cappubs;        /* in use, allocated */
-    uint64_t head;                /* last committed sequence */
     uint64_t published;           /* last sequence published on PUB: every one up to it went
                                      out, in order, other brokers' too on a shared store */
-    uint64_t batch_head;          /* last sequence of the batch being run */
     int64_t started;              /* start time (monotonic ms) */
 };
 
@@ -218,8 +216,6 @@ static annal_err_t s_append(annal_broker_t *self, pending_t *p)
     if (err)
         return err;
     size_t n = r->event_count;
-    if (!res.duplicate && res.last_sequence > self->batch_head)
-        self->batch_head = res.last_sequence;
     if (!res.duplicate) {
         for (size_t i = 0; i < n; i++) {
             const annal_new_event_t *e = &r->events[i];
@@ -521,7 +517,6 @@ static void s_run_batch(annal_broker_t *self)
 {
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         s_drop_pubs(self);
-        self->batch_head = self->head;
         annal_err_t err = annal_store_begin(self->store);
         if (err) {
             s_fail_all(self, "the store is unavailable; nothing was written");
@@ -571,9 +566,7 @@ static void s_run_batch(annal_broker_t *self)
             }
             continue;
         }
-        if (!err)
-            self->head = self->batch_head;
-        else
+        if (err)
             s_fail_all(self, "the store could not commit; the batch may or may not be "
                              "stored: send it again with the same event_ids");
         return;
@@ -872,7 +865,7 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
         annal_store_stats(self->store, &st);
         annal_store_abort(self->store);
     }
-    self->head = self->published = st.head_sequence;
+    self->published = st.head_sequence;
     bool events = config->events && *config->events;
     self->router = zsock_new(ZMQ_ROUTER);
     self->pub = events ? zsock_new(ZMQ_PUB) : NULL;
