@@ -121,7 +121,9 @@ int main(int argc, char **argv)
         {"curve-secret", required_argument, 0, 's'}, {"store", required_argument, 0, 'd'},
         {"curve-allow", required_argument, 0, 'a'},
     };
-    size_t n = 9;
+    size_t n = 0;
+    while (options[n].name)
+        n++;
     for (size_t i = 0; settings[i].flag; i++, n++)
         options[n] = (struct option){settings[i].flag, required_argument, 0,
                                      FIRST_SETTING + (int) i};
