@@ -1111,6 +1111,68 @@ static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
 /* --- online backup ----------------------------------------------------------------- */
 
 /* Copies file name from dir to dest and flushes it. */
+/* --- moving the store ------------------------------------------------------------ */
+
+/* Hands every event, then every snapshot, of db to sink. */
+static annal_err_t s_dump_db(lmdb_t *self, int db, const annal_sink_t *sink, char *why,
+                             size_t whylen)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc = mdb_cursor_open(self->txn, self->dbi[db], &cur);
+    if (rc) {
+        snprintf(why, whylen, "cannot read the store: %s", mdb_strerror(rc));
+        return s_err(self, rc);
+    }
+    annal_err_t err = ANNAL_OK;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && !err;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        const uint8_t *k = key.mv_data, *v = val.mv_data;
+        if (db == DB_EVENTS) {
+            annal_stored_t rec;
+            if (s_decode(s_get64(k), &val, &rec.event)) {
+                snprintf(why, whylen, "event %llu is damaged", (unsigned long long) s_get64(k));
+                err = ANNAL_ERR_INTERNAL;
+                break;
+            }
+            memcpy(&rec.append_size, v + 45, 4);
+            memcpy(&rec.append_index, v + 49, 4);
+            err = sink->event(sink->arg, &rec, why, whylen);
+            continue;
+        }
+        if (key.mv_size < 10 || k[key.mv_size - 9] != 0 || val.mv_size < 2
+            || (v[0] != SNAPSHOT_FOLDED && v[0] != SNAPSHOT_CLIENT)) {
+            snprintf(why, whylen, "a snapshot is damaged");
+            err = ANNAL_ERR_INTERNAL;
+            break;
+        }
+        annal_snapshot_t snap = {s_get_be(k + key.mv_size - 8), v[0] == SNAPSHOT_FOLDED, v + 1,
+                                 val.mv_size - 1};
+        err = sink->snapshot(sink->arg, (const char *) k, key.mv_size - 9, &snap, why, whylen);
+    }
+    mdb_cursor_close(cur);
+    if (!err && rc != MDB_NOTFOUND) {
+        snprintf(why, whylen, "cannot read the store: %s", mdb_strerror(rc));
+        err = s_err(self, rc);
+    }
+    return err;
+}
+
+static annal_err_t s_dump(void *handle, const annal_sink_t *sink, char *why, size_t whylen)
+{
+    lmdb_t *self = handle;
+    annal_err_t err = s_begin(self);
+    if (err) {
+        snprintf(why, whylen, "cannot read the store: %s", annal_strerror(err));
+        return err;
+    }
+    err = s_dump_db(self, DB_EVENTS, sink, why, whylen);
+    if (!err)
+        err = s_dump_db(self, DB_SNAPSHOTS, sink, why, whylen);
+    s_abort(self);
+    return err;
+}
+
 static int s_copy_file(const char *dir, const char *dest, const char *name)
 {
     char from[4096], to[4096];
@@ -1231,4 +1293,5 @@ const annal_store_ops_t annal_lmdb_ops = {
     .put_snapshot = s_put_snapshot,
     .get_snapshot = s_get_snapshot,
     .stats = s_stats,
+    .dump = s_dump,
 };

@@ -31,6 +31,7 @@
     several brokers can start at once; annal_schema holds its version. */
 #include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,7 +200,12 @@ typedef struct {
     int64_t recorded;  /* recorded_at of the batch's events */
     int64_t retry_at;  /* no reconnection before this (monotonic ms) */
     int backoff_ms;    /* the next wait after a failed connection */
+    int loading;       /* migration: LOAD_* */
+    char *copy;        /* migration: COPY rows not sent yet */
+    size_t copy_len, copy_cap;
 } pg_t;
+
+enum { LOAD_NONE, LOAD_OPEN, LOAD_EVENTS, LOAD_SNAPSHOTS };
 
 /* --- values in PostgreSQL's binary format ------------------------------------- */
 
@@ -309,6 +315,14 @@ static int s_migrate(PGconn *conn, char *why, size_t whylen)
     return rc;
 }
 
+/* PostgreSQL's notices (such as "already exists, skipping") are not for
+   annald's users. */
+static void s_no_notice(void *arg, const char *message)
+{
+    (void) arg;
+    (void) message;
+}
+
 /* Connects and checks the database; 0, or -1 with the reason in why. */
 static int s_connect(pg_t *self, char *why, size_t whylen)
 {
@@ -318,6 +332,7 @@ static int s_connect(pg_t *self, char *why, size_t whylen)
         s_disconnect(self);
         return -1;
     }
+    PQsetNoticeProcessor(self->conn, s_no_notice, NULL);
     const char *encoding = PQparameterStatus(self->conn, "server_encoding");
     if (!encoding || strcmp(encoding, "UTF8") != 0) {
         snprintf(why, whylen, "the database's encoding is %s; annal needs UTF8",
@@ -352,6 +367,7 @@ static void s_close(void *handle)
         s_exec(self->conn, "ROLLBACK", NULL, 0);
     s_disconnect(self);
     PQfinish(self->listen);
+    free(self->copy);
     free(self->conninfo);
     free(self);
 }
@@ -568,14 +584,18 @@ static annal_err_t s_events(pg_t *self, PGresult *r, annal_event_list_t *out)
 /* A PostgreSQL array literal of n items given by item(i), each quoted. */
 typedef const char *(*item_fn)(const void *arg, size_t i, char *buf);
 
-static const char *s_uuid_item(const void *arg, size_t i, char *buf)
+/* The 36 characters of a UUID, into buf (37 bytes). */
+static char *s_uuid_text(const uint8_t *u, char *buf)
 {
-    const annal_new_event_t *e = arg;
-    const uint8_t *u = e[i].event_id;
     snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
              u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
              u[13], u[14], u[15]);
     return buf;
+}
+
+static const char *s_uuid_item(const void *arg, size_t i, char *buf)
+{
+    return s_uuid_text(((const annal_new_event_t *) arg)[i].event_id, buf);
 }
 
 static const char *s_client_item(const void *arg, size_t i, char *buf)
@@ -924,6 +944,232 @@ static uint64_t s_moved(void *handle)
     return top;
 }
 
+/* --- taking a migrated store ------------------------------------------------------- */
+
+/* The dump goes in with COPY (text format) in the transaction load_begin
+   opens, which holds the writers' lock throughout: brokers on the database
+   wait, and see nothing of it before load_end commits. */
+
+#define COPY_CHUNK (256u << 10)
+
+/* Room for need more bytes in the COPY buffer; -1 out of memory. */
+static int s_room(pg_t *self, size_t need)
+{
+    if (self->copy_len + need <= self->copy_cap)
+        return 0;
+    size_t cap = (self->copy_len + need) * 2;
+    char *bigger = realloc(self->copy, cap);
+    if (!bigger)
+        return -1;
+    self->copy = bigger;
+    self->copy_cap = cap;
+    return 0;
+}
+
+/* Adds text to the row, escaped for COPY's text format. */
+static void s_copy_text(pg_t *self, const char *text, size_t len)
+{
+    char *p = self->copy + self->copy_len;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        const char *esc = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                        : c == '\t' ? "\\t" : NULL;
+        if (esc) {
+            memcpy(p, esc, 2);
+            p += 2;
+        }
+        else
+            *p++ = c;
+    }
+    self->copy_len = (size_t) (p - self->copy);
+}
+
+/* Adds a bytea in hex (\\x...) to the row. */
+static void s_copy_bytes(pg_t *self, const uint8_t *b, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = self->copy + self->copy_len;
+    memcpy(p, "\\\\x", 3);
+    p += 3;
+    for (size_t i = 0; i < len; i++) {
+        *p++ = hex[b[i] >> 4];
+        *p++ = hex[b[i] & 15];
+    }
+    self->copy_len = (size_t) (p - self->copy);
+}
+
+static void s_copy_printf(pg_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_copy_printf(pg_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(self->copy + self->copy_len, self->copy_cap - self->copy_len, fmt, ap);
+    va_end(ap);
+    self->copy_len += n > 0 ? (size_t) n : 0;
+}
+
+/* Sends the buffered rows (all, or once there are enough). */
+static annal_err_t s_copy_send(pg_t *self, bool all, char *why, size_t whylen)
+{
+    if (self->copy_len == 0 || (!all && self->copy_len < COPY_CHUNK))
+        return ANNAL_OK;
+    if (PQputCopyData(self->conn, self->copy, (int) self->copy_len) != 1) {
+        snprintf(why, whylen, "COPY failed: %s", PQerrorMessage(self->conn));
+        return ANNAL_ERR_UNAVAILABLE;
+    }
+    self->copy_len = 0;
+    return ANNAL_OK;
+}
+
+/* Ends the COPY under way, if any. */
+static annal_err_t s_copy_end(pg_t *self, char *why, size_t whylen)
+{
+    if (self->loading != LOAD_EVENTS && self->loading != LOAD_SNAPSHOTS)
+        return ANNAL_OK;
+    self->loading = LOAD_OPEN;
+    annal_err_t err = s_copy_send(self, true, why, whylen);
+    if (PQputCopyEnd(self->conn, err ? "annal migrate stopped" : NULL) != 1 && !err) {
+        snprintf(why, whylen, "COPY failed: %s", PQerrorMessage(self->conn));
+        err = ANNAL_ERR_UNAVAILABLE;
+    }
+    PGresult *r;
+    while ((r = PQgetResult(self->conn))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && !err) {
+            snprintf(why, whylen, "COPY failed: %s", PQresultErrorMessage(r));
+            err = ANNAL_ERR_INTERNAL;
+        }
+        PQclear(r);
+    }
+    return err;
+}
+
+/* Starts COPY of table when it is not the one under way. */
+static annal_err_t s_copy_start(pg_t *self, int what, const char *sql, char *why, size_t whylen)
+{
+    if (self->loading == what)
+        return ANNAL_OK;
+    annal_err_t err = s_copy_end(self, why, whylen);
+    if (err)
+        return err;
+    PGresult *r = PQexec(self->conn, sql);
+    bool ok = PQresultStatus(r) == PGRES_COPY_IN;
+    PQclear(r);
+    if (!ok) {
+        snprintf(why, whylen, "cannot start COPY: %s", PQerrorMessage(self->conn));
+        return ANNAL_ERR_INTERNAL;
+    }
+    self->loading = what;
+    return ANNAL_OK;
+}
+
+static annal_err_t s_load_event(void *arg, const annal_stored_t *rec, char *why, size_t whylen)
+{
+    pg_t *self = arg;
+    const annal_event_t *e = &rec->event;
+    annal_err_t err = s_copy_start(self, LOAD_EVENTS,
+                                   "COPY annal_events (" EVENT_COLUMNS ", append_size,"
+                                   " append_index) FROM STDIN", why, whylen);
+    if (err)
+        return err;
+    if (s_room(self, 200 + 2 * (e->aggregate_id_len + e->event_type_len)
+                         + 2 * (e->data_len + e->metadata_len))) {
+        snprintf(why, whylen, "out of memory");
+        return ANNAL_ERR_UNAVAILABLE;
+    }
+    char id[37];
+    s_copy_printf(self, "%llu\t%s\t", (unsigned long long) e->sequence,
+                  s_uuid_text(e->event_id, id));
+    s_copy_text(self, e->aggregate_id, e->aggregate_id_len);
+    s_copy_printf(self, "\t%llu\t", (unsigned long long) e->version);
+    s_copy_text(self, e->event_type, e->event_type_len);
+    s_copy_printf(self, "\t");
+    s_copy_bytes(self, e->data, e->data_len);
+    s_copy_printf(self, "\t");
+    s_copy_bytes(self, e->metadata, e->metadata_len);
+    s_copy_printf(self, "\t%lld\t%u\t%u\n", (long long) e->recorded_at, rec->append_size,
+                  rec->append_index);
+    return s_copy_send(self, false, why, whylen);
+}
+
+static annal_err_t s_load_snapshot(void *arg, const char *agg, size_t alen,
+                                   const annal_snapshot_t *snap, char *why, size_t whylen)
+{
+    pg_t *self = arg;
+    annal_err_t err = s_copy_start(self, LOAD_SNAPSHOTS,
+                                   "COPY annal_snapshots (aggregate_id, version, folded, state)"
+                                   " FROM STDIN", why, whylen);
+    if (err)
+        return err;
+    if (s_room(self, 64 + 2 * alen + 2 * snap->len)) {
+        snprintf(why, whylen, "out of memory");
+        return ANNAL_ERR_UNAVAILABLE;
+    }
+    s_copy_text(self, agg, alen);
+    s_copy_printf(self, "\t%llu\t%c\t", (unsigned long long) snap->version,
+                  snap->folded ? 't' : 'f');
+    s_copy_bytes(self, snap->state, snap->len);
+    s_copy_printf(self, "\n");
+    return s_copy_send(self, false, why, whylen);
+}
+
+static annal_err_t s_load_begin(void *handle, annal_sink_t *sink, char *why, size_t whylen)
+{
+    pg_t *self = handle;
+    if (self->in_txn || !self->conn || self->loading)
+        return ANNAL_ERR_INTERNAL;
+    PGresult *r = PQexec(self->conn,
+                         "BEGIN; SELECT head, (SELECT count(*) FROM annal_snapshots)"
+                         " FROM annal_head WHERE id = 1 FOR UPDATE");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        snprintf(why, whylen, "cannot lock the target: %s", PQerrorMessage(self->conn));
+        PQclear(r);
+        s_exec(self->conn, "ROLLBACK", NULL, 0);
+        return ANNAL_ERR_UNAVAILABLE;
+    }
+    unsigned long long head = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    unsigned long long snaps = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    if (head || snaps) {
+        snprintf(why, whylen, "the target already holds %llu events and %llu snapshots; "
+                              "annal migrate copies into an empty store only", head, snaps);
+        s_exec(self->conn, "ROLLBACK", NULL, 0);
+        return ANNAL_ERR_CONFLICT;
+    }
+    self->loading = LOAD_OPEN;
+    sink->arg = self;
+    sink->event = s_load_event;
+    sink->snapshot = s_load_snapshot;
+    return ANNAL_OK;
+}
+
+static annal_err_t s_load_end(void *handle, bool keep, char *why, size_t whylen)
+{
+    pg_t *self = handle;
+    if (!self->loading)
+        return ANNAL_ERR_INTERNAL;
+    annal_err_t err = s_copy_end(self, why, whylen);
+    self->loading = LOAD_NONE;
+    self->copy_len = 0;
+    if (err || !keep) {
+        s_exec(self->conn, "ROLLBACK", NULL, 0);
+        return err;
+    }
+    /* the head and the aggregates' versions follow from the events */
+    if (s_exec(self->conn,
+               "INSERT INTO annal_aggregates SELECT aggregate_id, max(version)"
+               " FROM annal_events GROUP BY aggregate_id;"
+               " UPDATE annal_head SET (head, recorded_at) = (SELECT coalesce(max(sequence), 0),"
+               " coalesce(max(recorded_at), 0) FROM annal_events) WHERE id = 1;"
+               " SELECT pg_notify('annal_head', head::text) FROM annal_head WHERE id = 1;"
+               " COMMIT",
+               why, whylen)) {
+        s_exec(self->conn, "ROLLBACK", NULL, 0);
+        return ANNAL_ERR_INTERNAL;
+    }
+    s_exec(self->conn, "ANALYZE annal_events, annal_aggregates, annal_snapshots", NULL, 0);
+    return ANNAL_OK;
+}
+
 const annal_store_ops_t annal_pg_ops = {
     .name = "postgresql",
     .open = s_open,
@@ -941,4 +1187,6 @@ const annal_store_ops_t annal_pg_ops = {
     .stats = s_stats,
     .watch_fd = s_watch_fd,
     .moved = s_moved,
+    .load_begin = s_load_begin,
+    .load_end = s_load_end,
 };

@@ -60,6 +60,23 @@ typedef struct {
     uint64_t snapshots;     /* snapshots stored */
 } annal_store_stats_t;
 
+/* A stored event, with what idempotency keeps of the append it came in
+   (for moving a store: annal migrate). */
+typedef struct {
+    annal_event_t event;
+    uint32_t append_size;  /* events in that append */
+    uint32_t append_index; /* this event's place in it (0: the first) */
+} annal_stored_t;
+
+/* Where a store's dump goes: every event in sequence order, then every
+   snapshot (of aggregate agg, alen bytes). An error stops the dump. */
+typedef struct {
+    void *arg;
+    annal_err_t (*event)(void *arg, const annal_stored_t *rec, char *why, size_t whylen);
+    annal_err_t (*snapshot)(void *arg, const char *agg, size_t alen, const annal_snapshot_t *snap,
+                            char *why, size_t whylen);
+} annal_sink_t;
+
 /* A growable list of event views, reused across calls. */
 typedef struct {
     annal_event_t *items; /* views, borrowed from the store */
@@ -125,6 +142,14 @@ typedef struct {
        Outside batches. Optional (NULL) for stores only one broker uses. */
     int (*watch_fd)(void *self);
     uint64_t (*moved)(void *self);
+    /* Moving a store (annal migrate), outside batches; each optional.
+       dump: hands the whole store to sink, as of one moment. load_begin:
+       readies an empty store to take a dump into sink (ANNAL_ERR_CONFLICT,
+       with why, when it holds anything); nothing of it is visible before
+       load_end, which makes it all durable and visible (keep) or drops it. */
+    annal_err_t (*dump)(void *self, const annal_sink_t *sink, char *why, size_t whylen);
+    annal_err_t (*load_begin)(void *self, annal_sink_t *sink, char *why, size_t whylen);
+    annal_err_t (*load_end)(void *self, bool keep, char *why, size_t whylen);
 } annal_store_ops_t;
 
 typedef struct annal_store_t annal_store_t;
@@ -173,6 +198,19 @@ annal_err_t annal_store_stats(annal_store_t *self, annal_store_stats_t *out);
    checkpoint (the copy waits for it) plus the journal's records after it.
    Returns 0, or -1 with the reason in why. */
 int annal_store_backup(const char *location, const char *dest, char *why, size_t whylen);
+
+/* Progress of a migration: events copied of total, snapshots copied. */
+typedef void (*annal_progress_fn)(void *arg, uint64_t events, uint64_t total,
+                                  uint64_t snapshots);
+
+/* Copies the store at from (an LMDB folder, which no annald may be serving)
+   into the empty store at to (a PostgreSQL database) as one transaction:
+   every event with its sequence number, version, event_id and recorded_at,
+   what idempotent retries need of its append, and every snapshot. Calls
+   progress (when not NULL) now and then. Returns 0, or -1 with the reason
+   in why (then the target is left as it was). */
+int annal_store_migrate(const char *from, const char *to, annal_progress_fn progress, void *arg,
+                        char *why, size_t whylen);
 
 /* Appends a view to list (growing it). Returns 0, or -1 out of memory. */
 int annal_event_list_push(annal_event_list_t *list, const annal_event_t *ev);

@@ -30,7 +30,7 @@ typedef struct {
     const char *commands, *events; /* endpoints */
     int timeout_ms;                /* per request */
     const char *expect, *metadata, *event_id, *prefix, *types, *state, *at;
-    const char *from, *max, *version, *data;
+    const char *from, *max, *version, *data, *to;
     const char *curve_key, *curve_server; /* CURVE certificate files */
     annal_curve_t curve;                  /* their keys, when given */
     bool backward, use_snapshot, help;
@@ -63,6 +63,10 @@ static const struct {
     {"backup", "backup --data DIR DEST\n"
                "  copies the store in DIR into the new folder DEST while annald goes on serving\n"
                "  it (run it on annald's machine); `annald --data DEST` serves the copy", 1},
+    {"migrate", "migrate --from DIR --to postgresql://...\n"
+                "  copies the LMDB store in DIR (stop its annald first) into an empty\n"
+                "  PostgreSQL database, keeping sequence numbers, versions, event ids,\n"
+                "  timestamps and snapshots; progress on stderr", 0},
     {"keygen", "keygen NAME\n"
                "  writes a new CURVE key pair: NAME (the public certificate, to hand out or to\n"
                "  put in annald's --curve-allow folder) and NAME_secret (keep it private)", 1},
@@ -387,6 +391,40 @@ static int s_import(annal_client_t *c, opts_t *o)
 }
 
 /* Writes a new CURVE key pair as NAME and NAME_secret (CZMQ certificates). */
+/* Progress of annal migrate on stderr: a line a second at most. */
+typedef struct {
+    int64_t start, last; /* monotonic ms */
+} progress_t;
+
+static void s_progress(void *arg, uint64_t events, uint64_t total, uint64_t snapshots)
+{
+    progress_t *pr = arg;
+    int64_t now = zclock_mono();
+    if (now - pr->last < 1000 && events < total)
+        return;
+    pr->last = now;
+    fprintf(stderr, "annal: migrate: %" PRIu64 " of %" PRIu64 " events (%d%%), %" PRIu64
+                    " snapshots, %.1f s\n",
+            events, total, total ? (int) (events * 100 / total) : 100, snapshots,
+            (double) (now - pr->start) / 1000);
+}
+
+static int s_migrate(const opts_t *o)
+{
+    if (!o->from || !o->to) {
+        fprintf(stderr, "usage: annal migrate --from DIR --to postgresql://...\n");
+        return EXIT_USAGE;
+    }
+    char why[512];
+    progress_t pr = {zclock_mono(), 0};
+    if (annal_store_migrate(o->from, o->to, s_progress, &pr, why, sizeof why)) {
+        fprintf(stderr, "annal: migrate: %s; the target is unchanged\n", why);
+        return EXIT_FAILED;
+    }
+    fprintf(stderr, "annal: migrate: done in %.1f s\n", (double) (zclock_mono() - pr.start) / 1000);
+    return 0;
+}
+
 static int s_keygen(const char *name)
 {
     zcert_t *cert = zcert_new();
@@ -426,6 +464,7 @@ int main(int argc, char **argv)
         OPT("--max", max, false),           OPT("--version", version, false),
         OPT("--backward", backward, true),  OPT("--use-snapshot", use_snapshot, true),
         OPT("--data", data, false),         OPT("--help", help, true),
+        OPT("--to", to, false),
         OPT("--curve-key", curve_key, false), OPT("--curve-server", curve_server, false),
 #undef OPT
     };
@@ -486,6 +525,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "keygen") == 0)
         return s_keygen(o.args[0]);
+    if (strcmp(cmd, "migrate") == 0)
+        return s_migrate(&o);
     if (!o.curve_key != !o.curve_server) {
         fprintf(stderr, "annal: CURVE needs both --curve-key and --curve-server\n");
         return EXIT_USAGE;
