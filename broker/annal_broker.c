@@ -37,6 +37,7 @@
 #define WHY_MAX 512
 #define BATCH_BYTES (64u << 20) /* body bytes drained into one batch, at most */
 #define MAX_ATTEMPTS 24         /* batch reruns after map growth */
+#define CATCH_UP_PAGES 8        /* pages of 1,000 events published between turns, at most */
 
 /* One request of the current batch. */
 typedef struct {
@@ -72,10 +73,12 @@ struct annal_broker_t {
     annal_event_list_t list;      /* read results, reused */
     pending_t *pending;           /* the batch: ANNAL_GROUP_MAX entries */
     size_t npending;              /* requests in the batch */
+    annal_append_hint_t *hints;   /* the batch's appends, for the store: ANNAL_GROUP_MAX */
     pub_t *pubs;                  /* events of the batch to publish */
     size_t npubs, cappubs;        /* in use, allocated */
     uint64_t published;           /* last sequence published on PUB: every one up to it went
                                      out, in order, other brokers' too on a shared store */
+    bool behind;                  /* s_catch_up stopped with more to publish */
     int64_t started;              /* start time (monotonic ms) */
 };
 
@@ -158,10 +161,17 @@ static void s_send_pub(annal_broker_t *self, pub_t *pb)
 
 /* Publishes the committed events after the cursor up to to (UINT64_MAX: all
    of them), read back from the store: on a shared store, those that other
-   brokers committed. Outside batches. */
+   brokers committed. At most CATCH_UP_PAGES pages at a time, so that
+   requests are served between them while other brokers keep writing:
+   self->behind then says to come back at once. Outside batches. */
 static void s_catch_up(annal_broker_t *self, uint64_t to)
 {
-    while (self->pub && self->published < to) {
+    self->behind = false;
+    for (int pages = 0; self->pub && self->published < to; pages++) {
+        if (pages == CATCH_UP_PAGES) {
+            self->behind = true;
+            return;
+        }
         uint64_t next;
         if (annal_store_begin(self->store))
             return;
@@ -518,6 +528,15 @@ static void s_run_batch(annal_broker_t *self)
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         s_drop_pubs(self);
         annal_err_t err = annal_store_begin(self->store);
+        size_t nhints = 0;
+        for (size_t i = 0; i < self->npending; i++) {
+            annal_request_t *r = &self->pending[i].req;
+            if (!self->pending[i].err && r->cmd == ANNAL_CMD_APPEND)
+                self->hints[nhints++] = (annal_append_hint_t) {r->aggregate_id, r->events,
+                                                               r->event_count};
+        }
+        if (!err && (err = annal_store_prepare(self->store, self->hints, nhints)))
+            annal_store_abort(self->store);
         if (err) {
             s_fail_all(self, "the store is unavailable; nothing was written");
             return;
@@ -739,14 +758,16 @@ static void s_actor(zsock_t *pipe, void *args)
         /* a shared store's announcements that other brokers committed */
         items[2].fd = self->pub ? annal_store_watch_fd(self->store) : -1;
         items[2].revents = 0;
-        if (zmq_poll(items, items[2].fd >= 0 ? 3 : 2, (long) (next_beat - now)) < 0
-            && zmq_errno() != EINTR)
+        long wait = self->behind ? 0 : (long) (next_beat - now);
+        if (zmq_poll(items, items[2].fd >= 0 ? 3 : 2, wait) < 0 && zmq_errno() != EINTR)
             break;
         if (items[2].revents & ZMQ_POLLIN) {
             uint64_t moved = annal_store_moved(self->store);
             if (moved > self->published)
-                s_catch_up(self, UINT64_MAX);
+                self->behind = true;
         }
+        if (self->behind)
+            s_catch_up(self, UINT64_MAX);
         if (items[1].revents & ZMQ_POLLIN) {
             s_turn(self);
             self->turns++;
@@ -774,6 +795,7 @@ static void s_free(annal_broker_t *self)
     annal_pool_destroy(&self->pool); /* after its last frame here */
     free(self->pubs);
     free(self->pending);
+    free(self->hints);
     free(self);
 }
 
@@ -849,7 +871,8 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
     self->reply = annal_body_new();
     self->pool = annal_pool_new();
     self->pending = calloc(ANNAL_GROUP_MAX, sizeof *self->pending);
-    if (!self->reply || !self->pending || !self->pool) {
+    self->hints = calloc(ANNAL_GROUP_MAX, sizeof *self->hints);
+    if (!self->reply || !self->pending || !self->hints || !self->pool) {
         snprintf(why, whylen, "out of memory");
         s_free(self);
         return NULL;

@@ -22,7 +22,8 @@
 
     An append is one call of the prepared SQL function annal_append (one
     round trip): idempotency on event ids, the version check and the inserts
-    happen there, next to the data. The batch keeps the head in memory and
+    happen there, next to the data. A batch of many appends takes the fast
+    path instead (below): a few round trips for the whole batch. The batch keeps the head in memory and
     writes annal_head once, with its COMMIT. Every event of one batch gets
     the same recorded_at, never smaller than the last one stored (annal_head
     keeps it), whatever the brokers' clocks say.
@@ -30,6 +31,7 @@
     The schema is created and migrated at open under an advisory lock, so
     several brokers can start at once; annal_schema holds its version. */
 #include <arpa/inet.h>
+#include <czmq.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -200,12 +202,24 @@ typedef struct {
     int64_t recorded;  /* recorded_at of the batch's events */
     int64_t retry_at;  /* no reconnection before this (monotonic ms) */
     int backoff_ms;    /* the next wait after a failed connection */
-    int loading;       /* migration: LOAD_* */
+    int loading;       /* migration, and the fast path's flush: LOAD_* */
+    bool fast;         /* this batch's appends take the fast path (s_prepare) */
+    zhashx_t *versions; /* fast path: aggregate id -> agg_t, each one the batch appends to */
+    zhashx_t *ids;     /* fast path: client event ids (text) stored, or written by the batch */
+    size_t rows;       /* fast path: events in copy, not yet sent */
     char *copy;        /* migration: COPY rows not sent yet */
     size_t copy_len, copy_cap;
 } pg_t;
 
 enum { LOAD_NONE, LOAD_OPEN, LOAD_EVENTS, LOAD_SNAPSHOTS };
+
+/* Fast path: an aggregate's version as the batch goes. */
+typedef struct {
+    uint64_t version; /* current, the batch's appends included */
+    bool dirty;       /* annal_aggregates lags behind */
+} agg_t;
+
+#define FAST_MIN 4 /* appends in a batch for the fast path (fewer: annal_append each) */
 
 /* --- values in PostgreSQL's binary format ------------------------------------- */
 
@@ -358,6 +372,12 @@ static int s_connect(pg_t *self, char *why, size_t whylen)
 
 /* --- open and close ---------------------------------------------------------------- */
 
+static void s_free_agg(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
 static void s_close(void *handle)
 {
     pg_t *self = handle;
@@ -367,6 +387,8 @@ static void s_close(void *handle)
         s_exec(self->conn, "ROLLBACK", NULL, 0);
     s_disconnect(self);
     PQfinish(self->listen);
+    zhashx_destroy(&self->versions);
+    zhashx_destroy(&self->ids);
     free(self->copy);
     free(self->conninfo);
     free(self);
@@ -377,11 +399,13 @@ static annal_err_t s_open(const char *location, const annal_store_options_t *opt
 {
     (void) opts;
     pg_t *self = calloc(1, sizeof *self);
-    if (!self || !(self->conninfo = strdup(location))) {
-        free(self);
+    if (!self || !(self->conninfo = strdup(location)) || !(self->versions = zhashx_new())
+        || !(self->ids = zhashx_new())) {
         snprintf(why, whylen, "out of memory");
+        s_close(self);
         return ANNAL_ERR_UNAVAILABLE;
     }
+    zhashx_set_destructor(self->versions, s_free_agg);
     if (s_connect(self, why, whylen)) {
         s_close(self);
         return ANNAL_ERR_UNAVAILABLE;
@@ -390,9 +414,156 @@ static annal_err_t s_open(const char *location, const annal_store_options_t *opt
     return ANNAL_OK;
 }
 
+/* --- COPY rows (migration, and batches of many appends) ---------------------------- */
+
+/* The 36 characters of a UUID, into buf (37 bytes). */
+static char *s_uuid_text(const uint8_t *u, char *buf)
+{
+    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+             u[13], u[14], u[15]);
+    return buf;
+}
+
+#define COPY_CHUNK (256u << 10)
+
+/* Room for need more bytes in the COPY buffer; -1 out of memory. */
+static int s_room(pg_t *self, size_t need)
+{
+    if (self->copy_len + need <= self->copy_cap)
+        return 0;
+    size_t cap = (self->copy_len + need) * 2;
+    char *bigger = realloc(self->copy, cap);
+    if (!bigger)
+        return -1;
+    self->copy = bigger;
+    self->copy_cap = cap;
+    return 0;
+}
+
+/* Adds text to the row, escaped for COPY's text format. */
+static void s_copy_text(pg_t *self, const char *text, size_t len)
+{
+    char *p = self->copy + self->copy_len;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        const char *esc = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                        : c == '\t' ? "\\t" : NULL;
+        if (esc) {
+            memcpy(p, esc, 2);
+            p += 2;
+        }
+        else
+            *p++ = c;
+    }
+    self->copy_len = (size_t) (p - self->copy);
+}
+
+/* Adds a bytea in hex (\\x...) to the row. */
+static void s_copy_bytes(pg_t *self, const uint8_t *b, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = self->copy + self->copy_len;
+    memcpy(p, "\\\\x", 3);
+    p += 3;
+    for (size_t i = 0; i < len; i++) {
+        *p++ = hex[b[i] >> 4];
+        *p++ = hex[b[i] & 15];
+    }
+    self->copy_len = (size_t) (p - self->copy);
+}
+
+static void s_copy_printf(pg_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_copy_printf(pg_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(self->copy + self->copy_len, self->copy_cap - self->copy_len, fmt, ap);
+    va_end(ap);
+    self->copy_len += n > 0 ? (size_t) n : 0;
+}
+
+/* Sends the buffered rows (all, or once there are enough). */
+static annal_err_t s_copy_send(pg_t *self, bool all, char *why, size_t whylen)
+{
+    if (self->copy_len == 0 || (!all && self->copy_len < COPY_CHUNK))
+        return ANNAL_OK;
+    if (PQputCopyData(self->conn, self->copy, (int) self->copy_len) != 1) {
+        snprintf(why, whylen, "COPY failed: %s", PQerrorMessage(self->conn));
+        return ANNAL_ERR_UNAVAILABLE;
+    }
+    self->copy_len = 0;
+    return ANNAL_OK;
+}
+
+/* Ends the COPY under way, if any. */
+static annal_err_t s_copy_end(pg_t *self, char *why, size_t whylen)
+{
+    if (self->loading != LOAD_EVENTS && self->loading != LOAD_SNAPSHOTS)
+        return ANNAL_OK;
+    self->loading = LOAD_OPEN;
+    annal_err_t err = s_copy_send(self, true, why, whylen);
+    if (PQputCopyEnd(self->conn, err ? "annal migrate stopped" : NULL) != 1 && !err) {
+        snprintf(why, whylen, "COPY failed: %s", PQerrorMessage(self->conn));
+        err = ANNAL_ERR_UNAVAILABLE;
+    }
+    PGresult *r;
+    while ((r = PQgetResult(self->conn))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && !err) {
+            snprintf(why, whylen, "COPY failed: %s", PQresultErrorMessage(r));
+            err = ANNAL_ERR_INTERNAL;
+        }
+        PQclear(r);
+    }
+    return err;
+}
+
+/* Starts COPY of table when it is not the one under way. */
+static annal_err_t s_copy_start(pg_t *self, int what, const char *sql, char *why, size_t whylen)
+{
+    if (self->loading == what)
+        return ANNAL_OK;
+    annal_err_t err = s_copy_end(self, why, whylen);
+    if (err)
+        return err;
+    PGresult *r = PQexec(self->conn, sql);
+    bool ok = PQresultStatus(r) == PGRES_COPY_IN;
+    PQclear(r);
+    if (!ok) {
+        snprintf(why, whylen, "cannot start COPY: %s", PQerrorMessage(self->conn));
+        return ANNAL_ERR_INTERNAL;
+    }
+    self->loading = what;
+    return ANNAL_OK;
+}
+
+#define COPY_EVENTS "COPY annal_events (" EVENT_COLUMNS ", append_size, append_index) FROM STDIN"
+
+/* Adds event e (the index-th of an append of size events) as a row of
+   COPY annal_events; -1 out of memory. */
+static int s_copy_row(pg_t *self, const annal_event_t *e, uint32_t size, uint32_t index)
+{
+    if (s_room(self, 200 + 2 * (e->aggregate_id_len + e->event_type_len)
+                         + 2 * (e->data_len + e->metadata_len)))
+        return -1;
+    char id[37];
+    s_copy_printf(self, "%llu\t%s\t", (unsigned long long) e->sequence,
+                  s_uuid_text(e->event_id, id));
+    s_copy_text(self, e->aggregate_id, e->aggregate_id_len);
+    s_copy_printf(self, "\t%llu\t", (unsigned long long) e->version);
+    s_copy_text(self, e->event_type, e->event_type_len);
+    s_copy_printf(self, "\t");
+    s_copy_bytes(self, e->data, e->data_len);
+    s_copy_printf(self, "\t");
+    s_copy_bytes(self, e->metadata, e->metadata_len);
+    s_copy_printf(self, "\t%lld\t%u\t%u\n", (long long) e->recorded_at, size, index);
+    return 0;
+}
+
 /* --- batches ----------------------------------------------------------------------- */
 
 static void s_abort(void *handle);
+static annal_err_t s_flush_rows(pg_t *self);
 static PGresult *s_query(pg_t *self, const char *sql, int n, const char *const *values,
                          const int *lengths, const int *formats, annal_err_t *err);
 
@@ -416,7 +587,7 @@ static annal_err_t s_begin(void *handle)
         self->backoff_ms = 0;
     }
     self->in_txn = true;
-    self->txn_open = self->read_only = self->locked = false;
+    self->txn_open = self->read_only = self->locked = self->fast = false;
     self->now = annal_time_now();
     return ANNAL_OK;
 }
@@ -442,32 +613,30 @@ static annal_err_t s_read_txn(pg_t *self)
     return ANNAL_OK;
 }
 
-/* Opens the batch's write transaction before its first write (with lock:
-   and takes the writers' lock, reading the head), in one round trip. Once
-   the lock is held no other broker can commit, so the batch's later
-   statements all see the same state, its own writes added. */
-static annal_err_t s_write_txn(pg_t *self, bool lock)
+/* Opens the batch's write transaction before its first write, and takes
+   the writers' lock, reading the head, in one round trip. Once the lock is
+   held no other broker can commit, so the batch's later statements all see
+   the same state, its own writes added. Every write takes it first (a
+   snapshot too), so two batches never wait on each other's row locks in
+   opposite orders (a deadlock). */
+static annal_err_t s_write_txn(pg_t *self)
 {
     if (!self->in_txn || !self->conn)
         return ANNAL_ERR_INTERNAL;
-    if (self->txn_open && !self->read_only && (self->locked || !lock))
+    if (self->locked)
         return ANNAL_OK;
     char sql[160];
-    snprintf(sql, sizeof sql, "%s%s%s", self->read_only ? "COMMIT; " : "",
-             self->txn_open && !self->read_only ? "" : "BEGIN; ",
-             lock ? "SELECT head, recorded_at FROM annal_head WHERE id = 1 FOR UPDATE" : "");
+    snprintf(sql, sizeof sql, "%s%sSELECT head, recorded_at FROM annal_head WHERE id = 1 FOR UPDATE",
+             self->read_only ? "COMMIT; " : "", self->txn_open && !self->read_only ? "" : "BEGIN; ");
     PGresult *r = PQexec(self->conn, sql);
     s_sync_txn(self); /* a failed SELECT leaves an aborted transaction to roll back */
-    ExecStatusType st = PQresultStatus(r);
-    if (st != (lock ? PGRES_TUPLES_OK : PGRES_COMMAND_OK) || (lock && PQntuples(r) != 1))
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
         return s_fail(self, r);
     self->read_only = false;
-    if (lock) {
-        self->head = self->txn_head = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-        int64_t last = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-        self->recorded = last > self->now ? last : self->now; /* never backwards */
-        self->locked = true;
-    }
+    self->head = self->txn_head = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    int64_t last = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    self->recorded = last > self->now ? last : self->now; /* never backwards */
+    self->locked = true;
     PQclear(r);
     return ANNAL_OK;
 }
@@ -477,8 +646,13 @@ static annal_err_t s_commit(void *handle)
     pg_t *self = handle;
     if (!self->in_txn)
         return ANNAL_ERR_INTERNAL;
+    annal_err_t err = s_flush_rows(self);
+    if (err) {
+        s_abort(self);
+        return err == ANNAL_ERR_NO_SPACE ? err : ANNAL_ERR_UNAVAILABLE;
+    }
     bool open = self->txn_open;
-    self->in_txn = self->txn_open = self->read_only = false;
+    self->in_txn = self->txn_open = self->read_only = self->fast = false;
     if (!open)
         return ANNAL_OK;
     char sql[256] = "COMMIT";
@@ -507,7 +681,8 @@ static void s_abort(void *handle)
     if (!self->in_txn)
         return;
     bool open = self->txn_open;
-    self->in_txn = self->txn_open = self->read_only = self->locked = false;
+    self->in_txn = self->txn_open = self->read_only = self->locked = self->fast = false;
+    self->rows = self->copy_len = 0;
     if (open && self->conn && s_exec(self->conn, "ROLLBACK", NULL, 0))
         s_lost(self);
 }
@@ -526,6 +701,8 @@ static PGresult *s_run(pg_t *self, const char *prepared, const char *sql, int n,
         return NULL;
     }
     if (!self->txn_open && (*err = s_read_txn(self)))
+        return NULL;
+    if ((*err = s_flush_rows(self))) /* what the batch wrote comes first */
         return NULL;
     PGresult *r = prepared ? PQexecPrepared(self->conn, prepared, n, values, lengths, formats, 1)
                            : PQexecParams(self->conn, sql, n, NULL, values, lengths, formats, 1);
@@ -583,15 +760,6 @@ static annal_err_t s_events(pg_t *self, PGresult *r, annal_event_list_t *out)
 
 /* A PostgreSQL array literal of n items given by item(i), each quoted. */
 typedef const char *(*item_fn)(const void *arg, size_t i, char *buf);
-
-/* The 36 characters of a UUID, into buf (37 bytes). */
-static char *s_uuid_text(const uint8_t *u, char *buf)
-{
-    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-             u[13], u[14], u[15]);
-    return buf;
-}
 
 static const char *s_uuid_item(const void *arg, size_t i, char *buf)
 {
@@ -677,6 +845,189 @@ static char *s_bytea_array(const annal_new_event_t *events, size_t n, bool meta,
     return out;
 }
 
+/* --- the fast path: a batch of many appends ------------------------------------------ */
+
+/* A batch with FAST_MIN appends or more takes the writers' lock at once
+   (s_prepare) and reads, in one statement, the current versions of the
+   aggregates it appends to and which of its client event ids are stored.
+   As nobody else can append while the lock is held, each append's checks
+   then run here, and its rows go into a COPY buffer, sent with the
+   aggregates' new versions before the batch's next statement or at commit:
+   a few round trips per batch instead of one per append. An append whose
+   event ids are already stored (a retry, or a mistake) flushes the buffer
+   and runs annal_append, which knows every such case. */
+
+static const char *s_agg_item(const void *arg, size_t i, char *buf)
+{
+    (void) buf;
+    return ((char *const *) arg)[2 * i];
+}
+
+static const char *s_version_item(const void *arg, size_t i, char *buf)
+{
+    (void) buf;
+    return ((char *const *) arg)[2 * i + 1];
+}
+
+/* Sends the buffered rows, then the new versions of the aggregates. */
+static annal_err_t s_flush_rows(pg_t *self)
+{
+    if (!self->rows)
+        return ANNAL_OK;
+    char why[256];
+    annal_err_t err = s_copy_start(self, LOAD_EVENTS, COPY_EVENTS, why, sizeof why);
+    if (!err)
+        err = s_copy_end(self, why, sizeof why);
+    self->loading = LOAD_NONE;
+    self->rows = self->copy_len = 0;
+    /* pairs of aggregate id and version text, of the aggregates behind */
+    size_t n = 0, cap = zhashx_size(self->versions);
+    char **pairs = err ? NULL : calloc(2 * cap + 1, sizeof *pairs), *aggs = NULL, *versions = NULL;
+    char (*text)[24] = err ? NULL : calloc(cap + 1, sizeof *text);
+    if (!err && (!pairs || !text))
+        err = ANNAL_ERR_UNAVAILABLE;
+    for (agg_t *a = err ? NULL : zhashx_first(self->versions); a && !err;
+         a = zhashx_next(self->versions)) {
+        if (!a->dirty)
+            continue;
+        a->dirty = false;
+        snprintf(text[n], sizeof text[n], "%llu", (unsigned long long) a->version);
+        pairs[2 * n] = (char *) zhashx_cursor(self->versions);
+        pairs[2 * n + 1] = text[n];
+        n++;
+    }
+    if (!err && n && (!(aggs = s_array(pairs, n, s_agg_item))
+                      || !(versions = s_array(pairs, n, s_version_item))))
+        err = ANNAL_ERR_UNAVAILABLE;
+    if (!err && n) {
+        const char *values[2] = {aggs, versions};
+        PGresult *r = PQexecParams(self->conn,
+                                   "INSERT INTO annal_aggregates"
+                                   " SELECT * FROM unnest($1::text[], $2::bigint[])"
+                                   " ON CONFLICT (aggregate_id) DO UPDATE"
+                                   " SET version = excluded.version",
+                                   2, NULL, values, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            err = s_fail(self, r);
+        else
+            PQclear(r);
+    }
+    free(pairs);
+    free(text);
+    free(aggs);
+    free(versions);
+    if (err) {
+        s_sync_txn(self);
+        if (s_lost(self))
+            err = ANNAL_ERR_UNAVAILABLE;
+    }
+    return err;
+}
+
+static annal_err_t s_prepare(void *handle, const annal_append_hint_t *appends, size_t n)
+{
+    pg_t *self = handle;
+    self->fast = false;
+    if (n < FAST_MIN)
+        return ANNAL_OK;
+    annal_err_t err = s_write_txn(self);
+    if (err)
+        return err;
+    zhashx_purge(self->versions);
+    zhashx_purge(self->ids);
+    size_t nids = 0;
+    char **aggs = calloc(n + 1, sizeof *aggs);
+    for (size_t i = 0; i < n; i++) {
+        if (aggs)
+            aggs[i] = (char *) appends[i].agg;
+        for (size_t k = 0; k < appends[i].n; k++)
+            nids += appends[i].events[k].client_id;
+    }
+    annal_new_event_t *ids = calloc(nids + 1, sizeof *ids); /* their event_id fields */
+    for (size_t i = 0, j = 0; ids && i < n; i++)
+        for (size_t k = 0; k < appends[i].n; k++)
+            if (appends[i].events[k].client_id)
+                memcpy(ids[j++].event_id, appends[i].events[k].event_id, 16);
+    char *agg_array = aggs ? s_array(aggs, n, s_string_item) : NULL;
+    char *id_array = ids ? s_array(ids, nids, s_uuid_item) : NULL;
+    PGresult *r = NULL;
+    err = ANNAL_ERR_UNAVAILABLE;
+    if (agg_array && id_array) {
+        const char *values[2] = {agg_array, id_array};
+        r = s_query(self,
+                    "SELECT aggregate_id, version, NULL::uuid FROM annal_aggregates"
+                    " WHERE aggregate_id = ANY($1::text[])"
+                    " UNION ALL SELECT NULL, NULL, event_id FROM annal_events"
+                    " WHERE event_id = ANY($2::uuid[])",
+                    2, values, NULL, NULL, &err);
+    }
+    free(aggs);
+    free(ids);
+    free(agg_array);
+    free(id_array);
+    if (!r)
+        return err;
+    for (size_t i = 0; i < n && !err; i++) {
+        agg_t *a = zhashx_lookup(self->versions, appends[i].agg);
+        if (!a && (!(a = calloc(1, sizeof *a))
+                   || zhashx_insert(self->versions, appends[i].agg, a)))
+            err = ANNAL_ERR_UNAVAILABLE;
+    }
+    for (int row = 0; row < PQntuples(r) && !err; row++) {
+        if (!PQgetisnull(r, row, 0)) {
+            agg_t *a = zhashx_lookup(self->versions, PQgetvalue(r, row, 0));
+            if (a)
+                a->version = s_u64(r, row, 1);
+            continue;
+        }
+        char text[37];
+        s_uuid_text((const uint8_t *) PQgetvalue(r, row, 2), text);
+        zhashx_update(self->ids, text, (void *) 1);
+    }
+    PQclear(r);
+    self->fast = !err;
+    return err;
+}
+
+/* The fast path of an append (see above): ANNAL_ERR_RETRY when it is not
+   for it (annal_append must run), else as s_append. */
+static annal_err_t s_append_fast(pg_t *self, const char *agg, annal_expect_t expect,
+                                 uint64_t expected, const annal_new_event_t *events, size_t n,
+                                 annal_append_result_t *res)
+{
+    agg_t *a = self->fast && self->locked ? zhashx_lookup(self->versions, agg) : NULL;
+    if (!a)
+        return ANNAL_ERR_RETRY;
+    char text[37];
+    for (size_t i = 0; i < n; i++) /* noted as written: a later use goes to annal_append */
+        if (events[i].client_id
+            && zhashx_insert(self->ids, s_uuid_text(events[i].event_id, text), (void *) 1))
+            return ANNAL_ERR_RETRY;
+    uint64_t cur = a->version;
+    if ((expect == ANNAL_EXPECT_EXACT && cur != expected)
+        || (expect == ANNAL_EXPECT_EXISTS && cur == 0)) {
+        res->actual_version = cur;
+        return ANNAL_ERR_CONFLICT;
+    }
+    size_t alen = strlen(agg);
+    for (size_t i = 0; i < n; i++) {
+        const annal_new_event_t *e = &events[i];
+        annal_event_t ev = {self->txn_head + 1 + i, e->event_id, agg, alen, cur + 1 + i,
+                            e->event_type, strlen(e->event_type), e->data.data, e->data.size,
+                            e->metadata.data, e->metadata.size, self->recorded};
+        if (s_copy_row(self, &ev, (uint32_t) n, (uint32_t) i))
+            return ANNAL_ERR_UNAVAILABLE;
+        self->rows++;
+    }
+    a->version = cur + n;
+    a->dirty = true;
+    res->first_sequence = self->txn_head + 1;
+    res->last_sequence = self->txn_head = self->txn_head + n;
+    res->version = a->version;
+    res->recorded_at = self->recorded;
+    return ANNAL_OK;
+}
+
 static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect,
                             uint64_t expected, const annal_new_event_t *events, size_t n,
                             annal_append_result_t *res, char *why, size_t whylen)
@@ -685,8 +1036,13 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
     memset(res, 0, sizeof *res);
     if (n == 0 || n > INT32_MAX)
         return ANNAL_ERR_INTERNAL;
-    annal_err_t err = s_write_txn(self, true);
-    if (err)
+    annal_err_t err = s_append_fast(self, agg, expect, expected, events, n, res);
+    if (err != ANNAL_ERR_RETRY) {
+        if (err == ANNAL_ERR_UNAVAILABLE) /* out of memory with half a row: drop the batch */
+            s_abort(self);
+        return err;
+    }
+    if ((err = s_write_txn(self)))
         return err;
     char ex[4], exv[24], head[24], rec[24];
     snprintf(ex, sizeof ex, "%d",
@@ -719,6 +1075,9 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
     res->last_sequence = s_u64(r, 0, 2);
     if (status == 0)
         self->txn_head = res->last_sequence;
+    agg_t *a = self->fast ? zhashx_lookup(self->versions, agg) : NULL;
+    if (a && (status == 0 || status == 2)) /* annal_aggregates has it: not dirty */
+        a->version = s_u64(r, 0, 3);
     res->recorded_at = (int64_t) s_u64(r, 0, 4);
     err = ANNAL_OK;
     if (status == 1)
@@ -840,7 +1199,7 @@ static annal_err_t s_put_snapshot(void *handle, const char *agg, uint64_t versio
     pg_t *self = handle;
     if (len > INT32_MAX)
         return ANNAL_ERR_MALFORMED;
-    annal_err_t err = s_write_txn(self, false);
+    annal_err_t err = s_write_txn(self);
     if (err)
         return err;
     char v[24];
@@ -950,145 +1309,15 @@ static uint64_t s_moved(void *handle)
    opens, which holds the writers' lock throughout: brokers on the database
    wait, and see nothing of it before load_end commits. */
 
-#define COPY_CHUNK (256u << 10)
-
-/* Room for need more bytes in the COPY buffer; -1 out of memory. */
-static int s_room(pg_t *self, size_t need)
-{
-    if (self->copy_len + need <= self->copy_cap)
-        return 0;
-    size_t cap = (self->copy_len + need) * 2;
-    char *bigger = realloc(self->copy, cap);
-    if (!bigger)
-        return -1;
-    self->copy = bigger;
-    self->copy_cap = cap;
-    return 0;
-}
-
-/* Adds text to the row, escaped for COPY's text format. */
-static void s_copy_text(pg_t *self, const char *text, size_t len)
-{
-    char *p = self->copy + self->copy_len;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        const char *esc = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
-                        : c == '\t' ? "\\t" : NULL;
-        if (esc) {
-            memcpy(p, esc, 2);
-            p += 2;
-        }
-        else
-            *p++ = c;
-    }
-    self->copy_len = (size_t) (p - self->copy);
-}
-
-/* Adds a bytea in hex (\\x...) to the row. */
-static void s_copy_bytes(pg_t *self, const uint8_t *b, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    char *p = self->copy + self->copy_len;
-    memcpy(p, "\\\\x", 3);
-    p += 3;
-    for (size_t i = 0; i < len; i++) {
-        *p++ = hex[b[i] >> 4];
-        *p++ = hex[b[i] & 15];
-    }
-    self->copy_len = (size_t) (p - self->copy);
-}
-
-static void s_copy_printf(pg_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void s_copy_printf(pg_t *self, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(self->copy + self->copy_len, self->copy_cap - self->copy_len, fmt, ap);
-    va_end(ap);
-    self->copy_len += n > 0 ? (size_t) n : 0;
-}
-
-/* Sends the buffered rows (all, or once there are enough). */
-static annal_err_t s_copy_send(pg_t *self, bool all, char *why, size_t whylen)
-{
-    if (self->copy_len == 0 || (!all && self->copy_len < COPY_CHUNK))
-        return ANNAL_OK;
-    if (PQputCopyData(self->conn, self->copy, (int) self->copy_len) != 1) {
-        snprintf(why, whylen, "COPY failed: %s", PQerrorMessage(self->conn));
-        return ANNAL_ERR_UNAVAILABLE;
-    }
-    self->copy_len = 0;
-    return ANNAL_OK;
-}
-
-/* Ends the COPY under way, if any. */
-static annal_err_t s_copy_end(pg_t *self, char *why, size_t whylen)
-{
-    if (self->loading != LOAD_EVENTS && self->loading != LOAD_SNAPSHOTS)
-        return ANNAL_OK;
-    self->loading = LOAD_OPEN;
-    annal_err_t err = s_copy_send(self, true, why, whylen);
-    if (PQputCopyEnd(self->conn, err ? "annal migrate stopped" : NULL) != 1 && !err) {
-        snprintf(why, whylen, "COPY failed: %s", PQerrorMessage(self->conn));
-        err = ANNAL_ERR_UNAVAILABLE;
-    }
-    PGresult *r;
-    while ((r = PQgetResult(self->conn))) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && !err) {
-            snprintf(why, whylen, "COPY failed: %s", PQresultErrorMessage(r));
-            err = ANNAL_ERR_INTERNAL;
-        }
-        PQclear(r);
-    }
-    return err;
-}
-
-/* Starts COPY of table when it is not the one under way. */
-static annal_err_t s_copy_start(pg_t *self, int what, const char *sql, char *why, size_t whylen)
-{
-    if (self->loading == what)
-        return ANNAL_OK;
-    annal_err_t err = s_copy_end(self, why, whylen);
-    if (err)
-        return err;
-    PGresult *r = PQexec(self->conn, sql);
-    bool ok = PQresultStatus(r) == PGRES_COPY_IN;
-    PQclear(r);
-    if (!ok) {
-        snprintf(why, whylen, "cannot start COPY: %s", PQerrorMessage(self->conn));
-        return ANNAL_ERR_INTERNAL;
-    }
-    self->loading = what;
-    return ANNAL_OK;
-}
-
 static annal_err_t s_load_event(void *arg, const annal_stored_t *rec, char *why, size_t whylen)
 {
     pg_t *self = arg;
-    const annal_event_t *e = &rec->event;
-    annal_err_t err = s_copy_start(self, LOAD_EVENTS,
-                                   "COPY annal_events (" EVENT_COLUMNS ", append_size,"
-                                   " append_index) FROM STDIN", why, whylen);
-    if (err)
-        return err;
-    if (s_room(self, 200 + 2 * (e->aggregate_id_len + e->event_type_len)
-                         + 2 * (e->data_len + e->metadata_len))) {
+    annal_err_t err = s_copy_start(self, LOAD_EVENTS, COPY_EVENTS, why, whylen);
+    if (!err && s_copy_row(self, &rec->event, rec->append_size, rec->append_index)) {
         snprintf(why, whylen, "out of memory");
-        return ANNAL_ERR_UNAVAILABLE;
+        err = ANNAL_ERR_UNAVAILABLE;
     }
-    char id[37];
-    s_copy_printf(self, "%llu\t%s\t", (unsigned long long) e->sequence,
-                  s_uuid_text(e->event_id, id));
-    s_copy_text(self, e->aggregate_id, e->aggregate_id_len);
-    s_copy_printf(self, "\t%llu\t", (unsigned long long) e->version);
-    s_copy_text(self, e->event_type, e->event_type_len);
-    s_copy_printf(self, "\t");
-    s_copy_bytes(self, e->data, e->data_len);
-    s_copy_printf(self, "\t");
-    s_copy_bytes(self, e->metadata, e->metadata_len);
-    s_copy_printf(self, "\t%lld\t%u\t%u\n", (long long) e->recorded_at, rec->append_size,
-                  rec->append_index);
-    return s_copy_send(self, false, why, whylen);
+    return err ? err : s_copy_send(self, false, why, whylen);
 }
 
 static annal_err_t s_load_snapshot(void *arg, const char *agg, size_t alen,
@@ -1178,6 +1407,7 @@ const annal_store_ops_t annal_pg_ops = {
     .commit = s_commit,
     .abort = s_abort,
     .checkpoint = NULL,
+    .prepare = s_prepare,
     .append = s_append,
     .version = s_version,
     .read = s_read,

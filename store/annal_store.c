@@ -80,6 +80,12 @@ annal_err_t annal_store_checkpoint(annal_store_t *self)
     return self->ops->checkpoint ? self->ops->checkpoint(self->backend) : ANNAL_OK;
 }
 
+annal_err_t annal_store_prepare(annal_store_t *self, const annal_append_hint_t *appends,
+                                size_t n)
+{
+    return self->ops->prepare && n ? self->ops->prepare(self->backend, appends, n) : ANNAL_OK;
+}
+
 bool annal_store_shared(const annal_store_t *self)
 {
     return self->ops->watch_fd != NULL;

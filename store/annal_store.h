@@ -60,6 +60,13 @@ typedef struct {
     uint64_t snapshots;     /* snapshots stored */
 } annal_store_stats_t;
 
+/* One append a batch will make: its aggregate and events. */
+typedef struct {
+    const char *agg;
+    const annal_new_event_t *events;
+    size_t n;
+} annal_append_hint_t;
+
 /* A stored event, with what idempotency keeps of the append it came in
    (for moving a store: annal migrate). */
 typedef struct {
@@ -105,6 +112,10 @@ typedef struct {
        due, such as moving journaled batches into the main store file. May
        block on the disk. Optional (NULL). */
     annal_err_t (*checkpoint)(void *self);
+    /* Called at the start of a batch with the appends it will make, in
+       order, so that a backend can fetch what they need at once. Optional
+       (NULL); an error fails the batch. */
+    annal_err_t (*prepare)(void *self, const annal_append_hint_t *appends, size_t n);
     /* Appends n events to agg after the version check; idempotent on event
        ids (PROTOCOL.md section 4). On ANNAL_ERR_CONFLICT nothing is written
        and res->actual_version is set; on ANNAL_ERR_MALFORMED why says why. */
@@ -173,6 +184,8 @@ annal_err_t annal_store_begin(annal_store_t *self);
 annal_err_t annal_store_commit(annal_store_t *self);
 void annal_store_abort(annal_store_t *self);
 annal_err_t annal_store_checkpoint(annal_store_t *self);
+annal_err_t annal_store_prepare(annal_store_t *self, const annal_append_hint_t *appends,
+                                size_t n);
 bool annal_store_shared(const annal_store_t *self);
 int annal_store_watch_fd(annal_store_t *self);
 uint64_t annal_store_moved(annal_store_t *self);

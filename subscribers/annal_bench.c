@@ -27,6 +27,7 @@
 
 #define ID_BASE ((int64_t) 1 << 33) /* msg_ids from here always take 9 MessagePack bytes */
 #define T_PLACEHOLDER 1700000000000000000LL
+#define MAX_BROKERS 8
 
 typedef struct {
     const char *workload;   /* W1 .. W8 */
@@ -34,7 +35,7 @@ typedef struct {
     int clients, depth;     /* W1/W3/W7: concurrent clients, requests in flight each */
     int payload;            /* bytes of padding in event_data */
     double duration;        /* seconds per measured run */
-    const char *connect;    /* running annald's commands endpoint, or NULL */
+    const char *connect;    /* running annald's commands endpoint(s, comma-separated), or NULL */
     const char *events;     /* its events endpoint (W7) */
     bool json;              /* JSON lines output */
     int writers;            /* W4 */
@@ -47,6 +48,8 @@ typedef struct {
     pid_t pid;              /* annald we started, or 0 */
     char dir[4096];         /* its data folder */
     char commands[256], events[256];
+    char brokers[MAX_BROKERS][256]; /* --connect's endpoints: client i uses i % nbrokers */
+    int nbrokers;           /* 1 unless --connect names several */
     bool echo;              /* the ZMQ reference's echo, not annald */
 } target_t;
 
@@ -113,8 +116,16 @@ static int s_rm(const char *p, const struct stat *st, int f, struct FTW *w)
 static int s_start(const opts_t *o, target_t *t, const char *extra)
 {
     memset(t, 0, sizeof *t);
+    t->nbrokers = 1;
     if (o->connect) {
-        snprintf(t->commands, sizeof t->commands, "%s", o->connect);
+        /* several brokers on one store: A,B,... */
+        const char *p = o->connect;
+        for (t->nbrokers = 0; *p && t->nbrokers < MAX_BROKERS; t->nbrokers++) {
+            size_t n = strcspn(p, ",");
+            snprintf(t->brokers[t->nbrokers], sizeof t->brokers[0], "%.*s", (int) n, p);
+            p += n + (p[n] == ',');
+        }
+        snprintf(t->commands, sizeof t->commands, "%s", t->brokers[0]);
         snprintf(t->events, sizeof t->events, "%s", o->events ? o->events : "tcp://127.0.0.1:5556");
         return 0;
     }
@@ -144,6 +155,7 @@ static int s_start(const opts_t *o, target_t *t, const char *extra)
         fprintf(stderr, "annal-bench: annald did not start (%s): %s\n", annald, line);
         return -1;
     }
+    snprintf(t->brokers[0], sizeof t->brokers[0], "%s", t->commands);
     return 0;
 }
 
@@ -356,7 +368,8 @@ static double s_appenders(const opts_t *o, const target_t *t, void *ctx, int cli
     pthread_t *th = calloc((size_t) clients, sizeof *th);
     double start = s_now();
     for (int i = 0; i < clients; i++) {
-        cs[i] = (client_t){o, ctx, t->commands, i, batch, depth, start + o->duration,
+        cs[i] = (client_t){o, ctx, t->brokers[i % t->nbrokers], i, batch, depth,
+                           start + o->duration,
                            t->pid == 0 && t->echo, {0}};
         pthread_create(&th[i], NULL, s_client, &cs[i]);
     }
@@ -472,6 +485,8 @@ static int s_w1(const opts_t *o, void *ctx, int clients, int depth, const char *
     target_t t;
     if (s_start(o, &t, NULL))
         return 1;
+    if (clients < t.nbrokers) /* W2 on several brokers: a client on each */
+        clients = t.nbrokers;
     stats_t st = {0};
     double secs = s_appenders(o, &t, ctx, clients, depth, 1, &st);
     char label[64];
@@ -593,7 +608,63 @@ static int s_w4(const opts_t *o, void *ctx)
     return 0;
 }
 
-/* W5 (read_all catch-up) and W6 (read one aggregate). */
+/* W5: one reader of the whole log, pipelining pages. */
+typedef struct {
+    const opts_t *o;
+    void *ctx;
+    const char *endpoint;
+    stats_t stats;
+    uint64_t events;
+} reader_t;
+
+static void *s_catch_up(void *arg)
+{
+    reader_t *rd = arg;
+    const opts_t *o = rd->o;
+    stats_t st = {0};
+    uint64_t events = 0;
+    int64_t id = 1;
+    void *sock = s_socket(rd->ctx, rd->endpoint);
+    annal_body_t *b = annal_body_new();
+    /* sequences are dense, so the next pages are known before the replies
+       come; PAGES of them stay in flight */
+    enum { PAGE = 10000, PAGES = 2 };
+    uint64_t asked = 1;
+    double sent[PAGES];
+    int inflight = 0, head = 0;
+    bool end = false;
+    while (!end || inflight) {
+        while (!end && inflight < PAGES) {
+            annal_body_begin_plain(b);
+            annal_body_str(b, "type", "read_all", 8);
+            annal_body_int(b, "msg_id", id++);
+            annal_body_u64(b, "from_sequence", asked);
+            annal_body_int(b, "max_count", PAGE);
+            sent[(head + inflight) % PAGES] = s_now();
+            s_send(sock, b, o->enc);
+            asked += PAGE;
+            inflight++;
+        }
+        annal_msg_t *m = s_reply(sock);
+        size_t got = m ? annal_msg_len(m, "events") : 0;
+        const char *type = m ? annal_msg_str(m, "type") : NULL;
+        if (!type || strcmp(type, "events") != 0)
+            st.errors++;
+        annal_msg_destroy(&m);
+        s_lat(&st, (s_now() - sent[head]) * 1000);
+        head = (head + 1) % PAGES;
+        inflight--;
+        events += got;
+        end = end || got < PAGE || st.errors;
+    }
+    annal_body_destroy(&b);
+    zmq_close(sock);
+    rd->stats = st;
+    rd->events = events;
+    return NULL;
+}
+
+/* W5 (read_all catch-up, a reader on each broker) and W6 (read one aggregate). */
 static int s_reads(const opts_t *o, void *ctx, bool all)
 {
     target_t t;
@@ -608,37 +679,18 @@ static int s_reads(const opts_t *o, void *ctx, bool all)
     int64_t id = 1;
     double start = s_now();
     int rounds = 0;
-    if (all) {
-        /* catch-up: sequences are dense, so the next pages are known before
-           the replies come; PAGES of them stay in flight */
-        enum { PAGE = 10000, PAGES = 2 };
-        uint64_t asked = 1;
-        double sent[PAGES];
-        int inflight = 0, head = 0;
-        bool end = false;
-        while (!end || inflight) {
-            while (!end && inflight < PAGES) {
-                annal_body_begin_plain(b);
-                annal_body_str(b, "type", "read_all", 8);
-                annal_body_int(b, "msg_id", id++);
-                annal_body_u64(b, "from_sequence", asked);
-                annal_body_int(b, "max_count", PAGE);
-                sent[(head + inflight) % PAGES] = s_now();
-                s_send(sock, b, o->enc);
-                asked += PAGE;
-                inflight++;
-            }
-            annal_msg_t *m = s_reply(sock);
-            size_t got = m ? annal_msg_len(m, "events") : 0;
-            const char *type = m ? annal_msg_str(m, "type") : NULL;
-            if (!type || strcmp(type, "events") != 0)
-                st.errors++;
-            annal_msg_destroy(&m);
-            s_lat(&st, (s_now() - sent[head]) * 1000);
-            head = (head + 1) % PAGES;
-            inflight--;
-            events += got;
-            end = end || got < PAGE || st.errors;
+    if (all) { /* a reader on each broker */
+        reader_t rs[MAX_BROKERS];
+        pthread_t th[MAX_BROKERS];
+        for (int i = 0; i < t.nbrokers; i++) {
+            rs[i] = (reader_t){o, ctx, t.brokers[i], {0}, 0};
+            pthread_create(&th[i], NULL, s_catch_up, &rs[i]);
+        }
+        for (int i = 0; i < t.nbrokers; i++) {
+            pthread_join(th[i], NULL);
+            s_merge(&st, &rs[i].stats);
+            free(rs[i].stats.lat);
+            events += rs[i].events;
         }
     }
     else do {
@@ -670,8 +722,11 @@ static int s_reads(const opts_t *o, void *ctx, bool all)
     } while (s_now() - start < o->duration);
     double secs = s_now() - start;
     char label[64];
-    snprintf(label, sizeof label, all ? "read_all of %d events" : "read of a %d-event aggregate",
-             n);
+    if (all && t.nbrokers > 1)
+        snprintf(label, sizeof label, "read_all of %d events x %d", n, t.nbrokers);
+    else
+        snprintf(label, sizeof label, all ? "read_all of %d events" : "read of a %d-event aggregate",
+                 n);
     result_t r = {all ? "W5" : "W6", label, 1, 1, (double) events / secs, &st, st.errors, ""};
     s_report(o, &t, &r);
     free(st.lat);
@@ -911,6 +966,8 @@ static int s_zmq(const opts_t *o, void *ctx)
         return 1;
     }
     t.echo = true;
+    t.nbrokers = 1;
+    snprintf(t.brokers[0], sizeof t.brokers[0], "%s", t.commands);
     pthread_t th;
     pthread_create(&th, NULL, s_echo, &e);
     stats_t st = {0};
@@ -929,14 +986,16 @@ static void s_usage(FILE *out)
 {
     fprintf(out,
             "usage: annal-bench W1..W8|all [--encoding msgpack|json] [--clients C] [--depth D]\n"
-            "       [--payload BYTES] [--duration S] [--connect ENDPOINT] [--events ENDPOINT]\n"
+            "       [--payload BYTES] [--duration S] [--connect ENDPOINT[,...]] [--events ENDPOINT]\n"
             "       [--writers K] [--subscribers S] [--batch N] [--json]\n"
             "  W1 appends from C clients x D in flight   W2 one client, one in flight (latency)\n"
             "  W3 batch appends of 10, 100, 1000          W4 K writers on one aggregate, retrying\n"
             "  W5 read_all of 1,000,000 events            W6 read of a 10,000-event aggregate\n"
             "  W7 S subscribers during W1                 W8 replay with and without a snapshot\n"
             "  DISK fdatasyncs/s of 300-byte writes      ZMQ pipelined echo requests/s (C x D)\n"
-            "Without --connect each workload starts its own annald on a temporary store.\n");
+            "Without --connect each workload starts its own annald on a temporary store.\n"
+            "--connect A,B: brokers on one store; client i uses broker i mod 2 (W2: a client\n"
+            "on each; W5: a reader of the whole log on each, after the preload through A).\n");
 }
 
 int main(int argc, char **argv)

@@ -5,9 +5,16 @@ Runs each workload 3 times and keeps the median of each number, sweeps W1
 over the number of clients, loads 10,000,000 events to measure annald's
 memory at rest and its restart time, and draws the plots with gnuplot.
 Writes docs/bench/runs.jsonl (every run), docs/bench/medians.json,
-docs/bench/*.png, and prints the table. Called by `./dev bench`."""
+docs/bench/*.png, and prints the table. Called by `./dev bench`.
+
+With --pg, under tests/pg_cluster.sh (`./dev bench-pg`), the PostgreSQL
+figures instead: W1, W2 and W5 against one and against two annald on one
+database of that throwaway server (fsync and synchronous_commit on,
+shared_buffers 64MB, a Unix socket), each run on a new database; writes
+docs/bench/pg-runs.jsonl and docs/bench/pg-medians.json."""
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -42,11 +49,39 @@ def median_of(rows):
     return m
 
 
-def measure(name, *args, log):
+def pg_bench(brokers, *args):
+    """One annal-bench invocation against `brokers` annald sharing a new
+    database of the server at $ANNAL_TEST_PG."""
+    pg = os.environ["ANNAL_TEST_PG"]
+    name = "bench_" + os.urandom(4).hex()
+    subprocess.run(["psql", pg, "-qc", f"CREATE DATABASE {name}"], check=True)
+    store = pg.replace("/postgres?", f"/{name}?", 1)
+    procs, endpoints = [], []
+    try:
+        for _ in range(brokers):
+            p = subprocess.Popen([ANNALD, "--store", store, "--commands", "tcp://127.0.0.1:*",
+                                  "--events", "tcp://127.0.0.1:*", "--max-body", "8388608"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            procs.append(p)
+            m = re.search(r"commands (\S+) events", p.stdout.readline())
+            if not m:
+                raise SystemExit("bench-figures: annald did not start on PostgreSQL")
+            endpoints.append(m.group(1))
+        rows = bench(*args, "--connect", ",".join(endpoints))
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(30)
+    for r in rows:
+        r["brokers"] = brokers
+    return rows
+
+
+def measure(name, *args, log, runner=bench):
     """Runs a workload RUNS times; returns the medians, one per label."""
     by_label = {}
     for i in range(RUNS):
-        for row in bench(*args):
+        for row in runner(*args):
             row["set"] = name
             log.write(json.dumps(row) + "\n")
             log.flush()
@@ -175,5 +210,26 @@ def main():
               f"{m['broker_rss_anon_kib']} | {extra} |")
 
 
+def main_pg():
+    os.makedirs(OUT, exist_ok=True)
+    medians = []
+    with open(os.path.join(OUT, "pg-runs.jsonl"), "w") as log:
+        for brokers in (1, 2):
+            plan = [("W1", "W1"), ("W1-json", "W1", "--encoding", "json"), ("W2", "W2"),
+                    ("W5", "W5")]
+            for name, *args in plan:
+                for m in measure(f"{name} on {brokers}", *args, log=log,
+                                 runner=lambda *a, b=brokers: pg_bench(b, *a)):
+                    m["set"] = name
+                    medians.append(m)
+    with open(os.path.join(OUT, "pg-medians.json"), "w") as f:
+        json.dump(medians, f, indent=1)
+    print("| set | brokers | label | events/s | p50 ms | p99 ms | p99.9 ms | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    for m in medians:
+        print(f"| {m['set']} | {m['brokers']} | {m['label']} | {m['events_per_s']:,.0f} | "
+              f"{m['p50_ms']} | {m['p99_ms']} | {m['p999_ms']} | {m['errors']} |")
+
+
 if __name__ == "__main__":
-    main()
+    main_pg() if sys.argv[1:] == ["--pg"] else main()
