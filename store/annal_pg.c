@@ -337,10 +337,22 @@ static void s_no_notice(void *arg, const char *message)
     (void) message;
 }
 
+/* Connects to conninfo, with limits it may override: 5 s for the
+   connection (a server that accepts and then says nothing held annald at
+   start-up forever), and TCP keepalives that find a peer gone in about
+   25 s. */
+static PGconn *s_connectdb(const char *conninfo)
+{
+    static const char *const keys[] = {"connect_timeout", "keepalives_idle",
+                                       "keepalives_interval", "keepalives_count", "dbname", NULL};
+    const char *const values[] = {"5", "10", "5", "3", conninfo, NULL};
+    return PQconnectdbParams(keys, values, 1);
+}
+
 /* Connects and checks the database; 0, or -1 with the reason in why. */
 static int s_connect(pg_t *self, char *why, size_t whylen)
 {
-    self->conn = PQconnectdb(self->conninfo);
+    self->conn = s_connectdb(self->conninfo);
     if (PQstatus(self->conn) != CONNECTION_OK) {
         snprintf(why, whylen, "cannot connect to PostgreSQL: %s", PQerrorMessage(self->conn));
         s_disconnect(self);
@@ -1078,6 +1090,10 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
     agg_t *a = self->fast ? zhashx_lookup(self->versions, agg) : NULL;
     if (a && (status == 0 || status == 2)) /* annal_aggregates has it: not dirty */
         a->version = s_u64(r, 0, 3);
+    char text[37];
+    for (size_t i = 0; self->fast && status == 0 && i < n; i++) /* stored now */
+        if (events[i].client_id)
+            zhashx_update(self->ids, s_uuid_text(events[i].event_id, text), (void *) 1);
     res->recorded_at = (int64_t) s_u64(r, 0, 4);
     err = ANNAL_OK;
     if (status == 1)
@@ -1268,10 +1284,13 @@ static int s_watch_fd(void *handle)
 {
     pg_t *self = handle;
     if (!self->listen) {
+        /* not while the main connection is down: connecting blocks the
+           broker's loop, for up to connect_timeout when the server is away
+           (the heartbeat's catch-up brings the main one back) */
         int64_t now = annal_time_mono_ms();
-        if (now < self->listen_retry_at)
+        if (now < self->listen_retry_at || !self->conn)
             return -1;
-        self->listen = PQconnectdb(self->conninfo);
+        self->listen = s_connectdb(self->conninfo);
         if (PQstatus(self->listen) != CONNECTION_OK
             || s_exec(self->listen, "LISTEN annal_head", NULL, 0)) {
             PQfinish(self->listen);

@@ -196,8 +196,15 @@ def t_like_lmdb():
             if kind < 0.1:
                 burst.append({"type": "read", "aggregate_id": agg})
                 continue
-            if kind < 0.15:
-                burst.append({"type": "read_all", "from_sequence": rng.randint(0, 50)})
+            if kind < 0.2:
+                body = {"type": "read_all", "from_sequence": rng.randint(0, 60)}
+                if rng.random() < 0.5:
+                    body["max_count"] = rng.randint(1, 20)
+                if rng.random() < 0.3:
+                    body["prefix"] = rng.choice(["f-1", "f-", "g"])
+                if rng.random() < 0.3:
+                    body["event_types"] = rng.choice([["T"], ["X"], ["X", "T"]])
+                burst.append(body)
                 continue
             version = rng.choice(["any", "any", "exists", 0, 1, 2, 3, 5, 8, 13])
             n = rng.choice([1, 1, 1, 2, 3])
@@ -217,6 +224,20 @@ def t_like_lmdb():
             burst.append({"type": "append", "aggregate_id": agg, "version": version,
                           "events": events})
         bursts.append(burst)
+    # an id noted by a refused append, then stored by annal_append with a
+    # new one, which a third append names
+    ab, ad = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(2)]
+    d = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    sent_ids += [ab, ad, d]
+    ev = [{"event_type": "T", "event_data": {}, "event_id": i} for i in (ab, ad, d)]
+    bursts.insert(0, [{"type": "append", "aggregate_id": "f-0", "version": 99,
+                       "events": [ev[0], ev[1]]},
+                      {"type": "append", "aggregate_id": "f-0", "version": "any",
+                       "events": [ev[0], ev[2]]},
+                      {"type": "append", "aggregate_id": "f-1", "version": "any",
+                       "events": [ev[2]]},
+                      {"type": "append", "aggregate_id": "f-2", "version": "any",
+                       "events": [{"event_type": "T", "event_data": {}}]}])
     client_ids = set(sent_ids)
 
     def normal(v, names):
@@ -291,28 +312,63 @@ def t_snapshot_and_append():
         stop_all(procs)
 
 
+def t_silent_server():
+    """A server that accepts connections and never answers: annald gives up
+    after 5 s (or the URI's connect_timeout) and says why, not hang."""
+    import socket
+    from annal_harness import ANNALD
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    port = s.getsockname()[1]
+    try:
+        for query, limit in (("", 5), ("?connect_timeout=2", 2)):
+            start = time.time()
+            p = subprocess.run([ANNALD, "--store", f"postgresql://annal@127.0.0.1:{port}/x{query}",
+                                "--commands", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*"],
+                               capture_output=True, text=True, timeout=30)
+            took = time.time() - start
+            check(p.returncode == 1 and "timeout expired" in p.stderr, p.stderr)
+            check(limit - 0.5 < took < limit + 3, (query, took))
+    finally:
+        s.close()
+
+
 def t_kill_one():
-    """One of two brokers SIGKILLed under load: the other goes on serving and
-    publishing, the killed one restarts on the same database, and every
+    """One of two brokers SIGKILLed under load (pipelined appends, so that
+    batches take the fast path): the other goes on serving, and its PUB
+    carries every committed event once, in order, those of the killed
+    broker too; the killed one restarts on the same database, and every
     acknowledged event is there once, dense."""
     import signal
+    import msgpack
+    import zmq
+    from annal_harness import CTX
     procs = brokers(2, new_store())
     acked, lock, stop = {}, threading.Lock(), threading.Event()
+    sub = CTX.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(procs[1].events)
+    time.sleep(0.5)  # the subscription reaches PUB
 
     def writer(d, w):
         c = Client(d.commands, "msgpack", timeout=2000)
         i = 0
         while not stop.is_set():
-            eid = str(uuid.uuid4())
+            sent = {}
+            for _ in range(8):
+                eid = str(uuid.uuid4())
+                sent[c.send({"type": "append", "aggregate_id": f"k-{w}", "event_type": "T",
+                             "event_data": i, "version": "any", "event_id": eid})] = eid
+                i += 1
             try:
-                r = c.call({"type": "append", "aggregate_id": f"k-{w}", "event_type": "T",
-                            "event_data": i, "version": "any", "event_id": eid})
+                for _ in sent:
+                    r = c.recv()
+                    if r["type"] == "appended":
+                        with lock:
+                            acked[sent[r["in_reply_to"]]] = r["sequence_number"]
             except Exception:  # the killed broker does not answer
                 return
-            if r["type"] == "appended":
-                with lock:
-                    acked[eid] = r["sequence_number"]
-            i += 1
 
     try:
         threads = [threading.Thread(target=writer, args=(procs[w % 2], w)) for w in range(4)]
@@ -341,8 +397,21 @@ def t_kill_one():
             nxt = r.get("next_sequence", head + 1)
         check(sorted(seen.values()) == list(range(1, head + 1)), "gaps")
         check(all(seen.get(e) == q for e, q in acked.items()), "an acknowledged event is missing")
+        pubs, deadline = [], time.time() + 15  # $head comes every second: a deadline
+        while len(pubs) < head and time.time() < deadline:
+            if sub.poll(1000):
+                topic, body = sub.recv_multipart()
+                if topic != b"$head":
+                    ev = msgpack.unpackb(body, raw=False)
+                    pubs.append((ev["sequence_number"], ev["event_id"]))
+        by_seq = {q: e for e, q in seen.items()}
+        check([q for q, _ in pubs] == list(range(1, head + 1)),
+              ("the survivor's PUB", len(pubs), head,
+               [x for i, (x, _) in enumerate(pubs) if x != i + 1][:5]))
+        check(all(by_seq[q] == e for q, e in pubs), "PUB and the log disagree")
     finally:
         stop.set()
+        sub.close(0)
         stop_all(procs)
 
 
@@ -496,6 +565,7 @@ if not PG:
     print("skipped: run under tests/pg_cluster.sh")
     raise SystemExit(77)
 run([
+    ("silent_server", t_silent_server),
     ("snapshot_and_append", t_snapshot_and_append),
     ("like_lmdb", t_like_lmdb),
     ("start_together", t_start_together),
