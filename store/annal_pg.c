@@ -1163,8 +1163,12 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
     char f[24], to[24], m[24], *p = NULL, *t = NULL;
     if (from >= INT64_MAX)
         return ANNAL_OK;
-    uint64_t stop = from + scan > INT64_MAX ? INT64_MAX : from + scan; /* dense: scan records */
-    snprintf(f, sizeof f, "%llu", (unsigned long long) from);
+    /* sequences are dense: the events examined are [first, stop), at most
+       scan of them, or max without filters (a window the planner cannot
+       misjudge: a wide one was a bitmap scan and a sort spilled to disk) */
+    uint64_t first = from ? from : 1, window = prefix || ntypes ? scan : max;
+    uint64_t stop = first + window > INT64_MAX ? INT64_MAX : first + window;
+    snprintf(f, sizeof f, "%llu", (unsigned long long) first);
     snprintf(to, sizeof to, "%llu", (unsigned long long) stop);
     snprintf(m, sizeof m, "%zu", max);
     if (prefix && !(p = strndup(prefix, plen)))
@@ -1198,14 +1202,14 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
     bool none = rows == 1 && PQgetisnull(r, 0, 0);
     if (none)
         rows = 0;
-    uint64_t end = stop < head + 1 ? stop : head + 1;
+    uint64_t end = stop < head + 1 ? stop : head + 1; /* as LMDB: after the last examined */
     if (none) {
         PQclear(r);
-        *next = end > from ? end : from;
+        *next = end > first ? end : from;
         return ANNAL_OK;
     }
     err = s_events(self, r, out);
-    *next = (size_t) rows == max ? out->items[rows - 1].sequence + 1 : (end > from ? end : from);
+    *next = (size_t) rows == max ? out->items[rows - 1].sequence + 1 : (end > first ? end : from);
     return err;
 }
 
