@@ -1199,39 +1199,84 @@ static int s_copy_file(const char *dir, const char *dest, const char *name)
     return rc;
 }
 
-/* data.mdb first: LMDB's copy takes the writer lock to snapshot the meta
-   pages, and annald holds it between checkpoints, so the copy starts at
-   annald's next checkpoint (within about a second) and is that checkpoint.
-   Then the journal: its records of the generation the copy names are the
-   batches after that checkpoint, in order, each whole or dropped at replay;
-   records of a later generation (another checkpoint came in between) are
-   ignored, and the copy is then as of data.mdb. A store whose annald is
-   down is copied whole, its journal included. */
+/* The journal generation data.mdb names now (its last checkpoint's). */
+static int s_generation(MDB_env *env, uint64_t *gen)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc == MDB_MAP_RESIZED && (rc = mdb_env_set_mapsize(env, 0)) == 0)
+        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    MDB_dbi dbi;
+    MDB_val key = {strlen(JOURNAL_KEY), JOURNAL_KEY}, val;
+    rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+    if (rc == 0)
+        rc = mdb_get(txn, dbi, &key, &val);
+    *gen = rc == 0 && val.mv_size == 8 ? s_get64(val.mv_data) : 0;
+    mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* data.mdb first, as of annald's last checkpoint: a compacting copy, which
+   reads one snapshot in a read transaction. (LMDB's plain copy takes the
+   writer lock to read the meta pages; annald holds it between checkpoints
+   and takes it again at once under load, and the lock is not fair: backups
+   waited for minutes.) Then the journal: its records of the generation the
+   copy names are the batches after that checkpoint, in order, each whole or
+   dropped at replay. When no checkpoint came between the start of the one
+   and the end of the other, the copy holds every batch up to the end of the
+   journal's copy. Otherwise the journal is of a later generation (ignored
+   at replay), and the copy is as of its data.mdb, whose checkpoint may
+   predate the backup: then everything is copied again, and the second
+   data.mdb is of a checkpoint made after the backup began. A store whose
+   annald is down is copied whole, its journal included. */
 static int s_backup_locked(const char *dir, const char *dest, const char *path, char *why,
                            size_t whylen)
 {
+    char jpath[4096];
+    snprintf(jpath, sizeof jpath, "%s/annal.journal", dest);
     MDB_env *env;
     int rc = mdb_env_create(&env);
-    if (rc == 0) {
-        mdb_env_set_maxdbs(env, 8);
-        rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0644);
+    if (rc) {
+        snprintf(why, whylen, "opening %s: %s", dir, mdb_strerror(rc));
+        return -1;
+    }
+    mdb_env_set_maxdbs(env, 8);
+    rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0644);
+    if (rc)
+        snprintf(why, whylen, "opening %s: %s", dir, mdb_strerror(rc));
+    for (int attempt = 0; rc == 0 && attempt < 2; attempt++) {
+        uint64_t before = 0, after = 0;
+        unlink(path);
+        unlink(jpath);
+        rc = s_generation(env, &before);
         for (int tries = 0; rc == 0 && tries < 5; tries++) {
-            rc = mdb_env_copy2(env, dest, 0); /* one read transaction: a snapshot */
+            rc = mdb_env_copy2(env, dest, MDB_CP_COMPACT); /* one read transaction */
             if (rc != MDB_MAP_RESIZED)
                 break;
             unlink(path); /* annald grew the map meanwhile: map the new size, again */
             rc = mdb_env_set_mapsize(env, 0);
         }
-        mdb_env_close(env);
+        if (rc) {
+            snprintf(why, whylen, "copying %s/data.mdb: %s", dir, mdb_strerror(rc));
+            break;
+        }
+        if (s_copy_file(dir, dest, "annal.journal")) {
+            snprintf(why, whylen, "copying %s/annal.journal: %s", dir, strerror(errno));
+            rc = -1;
+            break;
+        }
+        if ((rc = s_generation(env, &after))) {
+            snprintf(why, whylen, "reading %s/data.mdb: %s", dir, mdb_strerror(rc));
+            break;
+        }
+        if (after == before)
+            break;
     }
-    if (rc) {
-        snprintf(why, whylen, "copying %s/data.mdb: %s", dir, mdb_strerror(rc));
+    mdb_env_close(env);
+    if (rc)
         return -1;
-    }
-    if (s_copy_file(dir, dest, "annal.journal")) {
-        snprintf(why, whylen, "copying %s/annal.journal: %s", dir, strerror(errno));
-        return -1;
-    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fsync(fd)) {
         snprintf(why, whylen, "flushing %s: %s", path, strerror(errno));
