@@ -522,24 +522,44 @@ static void s_fail_all(annal_broker_t *self, const char *text)
             s_error_reply(self, &self->pending[i], ANNAL_ERR_UNAVAILABLE, text);
 }
 
+/* Answers every live write of the batch with err (ANNAL_ERR_NO_SPACE or
+   ANNAL_ERR_REFUSED): the store wrote nothing of the batch. */
+static void s_refuse_writes(annal_broker_t *self, annal_err_t err)
+{
+    for (size_t i = 0; i < self->npending; i++) {
+        pending_t *p = &self->pending[i];
+        if (!p->err && s_commands[p->req.cmd].writes) {
+            p->err = err;
+            s_error_reply(self, p, err, err == ANNAL_ERR_NO_SPACE
+                          ? "no space left on the store's disk; nothing was written: retry later"
+                          : "the store refused the batch for now; nothing was written: retry "
+                            "later");
+        }
+    }
+}
+
 /* Runs every live request of the batch in one store batch and commits. */
 static void s_run_batch(annal_broker_t *self)
 {
+    bool hint = true; /* until preparing failed: then each append meets it alone */
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         s_drop_pubs(self);
         annal_err_t err = annal_store_begin(self->store);
+        if (err) {
+            s_fail_all(self, "the store is unavailable; nothing was written");
+            return;
+        }
         size_t nhints = 0;
-        for (size_t i = 0; i < self->npending; i++) {
+        for (size_t i = 0; hint && i < self->npending; i++) {
             annal_request_t *r = &self->pending[i].req;
             if (!self->pending[i].err && r->cmd == ANNAL_CMD_APPEND)
                 self->hints[nhints++] = (annal_append_hint_t) {r->aggregate_id, r->events,
                                                                r->event_count};
         }
-        if (!err && (err = annal_store_prepare(self->store, self->hints, nhints)))
+        if (annal_store_prepare(self->store, self->hints, nhints)) {
             annal_store_abort(self->store);
-        if (err) {
-            s_fail_all(self, "the store is unavailable; nothing was written");
-            return;
+            hint = false;
+            continue;
         }
         bool rerun = false;
         for (size_t i = 0; i < self->npending && !rerun; i++) {
@@ -551,6 +571,13 @@ static void s_run_batch(annal_broker_t *self)
             if (err == ANNAL_OK)
                 continue;
             if (err == ANNAL_ERR_RETRY) {
+                rerun = true;
+                continue;
+            }
+            if (err == ANNAL_ERR_NO_SPACE || err == ANNAL_ERR_REFUSED) {
+                /* the batch's writes failed, not this request: they are
+                   answered so, and the rest (reads) run again without them */
+                s_refuse_writes(self, err);
                 rerun = true;
                 continue;
             }
@@ -572,17 +599,8 @@ static void s_run_batch(annal_broker_t *self)
         err = annal_store_commit(self->store);
         if (err == ANNAL_ERR_RETRY)
             continue;
-        if (err == ANNAL_ERR_NO_SPACE) {
-            /* nothing of the batch was written: its writes are answered so,
-               and the rest (reads) run again without them */
-            for (size_t i = 0; i < self->npending; i++) {
-                pending_t *p = &self->pending[i];
-                if (!p->err && s_commands[p->req.cmd].writes) {
-                    p->err = err;
-                    s_error_reply(self, p, err, "no space left on the store's disk; nothing "
-                                                "was written: retry later");
-                }
-            }
+        if (err == ANNAL_ERR_NO_SPACE || err == ANNAL_ERR_REFUSED) {
+            s_refuse_writes(self, err); /* nothing of the batch was written */
             continue;
         }
         if (err)

@@ -520,12 +520,13 @@ static annal_err_t s_copy_end(pg_t *self, char *why, size_t whylen)
         err = ANNAL_ERR_UNAVAILABLE;
     }
     PGresult *r;
-    while ((r = PQgetResult(self->conn))) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && !err) {
-            snprintf(why, whylen, "COPY failed: %s", PQresultErrorMessage(r));
-            err = ANNAL_ERR_INTERNAL;
+    while (self->conn && (r = PQgetResult(self->conn))) {
+        if (PQresultStatus(r) == PGRES_COMMAND_OK || err) {
+            PQclear(r);
+            continue;
         }
-        PQclear(r);
+        snprintf(why, whylen, "COPY failed: %s", PQresultErrorMessage(r));
+        err = s_fail(self, r); /* a lock timeout or a full disk is not a bug */
     }
     return err;
 }
@@ -539,12 +540,11 @@ static annal_err_t s_copy_start(pg_t *self, int what, const char *sql, char *why
     if (err)
         return err;
     PGresult *r = PQexec(self->conn, sql);
-    bool ok = PQresultStatus(r) == PGRES_COPY_IN;
-    PQclear(r);
-    if (!ok) {
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
         snprintf(why, whylen, "cannot start COPY: %s", PQerrorMessage(self->conn));
-        return ANNAL_ERR_INTERNAL;
+        return s_fail(self, r);
     }
+    PQclear(r);
     self->loading = what;
     return ANNAL_OK;
 }
@@ -659,9 +659,9 @@ static annal_err_t s_commit(void *handle)
     if (!self->in_txn)
         return ANNAL_ERR_INTERNAL;
     annal_err_t err = s_flush_rows(self);
-    if (err) {
+    if (err) { /* COMMIT was not sent: nothing is written */
         s_abort(self);
-        return err == ANNAL_ERR_NO_SPACE ? err : ANNAL_ERR_UNAVAILABLE;
+        return err == ANNAL_ERR_NO_SPACE ? err : ANNAL_ERR_REFUSED;
     }
     bool open = self->txn_open;
     self->in_txn = self->txn_open = self->read_only = self->fast = false;
@@ -714,8 +714,11 @@ static PGresult *s_run(pg_t *self, const char *prepared, const char *sql, int n,
     }
     if (!self->txn_open && (*err = s_read_txn(self)))
         return NULL;
-    if ((*err = s_flush_rows(self))) /* what the batch wrote comes first */
+    if ((*err = s_flush_rows(self))) { /* what the batch wrote comes first */
+        if (*err != ANNAL_ERR_NO_SPACE) /* the batch's writes failed, not this statement */
+            *err = ANNAL_ERR_REFUSED;
         return NULL;
+    }
     PGresult *r = prepared ? PQexecPrepared(self->conn, prepared, n, values, lengths, formats, 1)
                            : PQexecParams(self->conn, sql, n, NULL, values, lengths, formats, 1);
     ExecStatusType st = PQresultStatus(r);
@@ -1164,9 +1167,10 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
     if (from >= INT64_MAX)
         return ANNAL_OK;
     /* sequences are dense: the events examined are [first, stop), at most
-       scan of them, or max without filters (a window the planner cannot
-       misjudge: a wide one was a bitmap scan and a sort spilled to disk) */
-    uint64_t first = from ? from : 1, window = prefix || ntypes ? scan : max;
+       scan of them, or max (if fewer) without filters: a window the planner
+       cannot misjudge (a wide one was a bitmap scan and a sort spilled to
+       disk) */
+    uint64_t first = from ? from : 1, window = prefix || ntypes || max > scan ? scan : max;
     uint64_t stop = first + window > INT64_MAX ? INT64_MAX : first + window;
     snprintf(f, sizeof f, "%llu", (unsigned long long) first);
     snprintf(to, sizeof to, "%llu", (unsigned long long) stop);

@@ -15,7 +15,9 @@
        ANNAL_ERR_UNAVAILABLE from commit it may be there or not (a retry
        with the same event ids settles it); after any other failure nothing
        of the batch is (ANNAL_ERR_NO_SPACE: the disk is full; the store
-       goes on serving reads, and takes writes again once space returns).
+       goes on serving reads, and takes writes again once space returns;
+       ANNAL_ERR_REFUSED: the batch's writes failed before its commit, such
+       as on a lock timeout).
 
     Event views (annal_event_t) returned by reads borrow the store's memory
     and stay valid until the next store call.
@@ -94,7 +96,9 @@ typedef struct {
 /* The operations a backend provides. Unless said otherwise each runs inside
    a batch (between begin and commit/abort), does not block on the network,
    and returns ANNAL_OK or an error; ANNAL_ERR_RETRY means the batch was
-   lost to a resize: abort it and run it again. */
+   lost to a resize: abort it and run it again; ANNAL_ERR_NO_SPACE and
+   ANNAL_ERR_REFUSED mean the batch's writes failed, whichever op found it
+   out: abort it (nothing of it is written) and run its reads again. */
 typedef struct {
     const char *name; /* "lmdb", reported by status */
     /* Opens (creating if empty) the store at location. Blocking. */

@@ -477,6 +477,54 @@ def t_lock_timeout():
         d.cleanup()
 
 
+def t_fast_path_refused():
+    """A burst that takes the fast path while another session holds a lock
+    it needs (lock_timeout 300 ms): annal_events in SHARE mode (its rows
+    cannot be written), or annal_head (the writers' lock cannot be taken):
+    every append is told nothing was written (11), the read among them is
+    answered, and once the lock is gone the same burst is stored whole."""
+    for lock in ("LOCK TABLE annal_events IN SHARE MODE",
+                 "SELECT * FROM annal_head FOR UPDATE"):
+        fast_path_refused(lock)
+
+
+def fast_path_refused(lock):
+    store = new_store()
+    d = Annald(data=store + "&options=-c%20lock_timeout%3D300")
+    try:
+        c = Client(d.commands, "msgpack", timeout=30000)
+        check(c.call({"type": "append", "aggregate_id": "w", "event_type": "T", "event_data": 0,
+                      "version": "any"})["type"] == "appended")
+        reqs = [{"type": "append", "aggregate_id": f"a{i}", "event_type": "T", "event_data": i,
+                 "version": 0} for i in range(6)]
+        reqs.insert(3, {"type": "read_all", "from_sequence": 1})
+
+        def play():
+            ids = [c.send(b) for b in reqs]
+            replies = {}
+            for _ in ids:
+                r = c.recv()
+                replies[r["in_reply_to"]] = r
+            return [replies[i] for i in ids]
+        holder = subprocess.Popen(["psql", store, "-qc", f"BEGIN; {lock};"
+                                   " SELECT pg_sleep(3); COMMIT"], stdout=subprocess.DEVNULL)
+        time.sleep(0.5)
+        got = play()
+        for body, r in zip(reqs, got):
+            if body["type"] == "read_all":
+                check(r["type"] == "events" and len(r["events"]) == 1, (lock, r))
+            else:
+                check(r["type"] == "error" and r["code"] == 11
+                      and "nothing was written" in r["text"], (lock, r))
+        holder.wait(20)
+        got = play()
+        check([r["type"] for r in got] == ["appended"] * 3 + ["events"] + ["appended"] * 3, got)
+        check(c.call({"type": "status"})["head_sequence"] == 7)
+        check(d.stop() == 0, d.stderr())
+    finally:
+        d.cleanup()
+
+
 def t_schema_1():
     """A database at schema 1 (annal_append with p_now, as first shipped) is
     migrated at start-up and served."""
@@ -575,6 +623,7 @@ run([
     ("kill_one", t_kill_one),
     ("one_snapshot_per_reply", t_one_snapshot_per_reply),
     ("lock_timeout", t_lock_timeout),
+    ("fast_path_refused", t_fast_path_refused),
     ("schema_1", t_schema_1),
     ("server_restart", t_server_restart),
 ])

@@ -14,6 +14,7 @@ static const struct {
     [ANNAL_ERR_CONFLICT] = {0, "concurrency conflict"},
     [ANNAL_ERR_RETRY] = {11, "store resized, retry"},
     [ANNAL_ERR_NO_SPACE] = {11, "no space left on the store's disk"},
+    [ANNAL_ERR_REFUSED] = {11, "the store refused the batch for now"},
 };
 
 int annal_err_code(annal_err_t err)

@@ -12,7 +12,8 @@ typedef enum {
     ANNAL_ERR_NOT_FOUND,      /* no such snapshot / version -> 20 */
     ANNAL_ERR_CONFLICT,       /* expected version mismatch (concurrency_error) */
     ANNAL_ERR_RETRY,          /* store grew its map: run the whole batch again */
-    ANNAL_ERR_NO_SPACE        /* the disk is full: nothing written, retry later -> 11 */
+    ANNAL_ERR_NO_SPACE,       /* the disk is full: nothing written, retry later -> 11 */
+    ANNAL_ERR_REFUSED         /* the store refused a commit for now: nothing written -> 11 */
 } annal_err_t;
 
 /* The protocol error code of err (10, 11, 12, 13, 20); 0 for OK and CONFLICT. */
