@@ -187,7 +187,9 @@ def t_like_lmdb():
     import random
     import tempfile
     rng = random.Random(7)
-    aggs = [f"f-{i}" for i in range(6)]
+    # names that array literals and COPY rows must quote or escape
+    aggs = [f"f-{i}" for i in range(6)] + ["b\\c", "q\"x", "{br,}", "c,d", "NULL", "tr\\",
+                                          "dé\x7f"]
     sent_ids, bursts = [], []
     for _ in range(40):
         burst = []
