@@ -23,10 +23,11 @@
     An append is one call of the prepared SQL function annal_append (one
     round trip): idempotency on event ids, the version check and the inserts
     happen there, next to the data. A batch of many appends takes the fast
-    path instead (below): a few round trips for the whole batch. The batch keeps the head in memory and
-    writes annal_head once, with its COMMIT. Every event of one batch gets
-    the same recorded_at, never smaller than the last one stored (annal_head
-    keeps it), whatever the brokers' clocks say.
+    path instead (below): a few round trips for the whole batch. The batch
+    keeps the head in memory and writes annal_head once, with its COMMIT.
+    Every event of one batch gets the same recorded_at, never smaller than
+    the last one stored (annal_head keeps it), whatever the brokers' clocks
+    say.
 
     The schema is created and migrated at open under an advisory lock, so
     several brokers can start at once; annal_schema holds its version. */
@@ -207,7 +208,7 @@ typedef struct {
     zhashx_t *versions; /* fast path: aggregate id -> agg_t, each one the batch appends to */
     zhashx_t *ids;     /* fast path: client event ids (text) stored, or written by the batch */
     size_t rows;       /* fast path: events in copy, not yet sent */
-    char *copy;        /* migration: COPY rows not sent yet */
+    char *copy;        /* COPY rows not sent yet (migration, fast path) */
     size_t copy_len, copy_cap;
 } pg_t;
 
@@ -437,7 +438,8 @@ static char *s_uuid_text(const uint8_t *u, char *buf)
     return buf;
 }
 
-#define COPY_CHUNK (256u << 10)
+#define COPY_CHUNK (256u << 10) /* migration: bytes of rows sent at a time */
+#define COPY_KEEP (16u << 20)   /* a bigger buffer is freed after use */
 
 /* Room for need more bytes in the COPY buffer; -1 out of memory. */
 static int s_room(pg_t *self, size_t need)
@@ -895,6 +897,11 @@ static annal_err_t s_flush_rows(pg_t *self)
         err = s_copy_end(self, why, sizeof why);
     self->loading = LOAD_NONE;
     self->rows = self->copy_len = 0;
+    if (self->copy_cap > COPY_KEEP) { /* do not keep a huge batch's buffer */
+        free(self->copy);
+        self->copy = NULL;
+        self->copy_cap = 0;
+    }
     /* pairs of aggregate id and version text, of the aggregates behind */
     size_t n = 0, cap = zhashx_size(self->versions);
     char **pairs = err ? NULL : calloc(2 * cap + 1, sizeof *pairs), *aggs = NULL, *versions = NULL;
