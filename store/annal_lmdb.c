@@ -97,7 +97,6 @@ typedef struct {
     uint8_t *jbuf;         /* the open batch's journal record */
     size_t jlen, jcap;     /* bytes used and allocated in jbuf */
     int lock_fd;           /* holds the folder's flock */
-    int backup_fd;         /* annal.backup.lock: recovery and backups exclude each other */
     uint64_t head;         /* last committed sequence */
     uint64_t txn_head;     /* last sequence inside the open batch */
     int64_t last_recorded; /* recorded_at of the last committed event */
@@ -377,7 +376,7 @@ static int s_grow(lmdb_t *self)
    and the checkpoint is tried again a second later (s_due). A failed LMDB
    commit leaves data.mdb at the last checkpoint: its meta page is written
    last. Returns an LMDB code. */
-static int s_recover_locked(lmdb_t *self)
+static int s_recover(lmdb_t *self)
 {
     if (self->root)
         mdb_txn_abort(self->root); /* the open batch's too: it is the root */
@@ -425,25 +424,8 @@ static int s_recover_locked(lmdb_t *self)
     }
 }
 
-/* A backup copies data.mdb, then the journal, under a shared flock of
-   annal.backup.lock; recovery holds it exclusively from dropping the root
-   to committing the rebuilt one. Between those, data.mdb lacks batches
-   that only the journal holds, and the next batches would overwrite them
-   there: a copy made then would miss acknowledged events. A recovery that
-   meets a backup waits for it at open, and otherwise fails (the store stays
-   failed and tries again at its next use). */
-static int s_recover(lmdb_t *self)
-{
-    if (self->backup_fd >= 0 && flock(self->backup_fd, LOCK_EX | (self->env_ready ? LOCK_NB : 0)))
-        return errno == EWOULDBLOCK ? EAGAIN : errno;
-    int rc = s_recover_locked(self);
-    if (self->backup_fd >= 0)
-        flock(self->backup_fd, LOCK_UN);
-    return rc;
-}
-
 /* Checkpoints the root; on failure rebuilds it from the journal (when the
-   disk is full, the rebuilt root stays open: s_recover_locked). */
+   disk is full, the rebuilt root stays open: s_recover). */
 static int s_checkpoint(lmdb_t *self)
 {
     if (!self->root)
@@ -496,8 +478,6 @@ static void s_close(void *handle)
     annal_journal_close(&self->journal);
     if (self->lock_fd >= 0)
         close(self->lock_fd);
-    if (self->backup_fd >= 0)
-        close(self->backup_fd);
     free(self->jbuf);
     free(self);
 }
@@ -528,7 +508,7 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         snprintf(why, whylen, "out of memory");
         return ANNAL_ERR_UNAVAILABLE;
     }
-    self->lock_fd = self->backup_fd = -1;
+    self->lock_fd = -1;
     if (mkdir(dir, 0755) && errno != EEXIST)
         return s_fail_open(self, why, whylen, "cannot create data folder %s: %s", dir,
                            strerror(errno));
@@ -637,8 +617,6 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         return s_fail_open(self, why, whylen, "data folder %s: %s", dir, jwhy);
     if (new_journal)
         s_sync_dir(dir);
-    snprintf(path, sizeof path, "%s/annal.backup.lock", dir);
-    self->backup_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if ((rc = s_recover(self))) {
         const char *what = rc == MDB_CORRUPTED ? "the journal or the last event record is damaged"
                                                : mdb_strerror(rc);
@@ -1229,10 +1207,13 @@ static int s_generation(MDB_env *env, uint64_t *gen)
    journal's copy. Otherwise the journal is of a later generation (ignored
    at replay), and the copy is as of its data.mdb, whose checkpoint may
    predate the backup: then everything is copied again, and the second
-   data.mdb is of a checkpoint made after the backup began. A store whose
-   annald is down is copied whole, its journal included. */
-static int s_backup_locked(const char *dir, const char *dest, const char *path, char *why,
-                           size_t whylen)
+   data.mdb is of a checkpoint made after the backup began. Recovery (a
+   rebuild from the journal, which ends with a checkpoint) is one more
+   checkpoint to it, so annald and backups need no lock between them: a
+   backup never stops annald. A store whose annald is down is copied whole,
+   its journal included. */
+static int s_backup(const char *dir, const char *dest, const char *path, char *why,
+                    size_t whylen)
 {
     char jpath[4096];
     snprintf(jpath, sizeof jpath, "%s/annal.journal", dest);
@@ -1308,19 +1289,7 @@ int annal_lmdb_backup(const char *dir, const char *dest, char *why, size_t whyle
         snprintf(why, whylen, "%s already holds a store; back up into a new folder", dest);
         return -1;
     }
-    /* no recovery between the two copies (see s_recover) */
-    char lpath[4096];
-    snprintf(lpath, sizeof lpath, "%s/annal.backup.lock", dir);
-    int lock = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock < 0 || flock(lock, LOCK_SH)) {
-        snprintf(why, whylen, "cannot lock %s: %s", lpath, strerror(errno));
-        if (lock >= 0)
-            close(lock);
-        return -1;
-    }
-    int result = s_backup_locked(dir, dest, path, why, whylen);
-    close(lock);
-    return result;
+    return s_backup(dir, dest, path, why, whylen);
 }
 
 const annal_store_ops_t annal_lmdb_ops = {

@@ -213,7 +213,7 @@ annal_err_t annal_store_stats(annal_store_t *self, annal_store_stats_t *out);
    every event up to a point at or after the copy's start, to be served by
    `annald --data dest`. LMDB: a compacted copy of data.mdb as of its last
    checkpoint, from a read transaction, plus the journal's records after
-   it (annal_lmdb.c, s_backup_locked).
+   it (annal_lmdb.c, s_backup).
    Returns 0, or -1 with the reason in why. */
 int annal_store_backup(const char *location, const char *dest, char *why, size_t whylen);
 
