@@ -1182,8 +1182,9 @@ static int s_generation(MDB_env *env, uint64_t *gen)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-    if (rc == MDB_MAP_RESIZED && (rc = mdb_env_set_mapsize(env, 0)) == 0)
-        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    for (int tries = 0; rc == MDB_MAP_RESIZED && tries < 5; tries++) /* annald grew the map */
+        if ((rc = mdb_env_set_mapsize(env, 0)) == 0)
+            rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
     if (rc)
         return rc;
     MDB_dbi dbi;
