@@ -731,6 +731,9 @@ static annal_err_t s_commit(void *handle)
 static annal_err_t s_checkpoint_op(void *handle)
 {
     lmdb_t *self = handle;
+    /* a reader that died mid-read (a killed backup) keeps its slot, and
+       every page freed after its snapshot from reuse, until cleared */
+    mdb_reader_check(self->env, NULL);
     if (self->txn || (self->root && !pthread_equal(self->root_thread, pthread_self())))
         return ANNAL_OK;
     if (self->failed) {

@@ -314,10 +314,53 @@ def t_backup_under_load():
         shutil.rmtree(dest, ignore_errors=True)
 
 
+def t_dead_reader():
+    """A process that read the store and died in the middle (a backup or an
+    mdb_dump killed mid-copy) leaves its slot in LMDB's reader table, which
+    would keep every page freed after its snapshot from reuse: annald clears
+    such slots within a few seconds."""
+    from annal_harness import Client
+    if not shutil.which("mdb_dump"):
+        print("mdb_dump is missing (lmdb-utils): skipped")
+        return
+    d = Annald()
+    try:
+        c = Client(d.commands, "msgpack")
+        for i in range(20):
+            r = c.call({"type": "append", "aggregate_id": f"r-{i}", "version": "any",
+                        "events": [{"event_type": "T", "event_data": {"pad": "x" * 500}}] * 50})
+            check(r["type"] == "appended", r)
+        time.sleep(3)  # a checkpoint (a second after the last batch): data.mdb has them
+        # mdb_dump writes into a pipe nobody reads: it blocks holding its
+        # read transaction, and dies there
+        dump = subprocess.Popen(["mdb_dump", "-a", d.data], stdout=subprocess.PIPE)
+        time.sleep(0.5)
+        check(dump.poll() is None, "mdb_dump ended: make the store bigger")
+
+        def readers():
+            out = subprocess.run(["mdb_stat", "-r", d.data], capture_output=True,
+                                 text=True).stdout  # (its exit status is 1 even so)
+            check(out.startswith("Reader Table Status"), out)
+            return {int(line.split()[0]) for line in out.splitlines()[2:]
+                    if line.split() and line.split()[0].isdigit()}
+        check(dump.pid in readers(), readers())
+        dump.kill()
+        dump.wait()
+        deadline = time.time() + 10
+        while dump.pid in readers() and time.time() < deadline:
+            time.sleep(0.2)
+        check(dump.pid not in readers(), "the dead reader's slot is still there")
+        check(c.call({"type": "status"})["head_sequence"] == 1000)
+        check(d.stop() == 0, d.stderr())
+    finally:
+        d.cleanup()
+
+
 run([
     ("round_trip", t_round_trip),
     ("backup_while_appending", t_backup_while_appending),
     ("backup_under_load", t_backup_under_load),
+    ("dead_reader", t_dead_reader),
     ("export_import", t_export_import),
     ("tail_across_restart", t_tail_across_restart),
 ])
