@@ -789,6 +789,11 @@ static const char *s_client_item(const void *arg, size_t i, char *buf)
     return ((const annal_new_event_t *) arg)[i].client_id ? "t" : "f";
 }
 
+static const char *s_id_item(const void *arg, size_t i, char *buf)
+{
+    return s_uuid_text(((const uint8_t (*)[16]) arg)[i], buf);
+}
+
 static const char *s_string_item(const void *arg, size_t i, char *buf)
 {
     (void) buf;
@@ -874,18 +879,6 @@ static char *s_bytea_array(const annal_new_event_t *events, size_t n, bool meta,
    event ids are already stored (a retry, or a mistake) flushes the buffer
    and runs annal_append, which knows every such case. */
 
-static const char *s_agg_item(const void *arg, size_t i, char *buf)
-{
-    (void) buf;
-    return ((char *const *) arg)[2 * i];
-}
-
-static const char *s_version_item(const void *arg, size_t i, char *buf)
-{
-    (void) buf;
-    return ((char *const *) arg)[2 * i + 1];
-}
-
 /* Sends the buffered rows, then the new versions of the aggregates. */
 static annal_err_t s_flush_rows(pg_t *self)
 {
@@ -902,24 +895,24 @@ static annal_err_t s_flush_rows(pg_t *self)
         self->copy = NULL;
         self->copy_cap = 0;
     }
-    /* pairs of aggregate id and version text, of the aggregates behind */
+    /* the aggregates behind, and their versions as text */
     size_t n = 0, cap = zhashx_size(self->versions);
-    char **pairs = err ? NULL : calloc(2 * cap + 1, sizeof *pairs), *aggs = NULL, *versions = NULL;
-    char (*text)[24] = err ? NULL : calloc(cap + 1, sizeof *text);
-    if (!err && (!pairs || !text))
+    char **names = err ? NULL : calloc(cap + 1, sizeof *names), **numbers = NULL;
+    char (*text)[24] = err ? NULL : calloc(cap + 1, sizeof *text), *aggs = NULL, *versions = NULL;
+    if (!err && (!names || !text || !(numbers = calloc(cap + 1, sizeof *numbers))))
         err = ANNAL_ERR_UNAVAILABLE;
-    for (agg_t *a = err ? NULL : zhashx_first(self->versions); a && !err;
+    for (agg_t *a = err ? NULL : zhashx_first(self->versions); a;
          a = zhashx_next(self->versions)) {
         if (!a->dirty)
             continue;
         a->dirty = false;
         snprintf(text[n], sizeof text[n], "%llu", (unsigned long long) a->version);
-        pairs[2 * n] = (char *) zhashx_cursor(self->versions);
-        pairs[2 * n + 1] = text[n];
+        names[n] = (char *) zhashx_cursor(self->versions);
+        numbers[n] = text[n];
         n++;
     }
-    if (!err && n && (!(aggs = s_array(pairs, n, s_agg_item))
-                      || !(versions = s_array(pairs, n, s_version_item))))
+    if (!err && n && (!(aggs = s_array(names, n, s_string_item))
+                      || !(versions = s_array(numbers, n, s_string_item))))
         err = ANNAL_ERR_UNAVAILABLE;
     if (!err && n) {
         const char *values[2] = {aggs, versions};
@@ -934,7 +927,8 @@ static annal_err_t s_flush_rows(pg_t *self)
         else
             PQclear(r);
     }
-    free(pairs);
+    free(names);
+    free(numbers);
     free(text);
     free(aggs);
     free(versions);
@@ -965,13 +959,13 @@ static annal_err_t s_prepare(void *handle, const annal_append_hint_t *appends, s
         for (size_t k = 0; k < appends[i].n; k++)
             nids += appends[i].events[k].client_id;
     }
-    annal_new_event_t *ids = calloc(nids + 1, sizeof *ids); /* their event_id fields */
+    uint8_t (*ids)[16] = calloc(nids + 1, sizeof *ids);
     for (size_t i = 0, j = 0; ids && i < n; i++)
         for (size_t k = 0; k < appends[i].n; k++)
             if (appends[i].events[k].client_id)
-                memcpy(ids[j++].event_id, appends[i].events[k].event_id, 16);
+                memcpy(ids[j++], appends[i].events[k].event_id, 16);
     char *agg_array = aggs ? s_array(aggs, n, s_string_item) : NULL;
-    char *id_array = ids ? s_array(ids, nids, s_uuid_item) : NULL;
+    char *id_array = ids ? s_array(ids, nids, s_id_item) : NULL;
     PGresult *r = NULL;
     err = ANNAL_ERR_UNAVAILABLE;
     if (agg_array && id_array) {
