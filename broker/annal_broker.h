@@ -1,5 +1,5 @@
 /*  annal_broker.h: the annal broker, a CZMQ actor serving the command set
-    of PROTOCOL.md on a ROUTER socket and publishing committed events on a
+    of docs/protocol.md on a ROUTER socket and publishing committed events on a
     PUB socket. annald runs one; annal-bridge embeds one. */
 #ifndef ANNAL_BROKER_H
 #define ANNAL_BROKER_H

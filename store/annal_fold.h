@@ -1,4 +1,4 @@
-/*  annal_fold.h: the default state fold (PROTOCOL.md section 1): an
+/*  annal_fold.h: the default state fold (docs/protocol.md, section 1): an
     aggregate's state is {} with each event's data applied in version order
     as JSON Merge Patch (RFC 7386). Used by create_snapshot, replay and
     get_state. */

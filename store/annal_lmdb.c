@@ -66,6 +66,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "annal_admin.h"
 #include "annal_journal.h"
 #include "annal_limits.h"
 #include "annal_store.h"

@@ -1,6 +1,6 @@
 /*  annal_store.h: the storage interface of annal.
 
-    A store is a backend (LMDB now, PostgreSQL later) behind a table of
+    A store is a backend (LMDB or PostgreSQL) behind a table of
     operations. The broker drives it in batches: begin, any number of
     operations, commit. Every write of a batch becomes durable together at
     commit (group commit); nothing of a batch is visible to other processes
@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "annal_codec.h"
+#include "annal_event.h"
 #include "annal_error.h"
 
 typedef struct {
@@ -121,7 +121,7 @@ typedef struct {
        (NULL); an error fails the batch. */
     annal_err_t (*prepare)(void *self, const annal_append_hint_t *appends, size_t n);
     /* Appends n events to agg after the version check; idempotent on event
-       ids (PROTOCOL.md section 4). On ANNAL_ERR_CONFLICT nothing is written
+       ids (docs/protocol.md, section 4). On ANNAL_ERR_CONFLICT nothing is written
        and res->actual_version is set; on ANNAL_ERR_MALFORMED why says why. */
     annal_err_t (*append)(void *self, const char *agg, annal_expect_t expect, uint64_t expected,
                           const annal_new_event_t *events, size_t n, annal_append_result_t *res,
@@ -208,27 +208,13 @@ annal_err_t annal_store_get_snapshot(annal_store_t *self, const char *agg, uint6
                                      bool folded_only, annal_snapshot_t *out);
 annal_err_t annal_store_stats(annal_store_t *self, annal_store_stats_t *out);
 
-/* Copies the store at location, while its annald goes on, into dest (a
-   folder that must not exist, or be empty): a consistent store holding
-   every event up to a point at or after the copy's start, to be served by
-   `annald --data dest`. LMDB: a compacted copy of data.mdb as of its last
-   checkpoint, from a read transaction, plus the journal's records after
-   it (annal_lmdb.c, s_backup).
-   Returns 0, or -1 with the reason in why. */
-int annal_store_backup(const char *location, const char *dest, char *why, size_t whylen);
-
-/* Progress of a migration: events copied of total, snapshots copied. */
-typedef void (*annal_progress_fn)(void *arg, uint64_t events, uint64_t total,
-                                  uint64_t snapshots);
-
-/* Copies the store at from (an LMDB folder, which no annald may be serving)
-   into the empty store at to (a PostgreSQL database) as one transaction:
-   every event with its sequence number, version, event_id and recorded_at,
-   what idempotent retries need of its append, and every snapshot. Calls
-   progress (when not NULL) now and then. Returns 0, or -1 with the reason
-   in why (then the target is left as it was). */
-int annal_store_migrate(const char *from, const char *to, annal_progress_fn progress, void *arg,
-                        char *why, size_t whylen);
+/* Moving a store (annal_admin.h): the optional dump and load ops; an
+   error when the backend has none. */
+annal_err_t annal_store_dump(annal_store_t *self, const annal_sink_t *sink, char *why,
+                             size_t whylen);
+annal_err_t annal_store_load_begin(annal_store_t *self, annal_sink_t *sink, char *why,
+                                   size_t whylen);
+annal_err_t annal_store_load_end(annal_store_t *self, bool keep, char *why, size_t whylen);
 
 /* Appends a view to list (growing it). Returns 0, or -1 out of memory. */
 int annal_event_list_push(annal_event_list_t *list, const annal_event_t *ev);

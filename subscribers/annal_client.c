@@ -42,37 +42,23 @@ static annal_status_t s_result(annal_result_t *res, annal_status_t status, int c
     return status;
 }
 
+const char *annal_status_str(annal_status_t status)
+{
+    switch (status) {
+    case ANNAL_SUCCESS: return "success";
+    case ANNAL_CONFLICT: return "conflict";
+    case ANNAL_FAILED: return "failed";
+    case ANNAL_TIMEOUT: return "timeout";
+    case ANNAL_INVALID: return "invalid";
+    }
+    return "unknown status";
+}
+
 static int64_t s_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int annal_curve_load(annal_curve_t *out, const char *client_secret_file,
-                     const char *server_public_file)
-{
-    zcert_t *mine = zcert_load(client_secret_file);
-    zcert_t *server = zcert_load(server_public_file);
-    int rc = -1;
-    if (mine && server && strspn(zcert_secret_txt(mine), "0") != 40) {
-        snprintf(out->public_key, sizeof out->public_key, "%s", zcert_public_txt(mine));
-        snprintf(out->secret_key, sizeof out->secret_key, "%s", zcert_secret_txt(mine));
-        snprintf(out->server_key, sizeof out->server_key, "%s", zcert_public_txt(server));
-        rc = 0;
-    }
-    zcert_destroy(&mine);
-    zcert_destroy(&server);
-    return rc;
-}
-
-int annal_curve_apply(void *sock, const annal_curve_t *curve)
-{
-    if (!curve)
-        return 0;
-    return zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, curve->server_key, 41)
-           || zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, curve->public_key, 41)
-           || zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, curve->secret_key, 41) ? -1 : 0;
 }
 
 annal_client_t *annal_client_new(const char *endpoint, int timeout_ms)
@@ -168,7 +154,7 @@ static annal_status_t s_wait(annal_client_t *self, int64_t msg_id, bool want_any
         zmq_msg_close(&frame);
         int64_t id;
         if (!msg)
-            return s_result(res, ANNAL_FAILED, 13, "annald sent a reply this client cannot decode");
+            return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL, "annald sent a reply this client cannot decode");
         const char *kind = annal_msg_str(msg, "type");
         bool anonymous_error = !annal_msg_int(msg, "in_reply_to", &id) && kind
                                && strcmp(kind, "error") == 0; /* annald could not read our msg_id */
@@ -183,7 +169,7 @@ static annal_status_t s_wait(annal_client_t *self, int64_t msg_id, bool want_any
         if (res)
             memset(res, 0, sizeof *res);
         if (type && strcmp(type, "error") == 0) {
-            int64_t code = 13;
+            int64_t code = ANNAL_CODE_INTERNAL;
             annal_msg_int(msg, "code", &code);
             const char *text = annal_msg_str(msg, "text");
             return s_result(res, ANNAL_FAILED, (int) code, "%s", text ? text : "error");
@@ -193,7 +179,7 @@ static annal_status_t s_wait(annal_client_t *self, int64_t msg_id, bool want_any
             return s_result(res, ANNAL_CONFLICT, 0, "%s", text ? text : "concurrency error");
         }
         if (!type || strcmp(type, want_type) != 0)
-            return s_result(res, ANNAL_FAILED, 13, "unexpected reply type '%s'",
+            return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL, "unexpected reply type '%s'",
                             type ? type : "?");
         return ANNAL_SUCCESS;
     }
@@ -395,14 +381,14 @@ static annal_status_t s_page(annal_client_t *self, annal_page_t **out, annal_res
         page->records = calloc(n ? n : 1, sizeof *page->records);
     if (!page || !page->records) {
         free(page);
-        return s_result(res, ANNAL_FAILED, 13, "out of memory");
+        return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
         annal_msg_t *item = annal_msg_item(self->last, "events", i);
         if (!item || annal_record_from_msg(item, &page->records[i])) {
             free(page->records);
             free(page);
-            return s_result(res, ANNAL_FAILED, 13, "annald sent a malformed event");
+            return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL, "annald sent a malformed event");
         }
     }
     page->count = n;

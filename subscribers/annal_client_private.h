@@ -4,13 +4,11 @@
 
 #include "annal_client.h"
 #include "annal_codec.h"
+#include "annal_curve_private.h"
 
 /* Fills r from an event message (strings owned by m). Returns 0, or -1 when
    a field is missing. */
 int annal_record_from_msg(annal_msg_t *m, annal_record_t *r);
 
-/* Makes a libzmq socket a CURVE client with curve's keys (NULL: leaves it
-   plaintext). 0, or -1. */
-int annal_curve_apply(void *sock, const annal_curve_t *curve);
 
 #endif

@@ -158,7 +158,7 @@ static int s_read(annal_subscription_t *self, annal_result_t *res)
     annal_status_t st = annal_client_read_all(self->client, self->position, PAGE, self->prefix,
                                               NULL, 0, &page, res);
     self->stats.reads++;
-    if (st == ANNAL_TIMEOUT || (st == ANNAL_FAILED && res->code == 11))
+    if (st == ANNAL_TIMEOUT || (st == ANNAL_FAILED && res->code == ANNAL_CODE_UNAVAILABLE))
         return AWAY;
     if (st != ANNAL_SUCCESS)
         return FATAL;

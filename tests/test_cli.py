@@ -11,9 +11,10 @@ import subprocess
 import tempfile
 import time
 
-from annal_harness import BIN, Annald, check, run
+from annal_harness import BIN, Annald, Client, append, check, run
 
 ANNAL = os.path.join(BIN, "annal")
+ADMIN = os.path.join(BIN, "annal-admin")
 
 
 def cli(d, *args, stdin=None, env_only=False):
@@ -22,6 +23,11 @@ def cli(d, *args, stdin=None, env_only=False):
         env.update(ANNAL_COMMANDS=d.commands, ANNAL_EVENTS=d.events)
     p = subprocess.run([ANNAL, *args], input=stdin, capture_output=True, text=True, timeout=60,
                        env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def admin(*args):
+    p = subprocess.run([ADMIN, *args], capture_output=True, text=True, timeout=60)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -211,7 +217,7 @@ def t_backup_while_appending():
             t.start()
         time.sleep(1.5)
         before = len(acked)
-        rc, out, err = cli(None, "backup", "--data", d.data, dest)
+        rc, out, err = admin("backup", "--data", d.data, dest)
         check(rc == 0, (rc, err))
         time.sleep(0.3)
         stop.set()
@@ -223,7 +229,7 @@ def t_backup_while_appending():
         final = len(acked)
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait()
-        rc, _, err = cli(None, "backup", "--data", d.data, dest + "-last")
+        rc, _, err = admin("backup", "--data", d.data, dest + "-last")
         check(rc == 0, (rc, err))
         last = Annald(data=dest + "-last")
         c = Client(last.commands)
@@ -233,9 +239,9 @@ def t_backup_while_appending():
         shutil.rmtree(dest + "-last", ignore_errors=True)
         check(got == final, f"the copy has {got} events of {final} acknowledged")
         # a second backup into a folder that holds one is refused
-        rc, _, err = cli(None, "backup", "--data", d.data, dest)
+        rc, _, err = admin("backup", "--data", d.data, dest)
         check(rc == 1 and "already holds a store" in err, (rc, err))
-        rc, _, err = cli(None, "backup", dest)
+        rc, _, err = admin("backup", dest)
         check(rc == 2, (rc, err))
         restored = Annald(data=dest)
         c = Client(restored.commands, "msgpack")
@@ -293,7 +299,7 @@ def t_backup_under_load():
         while load.poll() is None:
             before = c.call({"type": "status"})["head_sequence"]
             copy = os.path.join(dest, str(k))
-            rc, _, err = cli(None, "backup", "--data", d.data, copy)
+            rc, _, err = admin("backup", "--data", d.data, copy)
             check(rc == 0, (rc, err))
             restored = Annald(data=copy)
             try:
@@ -310,6 +316,32 @@ def t_backup_under_load():
     finally:
         if load.poll() is None:
             load.kill()
+        d.cleanup()
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def t_old_spellings():
+    """`annal backup` and `annal migrate` still work for one release: they run
+    annal-admin and say so; the client-side annal links no store library."""
+    d = Annald()
+    dest = tempfile.mkdtemp(prefix="annal-old-")
+    os.rmdir(dest)
+    try:
+        c = Client(d.commands)
+        check(append(c, "old-1", 0, {"a": 1})["sequence_number"] == 1)
+        c.close()
+        rc, _, err = cli(None, "--timeout", "3000", "backup", "--data", d.data, dest)
+        check(rc == 0 and "annal-admin backup" in err, (rc, err))
+        check(os.path.exists(os.path.join(dest, "data.mdb")), os.listdir(dest))
+        rc, _, err = cli(None, "migrate", "--from", d.data)
+        check(rc == 2 and "annal-admin migrate" in err and "usage: annal-admin migrate" in err,
+              (rc, err))
+        rc, _, err = admin("frobnicate")
+        check(rc == 2 and "unknown command" in err, (rc, err))
+        needed = subprocess.run(["readelf", "-d", ANNAL], capture_output=True, text=True).stdout
+        check("liblmdb" not in needed and "libpq" not in needed, needed)
+        check(d.stop() == 0, d.stderr())
+    finally:
         d.cleanup()
         shutil.rmtree(dest, ignore_errors=True)
 
@@ -361,6 +393,7 @@ run([
     ("backup_while_appending", t_backup_while_appending),
     ("backup_under_load", t_backup_under_load),
     ("dead_reader", t_dead_reader),
+    ("old_spellings", t_old_spellings),
     ("export_import", t_export_import),
     ("tail_across_restart", t_tail_across_restart),
 ])

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the build into a temporary prefix and builds a program against
-# libannal with pkg-config alone, then runs it (it must report annald
-# unreachable on a closed port, as a value, not a crash).
+# libannal with pkg-config alone, and again with CMake's find_package(annal),
+# then runs them (each must report annald unreachable on a closed port, as a
+# value, not a crash). The user programs are in bin, the bench and the
+# bridge are not.
 set -euo pipefail
 build=$1
 prefix=$(mktemp -d)
@@ -9,7 +11,7 @@ trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 cat >"$prefix/app.c" <<'C'
-#include <annal.h>
+#include <annal/annal.h>
 #include <stdio.h>
 int main(void)
 {
@@ -23,5 +25,18 @@ int main(void)
 C
 cc "$prefix/app.c" $(pkg-config --cflags --libs annal) -o "$prefix/app"
 LD_LIBRARY_PATH=$prefix/lib "$prefix/app"
-test -x "$prefix/bin/annal" && test -x "$prefix/bin/annald" && test -f "$prefix/lib/libannal.a"
+mkdir "$prefix/cmake-app"
+cat >"$prefix/cmake-app/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.18)
+project(app C)
+find_package(annal 0.1 REQUIRED)
+add_executable(app ../app.c)
+target_link_libraries(app PRIVATE annal::annal)
+CMAKE
+cmake -S "$prefix/cmake-app" -B "$prefix/cmake-app/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$prefix/cmake-app/build" >/dev/null
+LD_LIBRARY_PATH=$prefix/lib "$prefix/cmake-app/build/app"
+for p in annal annald annal-admin; do test -x "$prefix/bin/$p"; done
+for p in annal-bench annal-bridge; do test ! -e "$prefix/bin/$p" && test -x "$prefix/libexec/annal/$p"; done
+test -f "$prefix/lib/libannal.a" && test -f "$prefix/include/annal/annal.h"
 echo "1 passed, 0 failed"

@@ -108,7 +108,7 @@ def t_depth():
 
 def t_max_count():
     """Past --max-count, read and read_all answer the cap and say where to go on
-    (PROTOCOL.md: max_count is capped by the server)."""
+    (docs/protocol.md: max_count is capped by the server)."""
     with broker("--max-count", "7") as d:
         for enc in ENCODINGS:
             c = Client(d.commands, enc)

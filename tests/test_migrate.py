@@ -13,11 +13,11 @@ import uuid
 
 from annal_harness import BIN, PG, Annald, Client, check, new_store, run
 
-CLI = os.path.join(BIN, "annal")
+ADMIN = os.path.join(BIN, "annal-admin")
 
 
 def migrate(src, dst, wait=True):
-    p = subprocess.Popen([CLI, "migrate", "--from", src, "--to", dst],
+    p = subprocess.Popen([ADMIN, "migrate", "--from", src, "--to", dst],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if not wait:
         return p
@@ -84,10 +84,10 @@ def t_round_trip():
         rc, _, err = migrate(src, dst)
         check(rc == 0, err)
         lines = err.splitlines()
-        check(lines[0].startswith("annal: migrate: 0 of 315 events (0%), 0 snapshots"), err)
-        check(any(ln.startswith("annal: migrate: 315 of 315 events (100%), 4 snapshots")
+        check(lines[0].startswith("annal-admin: migrate: 0 of 315 events (0%), 0 snapshots"), err)
+        check(any(ln.startswith("annal-admin: migrate: 315 of 315 events (100%), 4 snapshots")
                   for ln in lines), err)
-        check(lines[-1].startswith("annal: migrate: done in "), err)
+        check(lines[-1].startswith("annal-admin: migrate: done in "), err)
 
         a, b = Annald(data=src), Annald(data=dst)
         try:
@@ -157,7 +157,7 @@ def t_refusals():
                         "event_data": {"i": i}, "version": "any"})
             check(r["type"] == "appended", r)
         rc, _, err = migrate(src, dst)  # annald still serves it
-        check(rc == 1 and "annal: migrate: " in err and "target is unchanged" in err, err)
+        check(rc == 1 and "annal-admin: migrate: " in err and "target is unchanged" in err, err)
         check(d.stop() == 0, d.stderr())
         d.cleanup()
         check(head(dst) == 0)

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "annal_codec.h"
 #include "annal_fold.h"
 #include "annal_store.h"
 

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "annal.h"
+#include <annal/annal.h>
 
 typedef struct {
     pid_t pid;          /* annald */

@@ -1,5 +1,5 @@
 /*  annal_error.h: the one error enum of annal and its mapping to the
-    protocol's error codes (PROTOCOL.md section 5). */
+    protocol's error codes (docs/protocol.md, section 5). */
 #ifndef ANNAL_ERROR_H
 #define ANNAL_ERROR_H
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "annal.h"
+#include <annal/annal.h>
 
 static annal_subscription_t *s_sub;
 

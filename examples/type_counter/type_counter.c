@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "annal.h"
+#include <annal/annal.h>
 
 #define MAX_TYPES 1024
 

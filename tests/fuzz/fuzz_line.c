@@ -1,5 +1,5 @@
 /*  fuzz_line.c: libFuzzer target for the bridge's line parser (the test
-    harness's line protocol, PROTOCOL.md section 3), and for building a
+    harness's line protocol, docs/protocol.md, section 3), and for building a
     reply line from it. */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/*  annal_line.h: the harness's line protocol (PROTOCOL.md section 3):
+/*  annal_line.h: the harness's line protocol (docs/protocol.md, section 3):
     {"src": S, "dest": D, "body": {...}} in, {"src": D, "dest": S,
     "body": reply} out, one JSON text per line in Python's json.dumps style. */
 #ifndef ANNAL_LINE_H

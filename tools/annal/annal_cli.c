@@ -13,9 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "annal.h"
 #include "annal_codec.h"
-#include "annal_store.h"
+#include <annal/annal.h>
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
@@ -30,7 +29,7 @@ typedef struct {
     const char *commands, *events; /* endpoints */
     int timeout_ms;                /* per request */
     const char *expect, *metadata, *event_id, *prefix, *types, *state, *at;
-    const char *from, *max, *version, *data, *to;
+    const char *from, *max, *version;
     const char *curve_key, *curve_server; /* CURVE certificate files */
     annal_curve_t curve;                  /* their keys, when given */
     bool backward, use_snapshot, help;
@@ -38,42 +37,57 @@ typedef struct {
     int nargs;
 } opts_t;
 
+typedef enum {
+    RUN_CLIENT, /* run(client, opts): talks to annald's command socket */
+    RUN_ALONE   /* run(NULL, opts): connects by itself, or not at all */
+} run_kind_t;
+
+static int s_append(annal_client_t *c, opts_t *o);
+static int s_read(annal_client_t *c, opts_t *o);
+static int s_read_all(annal_client_t *c, opts_t *o);
+static int s_tail(annal_client_t *c, opts_t *o);
+static int s_snapshot(annal_client_t *c, opts_t *o);
+static int s_get_snapshot(annal_client_t *c, opts_t *o);
+static int s_replay(annal_client_t *c, opts_t *o);
+static int s_state(annal_client_t *c, opts_t *o);
+static int s_status(annal_client_t *c, opts_t *o);
+static int s_export(annal_client_t *c, opts_t *o);
+static int s_keygen(annal_client_t *c, opts_t *o);
+static int s_import(annal_client_t *c, opts_t *o);
+
+/* One row per command: the CLI's table, dispatched by name. */
 static const struct {
     const char *name;   /* the command */
     const char *usage;  /* its synopsis and help */
     int nargs;          /* positional arguments it takes */
+    bool optional_arg;  /* nargs or none */
+    run_kind_t kind;    /* what run needs */
+    int (*run)(annal_client_t *c, opts_t *o);
 } s_commands[] = {
     {"append", "append AGGREGATE TYPE DATA [--expect V|any|exists] [--metadata JSON] [--event-id UUID]\n"
-               "  appends one event (DATA is JSON); default --expect any", 3},
+               "  appends one event (DATA is JSON); default --expect any", 3, false, RUN_CLIENT, s_append},
     {"read", "read AGGREGATE [--from VERSION] [--max N] [--backward]\n"
-             "  prints the aggregate's events, one JSON object per line", 1},
+             "  prints the aggregate's events, one JSON object per line", 1, false, RUN_CLIENT, s_read},
     {"read-all", "read-all [--from SEQUENCE] [--prefix P] [--types T1,T2] [--max N]\n"
-                 "  prints the global log up to its current head", 0},
+                 "  prints the global log up to its current head", 0, false, RUN_CLIENT, s_read_all},
     {"tail", "tail [--from SEQUENCE] [--prefix P]\n"
              "  a subscription: history from --from (default: only new events), then live;\n"
-             "  one JSON event per line until interrupted", 0},
+             "  one JSON event per line until interrupted", 0, false, RUN_ALONE, s_tail},
     {"snapshot", "snapshot AGGREGATE [--version V] [--state JSON]\n"
-                 "  saves a snapshot (the default fold, or STATE as given)", 1},
-    {"get-snapshot", "get-snapshot AGGREGATE\n  prints the latest snapshot", 1},
-    {"replay", "replay AGGREGATE [--use-snapshot] [--version V]\n  rebuilds the state", 1},
-    {"state", "state AGGREGATE --at TIMESTAMP\n  the state as of an RFC 3339 time", 1},
-    {"status", "status\n  the store's counters", 0},
+                 "  saves a snapshot (the default fold, or STATE as given)", 1, false, RUN_CLIENT, s_snapshot},
+    {"get-snapshot", "get-snapshot AGGREGATE\n  prints the latest snapshot", 1, false, RUN_CLIENT, s_get_snapshot},
+    {"replay", "replay AGGREGATE [--use-snapshot] [--version V]\n  rebuilds the state", 1, false, RUN_CLIENT, s_replay},
+    {"state", "state AGGREGATE --at TIMESTAMP\n  the state as of an RFC 3339 time", 1, false, RUN_CLIENT, s_state},
+    {"status", "status\n  the store's counters", 0, false, RUN_CLIENT, s_status},
     {"export", "export [--from SEQUENCE] [--prefix P]\n"
-               "  writes events as JSON lines (progress on stderr when it is a terminal)", 0},
-    {"backup", "backup --data DIR DEST\n"
-               "  copies the store in DIR into the new folder DEST while annald goes on serving\n"
-               "  it (run it on annald's machine); `annald --data DEST` serves the copy", 1},
-    {"migrate", "migrate --from DIR --to postgresql://...\n"
-                "  copies the LMDB store in DIR (stop its annald first) into an empty\n"
-                "  PostgreSQL database, keeping sequence numbers, versions, event ids,\n"
-                "  timestamps and snapshots; progress on stderr", 0},
+               "  writes events as JSON lines (progress on stderr when it is a terminal)", 0, false, RUN_CLIENT, s_export},
     {"keygen", "keygen NAME\n"
                "  writes a new CURVE key pair: NAME (the public certificate, to hand out or to\n"
-               "  put in annald's --curve-allow folder) and NAME_secret (keep it private)", 1},
+               "  put in annald's --curve-allow folder) and NAME_secret (keep it private)", 1, false, RUN_ALONE, s_keygen},
     {"import", "import [FILE]\n"
                "  appends exported JSON lines (FILE or stdin) in batches, keeping event ids,\n"
                "  types, data, metadata and versions (sequence numbers too, into an empty\n"
-               "  store); running it again writes nothing twice", 1},
+               "  store); running it again writes nothing twice", 1, true, RUN_CLIENT, s_import},
 };
 
 static void s_usage(FILE *out)
@@ -98,7 +112,7 @@ static int s_exit(const annal_result_t *res)
     case ANNAL_CONFLICT: return EXIT_CONFLICT;
     case ANNAL_TIMEOUT: return EXIT_UNREACHABLE;
     case ANNAL_INVALID: return EXIT_USAGE;
-    default: return res->code == 20 ? EXIT_NOT_FOUND : EXIT_FAILED;
+    default: return res->code == ANNAL_CODE_NOT_FOUND ? EXIT_NOT_FOUND : EXIT_FAILED;
     }
 }
 
@@ -213,6 +227,16 @@ static int s_scan(annal_client_t *c, opts_t *o, bool progress)
     return rc;
 }
 
+static int s_read_all(annal_client_t *c, opts_t *o)
+{
+    return s_scan(c, o, false);
+}
+
+static int s_export(annal_client_t *c, opts_t *o)
+{
+    return s_scan(c, o, true);
+}
+
 static annal_subscription_t *s_tailing;
 
 static void s_on_signal(int sig)
@@ -230,8 +254,9 @@ static int s_print_event(const annal_record_t *r, void *arg)
     return ferror(stdout) ? -1 : 0;
 }
 
-static int s_tail(opts_t *o)
+static int s_tail(annal_client_t *c, opts_t *o)
 {
+    (void) c;
     int64_t from = ANNAL_FROM_NOW;
     if (o->from && !s_number(o->from, &from)) {
         fprintf(stderr, "annal: --from takes a sequence number\n");
@@ -257,38 +282,75 @@ static int s_tail(opts_t *o)
     return st ? s_exit(&res) : 0;
 }
 
-static int s_simple(annal_client_t *c, const char *cmd, opts_t *o)
+/* Prints the reply of a command that succeeded, or says why it failed. */
+static int s_reply(annal_client_t *c, annal_status_t st, const annal_result_t *res)
 {
-    annal_result_t res;
-    annal_status_t st;
-    int64_t version = -1;
-    if (o->version && !s_number(o->version, &version)) {
-        fprintf(stderr, "annal: --version takes a number\n");
-        return EXIT_USAGE;
-    }
-    char *state = NULL;
-    annal_replayed_t replayed = {0};
-    if (strcmp(cmd, "snapshot") == 0)
-        st = annal_client_snapshot(c, o->args[0], o->state, version, NULL, &res);
-    else if (strcmp(cmd, "get-snapshot") == 0)
-        st = annal_client_get_snapshot(c, o->args[0], NULL, &state, &res);
-    else if (strcmp(cmd, "replay") == 0)
-        st = annal_client_replay(c, o->args[0], o->use_snapshot, version, &replayed, &res);
-    else if (strcmp(cmd, "state") == 0) {
-        if (!o->at) {
-            fprintf(stderr, "annal: state needs --at TIMESTAMP\n");
-            return EXIT_USAGE;
-        }
-        st = annal_client_get_state(c, o->args[0], o->at, NULL, &state, &res);
-    }
-    else
-        st = annal_client_status(c, NULL, &res);
-    free(state);
-    free(replayed.state);
     if (st)
-        return s_exit(&res);
+        return s_exit(res);
     printf("%s\n", annal_client_last_reply(c));
     return 0;
+}
+
+/* --version as a number, or -1 when not given; false when it is not one. */
+static bool s_version(const opts_t *o, int64_t *version)
+{
+    *version = -1;
+    if (o->version && !s_number(o->version, version)) {
+        fprintf(stderr, "annal: --version takes a number\n");
+        return false;
+    }
+    return true;
+}
+
+static int s_snapshot(annal_client_t *c, opts_t *o)
+{
+    int64_t version;
+    if (!s_version(o, &version))
+        return EXIT_USAGE;
+    annal_result_t res;
+    return s_reply(c, annal_client_snapshot(c, o->args[0], o->state, version, NULL, &res), &res);
+}
+
+static int s_get_snapshot(annal_client_t *c, opts_t *o)
+{
+    annal_result_t res;
+    char *state = NULL;
+    annal_status_t st = annal_client_get_snapshot(c, o->args[0], NULL, &state, &res);
+    free(state);
+    return s_reply(c, st, &res);
+}
+
+static int s_replay(annal_client_t *c, opts_t *o)
+{
+    int64_t version;
+    if (!s_version(o, &version))
+        return EXIT_USAGE;
+    annal_result_t res;
+    annal_replayed_t replayed = {0};
+    annal_status_t st = annal_client_replay(c, o->args[0], o->use_snapshot, version, &replayed,
+                                            &res);
+    free(replayed.state);
+    return s_reply(c, st, &res);
+}
+
+static int s_state(annal_client_t *c, opts_t *o)
+{
+    if (!o->at) {
+        fprintf(stderr, "annal: state needs --at TIMESTAMP\n");
+        return EXIT_USAGE;
+    }
+    annal_result_t res;
+    char *state = NULL;
+    annal_status_t st = annal_client_get_state(c, o->args[0], o->at, NULL, &state, &res);
+    free(state);
+    return s_reply(c, st, &res);
+}
+
+static int s_status(annal_client_t *c, opts_t *o)
+{
+    (void) o;
+    annal_result_t res;
+    return s_reply(c, annal_client_status(c, NULL, &res), &res);
 }
 
 /* One batch of the import: consecutive events of one aggregate. */
@@ -390,43 +452,36 @@ static int s_import(annal_client_t *c, opts_t *o)
     return rc;
 }
 
+/* The old spellings of annal-admin's commands (backup, migrate), kept for
+   one release: runs annal-admin from this program's folder, else PATH. */
+static int s_admin(int argc, char **argv, const char *cmd)
+{
+    (void) argc; /* argv[1] is cmd, argv[argc] is NULL */
+    fprintf(stderr, "annal: `annal %s` is now `annal-admin %s` (it runs on the store's "
+                    "machine); this spelling goes away in the next release\n", cmd, cmd);
+    char self[4096], path[4096 + 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(path, sizeof path, "%s/annal-admin", self);
+            argv[0] = path;
+            execv(path, argv);
+        }
+    }
+    argv[0] = "annal-admin";
+    execvp("annal-admin", argv);
+    fprintf(stderr, "annal: cannot run annal-admin: %s\n", strerror(errno));
+    return EXIT_FAILED;
+}
+
 /* Writes a new CURVE key pair as NAME and NAME_secret (CZMQ certificates). */
-/* Progress of annal migrate on stderr: a line a second at most. */
-typedef struct {
-    int64_t start, last; /* monotonic ms */
-} progress_t;
-
-static void s_progress(void *arg, uint64_t events, uint64_t total, uint64_t snapshots)
+static int s_keygen(annal_client_t *c, opts_t *o)
 {
-    progress_t *pr = arg;
-    int64_t now = zclock_mono();
-    if (now - pr->last < 1000 && events < total)
-        return;
-    pr->last = now;
-    fprintf(stderr, "annal: migrate: %" PRIu64 " of %" PRIu64 " events (%d%%), %" PRIu64
-                    " snapshots, %.1f s\n",
-            events, total, total ? (int) (events * 100 / total) : 100, snapshots,
-            (double) (now - pr->start) / 1000);
-}
-
-static int s_migrate(const opts_t *o)
-{
-    if (!o->from || !o->to) {
-        fprintf(stderr, "usage: annal migrate --from DIR --to postgresql://...\n");
-        return EXIT_USAGE;
-    }
-    char why[512];
-    progress_t pr = {zclock_mono(), 0};
-    if (annal_store_migrate(o->from, o->to, s_progress, &pr, why, sizeof why)) {
-        fprintf(stderr, "annal: migrate: %s; the target is unchanged\n", why);
-        return EXIT_FAILED;
-    }
-    fprintf(stderr, "annal: migrate: done in %.1f s\n", (double) (zclock_mono() - pr.start) / 1000);
-    return 0;
-}
-
-static int s_keygen(const char *name)
-{
+    (void) c;
+    const char *name = o->args[0];
     zcert_t *cert = zcert_new();
     int rc = cert ? zcert_save(cert, name) : -1;
     if (rc == 0)
@@ -463,13 +518,14 @@ int main(int argc, char **argv)
         OPT("--at", at, false),             OPT("--from", from, false),
         OPT("--max", max, false),           OPT("--version", version, false),
         OPT("--backward", backward, true),  OPT("--use-snapshot", use_snapshot, true),
-        OPT("--data", data, false),         OPT("--help", help, true),
-        OPT("--to", to, false),
+        OPT("--help", help, true),
         OPT("--curve-key", curve_key, false), OPT("--curve-server", curve_server, false),
 #undef OPT
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!cmd && (strcmp(a, "backup") == 0 || strcmp(a, "migrate") == 0))
+            return s_admin(argc - i + 1, argv + i - 1, a);
         if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
             int64_t t;
             if (!s_number(argv[++i], &t) || t == 0 || t > 3600000) {
@@ -518,15 +574,10 @@ int main(int argc, char **argv)
         printf("usage: annal %s\n", s_commands[k].usage);
         return 0;
     }
-    bool optional_arg = strcmp(cmd, "import") == 0;
-    if (o.nargs != s_commands[k].nargs && !(optional_arg && o.nargs == 0)) {
+    if (o.nargs != s_commands[k].nargs && !(s_commands[k].optional_arg && o.nargs == 0)) {
         fprintf(stderr, "usage: annal %s\n", s_commands[k].usage);
         return EXIT_USAGE;
     }
-    if (strcmp(cmd, "keygen") == 0)
-        return s_keygen(o.args[0]);
-    if (strcmp(cmd, "migrate") == 0)
-        return s_migrate(&o);
     if (!o.curve_key != !o.curve_server) {
         fprintf(stderr, "annal: CURVE needs both --curve-key and --curve-server\n");
         return EXIT_USAGE;
@@ -536,39 +587,15 @@ int main(int argc, char **argv)
                 o.curve_server);
         return EXIT_USAGE;
     }
-    if (strcmp(cmd, "tail") == 0)
-        return s_tail(&o);
-    if (strcmp(cmd, "backup") == 0) {
-        char why[512];
-        if (!o.data) {
-            fprintf(stderr, "usage: annal %s\n", s_commands[k].usage);
+    annal_client_t *c = NULL;
+    if (s_commands[k].kind == RUN_CLIENT) {
+        c = annal_client_new_curve(o.commands, o.timeout_ms, o.curve_key ? &o.curve : NULL);
+        if (!c) {
+            fprintf(stderr, "annal: cannot connect to %s\n", o.commands);
             return EXIT_USAGE;
         }
-        if (annal_store_backup(o.data, o.args[0], why, sizeof why)) {
-            fprintf(stderr, "annal: backup: %s\n", why);
-            return EXIT_FAILED;
-        }
-        return 0;
     }
-    annal_client_t *c = annal_client_new_curve(o.commands, o.timeout_ms,
-                                               o.curve_key ? &o.curve : NULL);
-    if (!c) {
-        fprintf(stderr, "annal: cannot connect to %s\n", o.commands);
-        return EXIT_USAGE;
-    }
-    int rc;
-    if (strcmp(cmd, "append") == 0)
-        rc = s_append(c, &o);
-    else if (strcmp(cmd, "read") == 0)
-        rc = s_read(c, &o);
-    else if (strcmp(cmd, "read-all") == 0)
-        rc = s_scan(c, &o, false);
-    else if (strcmp(cmd, "export") == 0)
-        rc = s_scan(c, &o, true);
-    else if (strcmp(cmd, "import") == 0)
-        rc = s_import(c, &o);
-    else
-        rc = s_simple(c, cmd, &o);
+    int rc = s_commands[k].run(c, &o);
     annal_client_destroy(&c);
     if (fflush(stdout) || ferror(stdout))
         rc = rc ? rc : EXIT_FAILED;

@@ -38,9 +38,9 @@ typedef int (*annal_handler_fn)(const annal_record_t *record, void *arg);
 
 typedef struct annal_subscription_t annal_subscription_t;
 
-annal_subscription_t *annal_subscription_new(const annal_subscription_config_t *config,
+ANNAL_EXPORT annal_subscription_t *annal_subscription_new(const annal_subscription_config_t *config,
                                              annal_handler_fn handler, void *arg);
-void annal_subscription_destroy(annal_subscription_t **self);
+ANNAL_EXPORT void annal_subscription_destroy(annal_subscription_t **self);
 
 /* Delivers events until stopped, the handler says stop, or duration_ms
    passes (< 0: no limit), and returns ANNAL_SUCCESS then. While annald is
@@ -49,15 +49,15 @@ void annal_subscription_destroy(annal_subscription_t **self);
    that is not valid: error 12), and when the store's head is behind the
    position (annald now serves another or a restored store: continuing
    would skip events silently). */
-annal_status_t annal_subscription_run(annal_subscription_t *self, int duration_ms,
+ANNAL_EXPORT annal_status_t annal_subscription_run(annal_subscription_t *self, int duration_ms,
                                       annal_result_t *result);
 
 /* Asks run to return soon, and every later run at once; safe from a signal
    handler or another thread. */
-void annal_subscription_stop(annal_subscription_t *self);
+ANNAL_EXPORT void annal_subscription_stop(annal_subscription_t *self);
 
 /* The next sequence number to consider. */
-uint64_t annal_subscription_position(const annal_subscription_t *self);
+ANNAL_EXPORT uint64_t annal_subscription_position(const annal_subscription_t *self);
 
 typedef struct {
     uint64_t live;  /* events delivered from the PUB stream */
@@ -67,7 +67,7 @@ typedef struct {
 
 /* Counters, for monitoring: a subscriber that keeps falling back on reads
    is too slow for the live stream. */
-void annal_subscription_stats(const annal_subscription_t *self, annal_subscription_stats_t *out);
+ANNAL_EXPORT void annal_subscription_stats(const annal_subscription_t *self, annal_subscription_stats_t *out);
 
 #ifdef __cplusplus
 }

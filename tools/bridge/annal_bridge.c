@@ -1,5 +1,5 @@
-/*  annal-bridge: the harness's line protocol on stdin/stdout (PROTOCOL.md
-    section 3), served by an embedded broker on a throwaway store, or by a
+/*  annal-bridge: the harness's line protocol on stdin/stdout
+    (docs/protocol.md, section 3), served by an embedded broker on a throwaway store, or by a
     running annald (--connect). */
 #define _XOPEN_SOURCE 700
 #include <czmq.h>
@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "annal.h"
 #include "annal_broker.h"
 #include "annal_codec.h"
+#include "annal_curve_private.h"
 #include "annal_line.h"
 
 #define REPLY_TIMEOUT_MS 30000
@@ -35,8 +35,7 @@ static int s_remove(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
-/* A DEALER connected to endpoint, or NULL. */
-/* A DEALER to endpoint; over CURVE when curve is given. */
+/* A DEALER to endpoint (over CURVE when curve is given), or NULL. */
 static zsock_t *s_connect(const char *endpoint, const annal_curve_t *curve)
 {
     zsock_t *dealer = zsock_new(ZMQ_DEALER);
@@ -44,12 +43,7 @@ static zsock_t *s_connect(const char *endpoint, const annal_curve_t *curve)
         return NULL;
     zsock_set_rcvtimeo(dealer, REPLY_TIMEOUT_MS);
     zsock_set_linger(dealer, 0);
-    if (curve) {
-        zsock_set_curve_serverkey(dealer, curve->server_key);
-        zsock_set_curve_publickey(dealer, curve->public_key);
-        zsock_set_curve_secretkey(dealer, curve->secret_key);
-    }
-    if (zsock_connect(dealer, "%s", endpoint) < 0)
+    if (annal_curve_apply(zsock_resolve(dealer), curve) || zsock_connect(dealer, "%s", endpoint) < 0)
         zsock_destroy(&dealer);
     return dealer;
 }

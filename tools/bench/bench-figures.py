@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(ROOT, "build", "annal-bench")
 ANNALD = os.path.join(ROOT, "build", "annald")
 OUT = os.path.join(ROOT, "docs", "bench")

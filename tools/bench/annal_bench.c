@@ -1,4 +1,4 @@
-/*  annal-bench: the annal benchmark (workloads W1..W8 of issue 4).
+/*  annal-bench: the annal benchmark (workloads W1..W8, BENCHMARKS.md).
 
     Each workload runs against a running annald (--connect) or one it starts
     on a temporary store next to this binary. Requests are encoded once per

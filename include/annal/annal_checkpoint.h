@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "annal_export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -13,10 +15,10 @@ extern "C" {
 /* Reads the position saved at path into *position. Returns 0, 1 when there
    is no checkpoint yet (*position = 1: from the beginning), -1 when the file
    is unreadable or damaged. */
-int annal_checkpoint_load(const char *path, uint64_t *position);
+ANNAL_EXPORT int annal_checkpoint_load(const char *path, uint64_t *position);
 
 /* Saves position atomically and durably. Returns 0 or -1 (errno set). */
-int annal_checkpoint_save(const char *path, uint64_t position);
+ANNAL_EXPORT int annal_checkpoint_save(const char *path, uint64_t position);
 
 #ifdef __cplusplus
 }

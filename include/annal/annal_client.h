@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "annal_curve.h"
+#include "annal_export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -23,11 +26,23 @@ extern "C" {
 typedef enum {
     ANNAL_SUCCESS = 0,  /* done */
     ANNAL_CONFLICT = 1, /* concurrency_error: the aggregate was not at the expected version */
-    ANNAL_FAILED = 2,   /* annald answered an error: result.code (10, 11, 12, 13, 20) */
+    ANNAL_FAILED = 2,   /* annald answered an error: result.code, an ANNAL_CODE_* */
     ANNAL_TIMEOUT = 3,  /* no answer in time (annald down or busy): the request may or may
                            not have been done; appends with event ids are safe to retry */
     ANNAL_INVALID = 4   /* bad arguments, refused before sending */
 } annal_status_t;
+
+/* The protocol's error codes, as result.code carries them with ANNAL_FAILED
+   (docs/protocol.md, section 5). */
+#define ANNAL_CODE_UNKNOWN_TYPE 10 /* annald does not know the request's type */
+#define ANNAL_CODE_UNAVAILABLE 11  /* store busy, disk full, backend away: retry later */
+#define ANNAL_CODE_MALFORMED 12    /* the request broke a rule; the text says which */
+#define ANNAL_CODE_INTERNAL 13     /* a bug in annald; nothing partial was written */
+#define ANNAL_CODE_NOT_FOUND 20    /* no such snapshot (or consumer group) */
+#define ANNAL_CODE_DELETED 21      /* the aggregate was deleted for good */
+
+/* A short name for status ("success", "conflict", ...); borrowed, static. */
+ANNAL_EXPORT const char *annal_status_str(annal_status_t status);
 
 typedef struct {
     annal_status_t status; /* as returned */
@@ -89,97 +104,82 @@ typedef struct {
     char version[32]; /* annald's version */
 } annal_store_status_t;
 
-/* CURVE keys (encryption and authentication, for an annald started with
-   --curve-secret and --curve-allow): the client's key pair and annald's
-   public key, each 40 characters of Z85 text. */
-typedef struct {
-    char public_key[41];
-    char secret_key[41];
-    char server_key[41];
-} annal_curve_t;
-
-/* Reads the keys from certificate files written by `annal keygen`: the
-   client's secret certificate (NAME_secret) and annald's public one (NAME).
-   0, or -1 when either cannot be read or the first holds no secret key. */
-int annal_curve_load(annal_curve_t *out, const char *client_secret_file,
-                     const char *server_public_file);
-
 typedef struct annal_client_t annal_client_t;
 
 /* Connects to annald's command endpoint (e.g. "tcp://127.0.0.1:5555").
    timeout_ms bounds every call (<= 0: 5000). NULL on a bad endpoint. */
-annal_client_t *annal_client_new(const char *endpoint, int timeout_ms);
+ANNAL_EXPORT annal_client_t *annal_client_new(const char *endpoint, int timeout_ms);
 
 /* The same over CURVE (curve NULL: plaintext). A key annald does not admit
-   looks like an annald that does not answer: calls end ANNAL_UNREACHABLE. */
-annal_client_t *annal_client_new_curve(const char *endpoint, int timeout_ms,
+   looks like an annald that does not answer: calls end ANNAL_TIMEOUT. */
+ANNAL_EXPORT annal_client_t *annal_client_new_curve(const char *endpoint, int timeout_ms,
                                        const annal_curve_t *curve);
-void annal_client_destroy(annal_client_t **self);
+ANNAL_EXPORT void annal_client_destroy(annal_client_t **self);
 
 /* Appends n events (n == 1: single form, n > 1: one atomic batch) after
    checking expected (a version >= 0, ANNAL_ANY or ANNAL_EXISTS). */
-annal_status_t annal_client_append(annal_client_t *self, const char *aggregate_id,
+ANNAL_EXPORT annal_status_t annal_client_append(annal_client_t *self, const char *aggregate_id,
                                    int64_t expected, const annal_event_spec_t *events, size_t n,
                                    annal_appended_t *out, annal_result_t *result);
 
 /* Reads up to max events of one aggregate from version from (0: the start,
    or the end when backward). *page is the caller's: annal_page_destroy. */
-annal_status_t annal_client_read(annal_client_t *self, const char *aggregate_id, uint64_t from,
+ANNAL_EXPORT annal_status_t annal_client_read(annal_client_t *self, const char *aggregate_id, uint64_t from,
                                  size_t max, bool backward, annal_page_t **page,
                                  annal_result_t *result);
 
 /* Reads up to max events of the global log from sequence from, optionally
    filtered by aggregate id prefix and event types. */
-annal_status_t annal_client_read_all(annal_client_t *self, uint64_t from, size_t max,
+ANNAL_EXPORT annal_status_t annal_client_read_all(annal_client_t *self, uint64_t from, size_t max,
                                      const char *prefix, const char *const *types, size_t ntypes,
                                      annal_page_t **page, annal_result_t *result);
 
-void annal_page_destroy(annal_page_t **page);
+ANNAL_EXPORT void annal_page_destroy(annal_page_t **page);
 
 /* Saves a snapshot: state (JSON text) as given, or the default fold when
    NULL; version < 0 means the current version. *version_out: its version. */
-annal_status_t annal_client_snapshot(annal_client_t *self, const char *aggregate_id,
+ANNAL_EXPORT annal_status_t annal_client_snapshot(annal_client_t *self, const char *aggregate_id,
                                      const char *state, int64_t version, uint64_t *version_out,
                                      annal_result_t *result);
 
 /* The latest snapshot; *state is malloc'd JSON text. ANNAL_FAILED, code 20,
    when there is none. */
-annal_status_t annal_client_get_snapshot(annal_client_t *self, const char *aggregate_id,
+ANNAL_EXPORT annal_status_t annal_client_get_snapshot(annal_client_t *self, const char *aggregate_id,
                                          uint64_t *version, char **state,
                                          annal_result_t *result);
 
 /* Rebuilds state (up to version when >= 0), from the latest snapshot when
    use_snapshot. */
-annal_status_t annal_client_replay(annal_client_t *self, const char *aggregate_id,
+ANNAL_EXPORT annal_status_t annal_client_replay(annal_client_t *self, const char *aggregate_id,
                                    bool use_snapshot, int64_t version, annal_replayed_t *out,
                                    annal_result_t *result);
 
 /* State as of timestamp (RFC 3339); *state is malloc'd JSON text. */
-annal_status_t annal_client_get_state(annal_client_t *self, const char *aggregate_id,
+ANNAL_EXPORT annal_status_t annal_client_get_state(annal_client_t *self, const char *aggregate_id,
                                       const char *timestamp, uint64_t *version, char **state,
                                       annal_result_t *result);
 
-annal_status_t annal_client_status(annal_client_t *self, annal_store_status_t *out,
+ANNAL_EXPORT annal_status_t annal_client_status(annal_client_t *self, annal_store_status_t *out,
                                    annal_result_t *result);
 
 /* The last reply received, as JSON text (owned by the client, valid until
    the next call); NULL before any. */
-const char *annal_client_last_reply(annal_client_t *self);
+ANNAL_EXPORT const char *annal_client_last_reply(annal_client_t *self);
 
 /* Pipelined appends: send without waiting (*ticket names the request), then
    collect replies with recv (timeout_ms < 0: the client's). Do not mix them
    with synchronous calls on one client: a synchronous call drops replies to
    pipelined requests still outstanding. */
-annal_status_t annal_client_send_append(annal_client_t *self, const char *aggregate_id,
+ANNAL_EXPORT annal_status_t annal_client_send_append(annal_client_t *self, const char *aggregate_id,
                                         int64_t expected, const annal_event_spec_t *events,
                                         size_t n, uint64_t *ticket, annal_result_t *result);
-annal_status_t annal_client_recv_append(annal_client_t *self, uint64_t *ticket,
+ANNAL_EXPORT annal_status_t annal_client_recv_append(annal_client_t *self, uint64_t *ticket,
                                         annal_appended_t *out, int timeout_ms,
                                         annal_result_t *result);
 
 /* Writes a new random UUID (RFC 4122 text, 36 characters and a NUL) into
    out, for an event id chosen before the first try. */
-void annal_uuid_new(char out[37]);
+ANNAL_EXPORT void annal_uuid_new(char out[37]);
 
 #ifdef __cplusplus
 }

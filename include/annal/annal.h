@@ -4,13 +4,17 @@
     annal_subscription.h  catch-up subscriptions: every matching event exactly once,
                           in sequence order, across drops and annald restarts
     annal_checkpoint.h    atomic checkpoint files for projections
+    annal_curve.h         CURVE keys for an annald that requires them
 
-    Build with: cc app.c $(pkg-config --cflags --libs annal) */
+    Include it as <annal/annal.h>. Build with:
+    cc app.c $(pkg-config --cflags --libs annal), or in CMake
+    find_package(annal) and target_link_libraries(app annal::annal). */
 #ifndef ANNAL_H
 #define ANNAL_H
 
 #include "annal_checkpoint.h"
 #include "annal_client.h"
+#include "annal_curve.h"
 #include "annal_subscription.h"
 
 #endif

@@ -1,0 +1,114 @@
+/*  annal_admin.c: administration of a store on its own machine: online
+    backup (LMDB) and moving an LMDB store into PostgreSQL, through the
+    storage interface. */
+#include "annal_admin.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* --- backup ---------------------------------------------------------------------- */
+
+int annal_store_backup(const char *location, const char *dest, char *why, size_t whylen)
+{
+    if (annal_store_is_postgresql(location)) {
+        snprintf(why, whylen, "back up a PostgreSQL store with PostgreSQL's own tools");
+        return -1;
+    }
+    return annal_lmdb_backup(location, dest, why, whylen);
+}
+
+/* --- moving a store ------------------------------------------------------------ */
+
+typedef struct {
+    annal_store_t *to;       /* the target */
+    annal_sink_t sink;       /* where the target takes the dump */
+    uint64_t events, total;  /* copied, and in the source */
+    uint64_t snapshots;      /* copied */
+    annal_progress_fn progress;
+    void *arg;
+} migration_t;
+
+#define PROGRESS_EVERY 10000
+
+static annal_err_t s_copy_event(void *arg, const annal_stored_t *rec, char *why, size_t whylen)
+{
+    migration_t *m = arg;
+    if (rec->event.sequence != m->events + 1 || m->snapshots) {
+        snprintf(why, whylen, "the source's sequence jumps from %llu to %llu: it is damaged",
+                 (unsigned long long) m->events, (unsigned long long) rec->event.sequence);
+        return ANNAL_ERR_INTERNAL;
+    }
+    annal_err_t err = m->sink.event(m->sink.arg, rec, why, whylen);
+    if (!err && ++m->events % PROGRESS_EVERY == 0 && m->progress)
+        m->progress(m->arg, m->events, m->total, 0);
+    return err;
+}
+
+static annal_err_t s_copy_snapshot(void *arg, const char *agg, size_t alen,
+                                   const annal_snapshot_t *snap, char *why, size_t whylen)
+{
+    migration_t *m = arg;
+    annal_err_t err = m->sink.snapshot(m->sink.arg, agg, alen, snap, why, whylen);
+    if (!err && ++m->snapshots % PROGRESS_EVERY == 0 && m->progress)
+        m->progress(m->arg, m->events, m->total, m->snapshots);
+    return err;
+}
+
+/* The number of events in store (0 when it cannot tell). */
+static uint64_t s_count(annal_store_t *store)
+{
+    annal_store_stats_t st = {0};
+    if (annal_store_begin(store) == ANNAL_OK) {
+        annal_store_stats(store, &st);
+        annal_store_abort(store);
+    }
+    return st.events;
+}
+
+int annal_store_migrate(const char *from, const char *to, annal_progress_fn progress, void *arg,
+                        char *why, size_t whylen)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", from);
+    if (annal_store_is_postgresql(from) || stat(path, &st) != 0) {
+        snprintf(why, whylen, "%s is not an annal LMDB folder (no data.mdb)", from);
+        return -1;
+    }
+    if (!annal_store_is_postgresql(to)) {
+        snprintf(why, whylen, "the target must be a PostgreSQL database (postgresql://...)");
+        return -1;
+    }
+    migration_t m = {.progress = progress, .arg = arg};
+    annal_store_t *source = annal_store_open(from, NULL, why, whylen);
+    if (!source)
+        return -1;
+    int rc = -1;
+    if (!(m.to = annal_store_open(to, NULL, why, whylen)))
+        goto done;
+    m.total = s_count(source);
+    if (annal_store_load_begin(m.to, &m.sink, why, whylen))
+        goto done;
+    if (progress)
+        progress(arg, 0, m.total, 0);
+    annal_sink_t copy = {&m, s_copy_event, s_copy_snapshot};
+    bool keep = annal_store_dump(source, &copy, why, whylen) == ANNAL_OK;
+    if (keep && m.events != m.total) {
+        snprintf(why, whylen, "the source held %llu events but %llu were read",
+                 (unsigned long long) m.total, (unsigned long long) m.events);
+        keep = false;
+    }
+    char end_why[512];
+    if (annal_store_load_end(m.to, keep, end_why, sizeof end_why) && keep) {
+        snprintf(why, whylen, "%s", end_why);
+        keep = false;
+    }
+    if (keep && progress)
+        progress(arg, m.events, m.total, m.snapshots);
+    rc = keep ? 0 : -1;
+done:
+    annal_store_close(&m.to);
+    annal_store_close(&source);
+    return rc;
+}
