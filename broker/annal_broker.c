@@ -221,6 +221,7 @@ static annal_err_t s_append(annal_broker_t *self, pending_t *p)
                      r->expected_version, res.actual_version);
         annal_body_begin(self->reply, "concurrency_error", true, r->msg_id);
         annal_body_str(self->reply, "error", text, strlen(text));
+        annal_body_u64(self->reply, "actual_version", res.actual_version);
         return s_finish(self, p);
     }
     if (err)

@@ -261,10 +261,15 @@ def t_errors():
         r = c.call({"type": "append", "aggregate_id": "e-1", "event_type": "T", "event_data": 1,
                     "version": 5})
         check(r == {"type": "concurrency_error", "in_reply_to": r["in_reply_to"],
-                    "error": "Expected version 5, got 1"}, r)
-        r = c.call({"type": "append", "aggregate_id": "e-2", "event_type": "T", "event_data": 1,
-                    "version": "exists"})
-        check(r["error"] == "Expected version exists, got 0", r)
+                    "error": "Expected version 5, got 1", "actual_version": 1}, r)
+        check(list(r) == ["type", "in_reply_to", "error", "actual_version"], list(r))
+        for client in (c, m):
+            r = client.call({"type": "append", "aggregate_id": "e-2", "event_type": "T",
+                             "event_data": 1, "version": "exists"})
+            check(r["error"] == "Expected version exists, got 0" and r["actual_version"] == 0, r)
+            r = client.call({"type": "append", "aggregate_id": "e-1", "event_type": "T",
+                             "events": [{"event_type": "T", "event_data": 1}], "version": 0})
+            check(r["type"] == "concurrency_error" and r["actual_version"] == 1, r)
         # nothing written by any of that
         r = c.call({"type": "status"})
         check(r["head_sequence"] == 2 and r["aggregates"] == 2, r)
