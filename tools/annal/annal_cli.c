@@ -453,10 +453,11 @@ static int s_import(annal_client_t *c, opts_t *o)
 }
 
 /* The old spellings of annal-admin's commands (backup, migrate), kept for
-   one release: runs annal-admin from this program's folder, else PATH. */
-static int s_admin(int argc, char **argv, const char *cmd)
+   one release: runs annal-admin from this program's folder, else from PATH,
+   with argv[1..] (argv[0] is overwritten). */
+static int s_admin(char **argv, const char *cmd)
 {
-    (void) argc; /* argv[1] is cmd, argv[argc] is NULL */
+    /* argv[1] is cmd; argv ends with NULL, as main's does */
     fprintf(stderr, "annal: `annal %s` is now `annal-admin %s` (it runs on the store's "
                     "machine); this spelling goes away in the next release\n", cmd, cmd);
     char self[4096], path[4096 + 16];
@@ -525,7 +526,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!cmd && (strcmp(a, "backup") == 0 || strcmp(a, "migrate") == 0))
-            return s_admin(argc - i + 1, argv + i - 1, a);
+            return s_admin(argv + i - 1, a);
         if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
             int64_t t;
             if (!s_number(argv[++i], &t) || t == 0 || t > 3600000) {
