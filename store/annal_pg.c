@@ -501,13 +501,13 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
     memset(res, 0, sizeof *res);
     if (n == 0 || n > INT32_MAX)
         return ANNAL_ERR_INTERNAL;
-    annal_err_t err = annal_pg_append_fast(self, agg, expect, expected, events, n, res);
-    if (err != ANNAL_ERR_RETRY) {
+    annal_err_t err;
+    if (annal_pg_append_fast(self, agg, expect, expected, events, n, res, &err) == ANNAL_PG_FAST) {
         if (err == ANNAL_ERR_UNAVAILABLE) /* out of memory with half a row: drop the batch */
             s_abort(self);
         return err;
     }
-    if ((err = annal_pg_write_txn(self)))
+    if ((err = annal_pg_write_txn(self))) /* ANNAL_PG_SLOW: annal_append runs it */
         return err;
     char ex[4], exv[24], head[24], rec[24];
     snprintf(ex, sizeof ex, "%d",

@@ -11,7 +11,7 @@
     aggregates' new versions before the batch's next statement or at
     commit: a few round trips per batch instead of one per append. An
     append whose event ids are already stored (a retry, or a mistake), or
-    that prepare did not announce, takes the slow path (ANNAL_ERR_RETRY):
+    that prepare did not announce, takes the slow path (ANNAL_PG_SLOW):
     annal_pg.c flushes the buffer and runs annal_append, which knows every
     such case.
 
@@ -345,25 +345,26 @@ annal_err_t annal_pg_prepare(void *handle, const annal_append_hint_t *appends, s
     return err;
 }
 
-/* The fast path of an append (see the design note): ANNAL_ERR_RETRY when
-   it is not for it (annal_append must run), else as the append op. */
-annal_err_t annal_pg_append_fast(annal_pg_t *self, const char *agg, annal_expect_t expect,
-                                 uint64_t expected, const annal_new_event_t *events, size_t n,
-                                 annal_append_result_t *res)
+/* The fast path of an append (see the design note): ANNAL_PG_SLOW when it
+   is not for it, else ANNAL_PG_FAST with *err as the append op's. */
+annal_pg_path_t annal_pg_append_fast(annal_pg_t *self, const char *agg, annal_expect_t expect,
+                                     uint64_t expected, const annal_new_event_t *events,
+                                     size_t n, annal_append_result_t *res, annal_err_t *err)
 {
     agg_t *a = self->fast && self->locked ? zhashx_lookup(self->versions, agg) : NULL;
     if (!a)
-        return ANNAL_ERR_RETRY;
+        return ANNAL_PG_SLOW; /* not announced to prepare, or no fast path in this batch */
     char text[37];
     for (size_t i = 0; i < n; i++) /* noted as written: a later use goes to annal_append */
         if (events[i].client_id
             && zhashx_insert(self->ids, annal_pg_uuid_text(events[i].event_id, text), (void *) 1))
-            return ANNAL_ERR_RETRY;
+            return ANNAL_PG_SLOW; /* stored, or used earlier in the batch */
     uint64_t cur = a->version;
     if ((expect == ANNAL_EXPECT_EXACT && cur != expected)
         || (expect == ANNAL_EXPECT_EXISTS && cur == 0)) {
         res->actual_version = cur;
-        return ANNAL_ERR_CONFLICT;
+        *err = ANNAL_ERR_CONFLICT;
+        return ANNAL_PG_FAST;
     }
     size_t alen = strlen(agg);
     for (size_t i = 0; i < n; i++) {
@@ -371,8 +372,10 @@ annal_err_t annal_pg_append_fast(annal_pg_t *self, const char *agg, annal_expect
         annal_event_t ev = {self->txn_head + 1 + i, e->event_id, agg, alen, cur + 1 + i,
                             e->event_type, strlen(e->event_type), e->data.data, e->data.size,
                             e->metadata.data, e->metadata.size, self->recorded};
-        if (s_copy_row(self, &ev, (uint32_t) n, (uint32_t) i))
-            return ANNAL_ERR_UNAVAILABLE;
+        if (s_copy_row(self, &ev, (uint32_t) n, (uint32_t) i)) {
+            *err = ANNAL_ERR_UNAVAILABLE;
+            return ANNAL_PG_FAST;
+        }
         self->rows++;
     }
     a->version = cur + n;
@@ -381,7 +384,8 @@ annal_err_t annal_pg_append_fast(annal_pg_t *self, const char *agg, annal_expect
     res->last_sequence = self->txn_head = self->txn_head + n;
     res->version = a->version;
     res->recorded_at = self->recorded;
-    return ANNAL_OK;
+    *err = ANNAL_OK;
+    return ANNAL_PG_FAST;
 }
 
 /* What annal_append did (the slow path) is what the fast path knows from

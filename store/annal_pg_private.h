@@ -52,6 +52,13 @@ typedef struct {
     size_t copy_len, copy_cap; /* bytes used and allocated in copy */
 } annal_pg_t;
 
+/* Which path an append takes: what annal_pg_append_fast answers. Private
+   to the PostgreSQL backend; it never leaves annal_pg.c's append. */
+typedef enum {
+    ANNAL_PG_FAST, /* the fast path took the append; its outcome is in *err */
+    ANNAL_PG_SLOW  /* not for the fast path: annal_append must run it */
+} annal_pg_path_t;
+
 /* --- annal_pg.c -------------------------------------------------------------------- */
 
 /* Column col of row (binary format, 8 bytes) as a number. */
@@ -112,11 +119,12 @@ void annal_pg_copy_free(annal_pg_t *self);
 /* The prepare op: a batch of many appends takes the fast path. */
 annal_err_t annal_pg_prepare(void *handle, const annal_append_hint_t *appends, size_t n);
 
-/* The fast path of an append: ANNAL_ERR_RETRY when it is not for it
-   (annal_append must run), else as the append op. */
-annal_err_t annal_pg_append_fast(annal_pg_t *self, const char *agg, annal_expect_t expect,
-                                 uint64_t expected, const annal_new_event_t *events, size_t n,
-                                 annal_append_result_t *res);
+/* The fast path of an append: ANNAL_PG_SLOW when it is not for it
+   (annal_append must run), else ANNAL_PG_FAST with the outcome, as the
+   append op's, in *err. */
+annal_pg_path_t annal_pg_append_fast(annal_pg_t *self, const char *agg, annal_expect_t expect,
+                                     uint64_t expected, const annal_new_event_t *events,
+                                     size_t n, annal_append_result_t *res, annal_err_t *err);
 
 /* Tells the fast path what annal_append made of an append to agg: its
    status (0 appended, 1 an earlier identical append, 2 a version conflict,
