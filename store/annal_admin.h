@@ -13,7 +13,7 @@
    every event up to a point at or after the copy's start, to be served by
    `annald --data dest`. LMDB: a compacted copy of data.mdb as of its last
    checkpoint, from a read transaction, plus the journal's records after
-   it (annal_lmdb.c, s_backup).
+   it (annal_lmdb_backup.c, s_backup).
    Returns 0, or -1 with the reason in why. */
 int annal_store_backup(const char *location, const char *dest, char *why, size_t whylen);
 
@@ -30,7 +30,7 @@ typedef void (*annal_progress_fn)(void *arg, uint64_t events, uint64_t total,
 int annal_store_migrate(const char *from, const char *to, annal_progress_fn progress, void *arg,
                         char *why, size_t whylen);
 
-/* The LMDB backend's half of annal_store_backup (annal_lmdb.c). */
+/* The LMDB backend's half of annal_store_backup (annal_lmdb_backup.c). */
 int annal_lmdb_backup(const char *dir, const char *dest, char *why, size_t whylen);
 
 #endif
