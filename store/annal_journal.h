@@ -10,12 +10,14 @@
     after every checkpoint, so a record's fdatasync flushes data only: the
     file's size and blocks do not change under it.
 
-    Record: header, then payload.
+    Record: header, then payload; integers in the host's native order
+    (not portable across endianness, as the LMDB store it serves is not:
+    annal_lmdb.c).
     | offset | size | field                                        |
     | ------ | ---- | -------------------------------------------- |
     | 0      | 4    | magic "ANJ1"                                 |
     | 4      | 4    | CRC-32C of bytes 8 .. end of payload         |
-    | 8      | 8    | generation (u64 little-endian)               |
+    | 8      | 8    | generation (u64)                             |
     | 16     | 4    | index of the record in its generation (u32)  |
     | 20     | 4    | payload length (u32)                         |
     The payload's meaning belongs to the store that writes it. */

@@ -14,21 +14,33 @@
     moment data.mdb is the last checkpoint, whole, and opening replays the
     journal's records of that generation on top of it (and checkpoints).
 
+    Byte order: every integer the store writes, in its databases and in
+    its journal, is in the host's native order (the value's bytes as they
+    are in memory), except the version in the keys of streams and
+    snapshots, which is big-endian so that those keys sort in version
+    order. On a little-endian host (x86-64, arm64) native is little-endian;
+    on a big-endian one it would be big-endian. So a store is not portable
+    across endianness, and not across word size either (the events key is
+    a size_t, which the code takes to be 8 bytes); nor is LMDB's own
+    data.mdb, whose pages are native too. Copy a store's files only to a
+    machine of the same kind. Another byte order would be another format
+    (FORMAT_VALUE).
+
     Databases (all keys compared as bytes unless said):
-    | db         | key                                  | value                  |
-    | ---------- | ------------------------------------ | ---------------------- |
-    | meta       | "format"                             | "annal-lmdb-1"         |
-    | meta       | "journal"                            | generation (u64)       |
-    | events     | sequence (u64, MDB_INTEGERKEY)        | event record (below)   |
-    | streams    | aggregate_id, 0x00, version (u64 BE)  | sequence (u64 native)  |
-    | aggregates | aggregate_id                          | version (u64 native)   |
-    | event_ids  | event_id (16 bytes)                   | sequence (u64 native)  |
-    | snapshots  | aggregate_id, 0x00, version (u64 BE)  | kind (1 byte), state   |
+    | db         | key                                   | value                   |
+    | ---------- | ------------------------------------- | ----------------------- |
+    | meta       | "format"                              | "annal-lmdb-1"          |
+    | meta       | "journal"                             | generation (u64 native) |
+    | events     | sequence (size_t native, MDB_INTEGERKEY) | event record (below) |
+    | streams    | aggregate_id, 0x00, version (u64 BE)  | sequence (u64 native)   |
+    | aggregates | aggregate_id                          | version (u64 native)    |
+    | event_ids  | event_id (16 bytes)                   | sequence (u64 native)   |
+    | snapshots  | aggregate_id, 0x00, version (u64 BE)  | kind (1 byte), state    |
     Snapshot kind: 0 = the default fold, 1 = a client's own state; the state
     is a canonical blob. Aggregate ids hold no 0x00, so "id, 0x00" sorts each aggregate's keys
     together and in version order.
 
-    Event record (little-endian):
+    Event record (integers native; the code names its offsets once: REC_*):
     | offset | size | field                      |
     | ------ | ---- | -------------------------- |
     | 0      | 1    | record format, 1           |
@@ -51,7 +63,8 @@
     dropped, the root checkpointed, the map grown, and the broker runs the
     batch again.
 
-    Journal payload: the batch's puts, in order, each
+    Journal payload: the batch's puts, in order, each (integers native;
+    offsets OP_*)
     | u8 db | u8 0 | u16 key length K | u32 value length V | key | value |
     with db the index in dbi[] below. Replay puts them again, in order. */
 #include <errno.h>
@@ -73,10 +86,8 @@
 #include "annal_time.h"
 
 #define FORMAT_KEY "format"
-#define OP_HEADER 8
 #define FORMAT_VALUE "annal-lmdb-1"
 #define RECORD_FORMAT 1
-#define HEADER 53
 #define SNAPSHOT_FOLDED 0
 #define SNAPSHOT_CLIENT 1
 #define DEFAULT_MAP (64u << 20)
@@ -84,6 +95,49 @@
 #define KEY_MAX (ANNAL_MAX_AGGREGATE_ID + 9)
 
 enum { DB_META, DB_EVENTS, DB_STREAMS, DB_AGGREGATES, DB_EVENT_IDS, DB_SNAPSHOTS, DB_COUNT };
+
+/* The event record's header (the table above): where each field starts. */
+enum {
+    REC_FORMAT = 0,        /* u8: RECORD_FORMAT */
+    REC_EVENT_ID = 1,      /* 16 bytes */
+    REC_VERSION = 17,      /* u64 */
+    REC_RECORDED_AT = 25,  /* i64, microseconds */
+    REC_AGG_LEN = 33,      /* u16: aggregate_id length A */
+    REC_TYPE_LEN = 35,     /* u16: event_type length T */
+    REC_DATA_LEN = 37,     /* u32: event_data length D */
+    REC_META_LEN = 41,     /* u32: metadata length M */
+    REC_APPEND_SIZE = 45,  /* u32: events in the append it came in */
+    REC_APPEND_INDEX = 49, /* u32: its index in that append (0 = first) */
+    REC_HEADER = 53        /* the header's size: aggregate_id, event_type, data, metadata follow */
+};
+
+/* A journal put's header (the payload table above). */
+enum {
+    OP_DB = 0,    /* u8: the db's index in dbi[] */
+    OP_ZERO = 1,  /* u8: 0 */
+    OP_KLEN = 2,  /* u16: key length K */
+    OP_VLEN = 4,  /* u32: value length V */
+    OP_HEADER = 8 /* the header's size: the key, then the value, follow */
+};
+
+/* Each field ends where the next begins: it is as wide as the C value it
+   is read into and written from. */
+#define FIELD(at, value, next) _Static_assert((next) - (at) == sizeof(value), #at " is " #value)
+FIELD(REC_FORMAT, uint8_t, REC_EVENT_ID);
+FIELD(REC_EVENT_ID, ((annal_new_event_t *) 0)->event_id, REC_VERSION);
+FIELD(REC_VERSION, ((annal_event_t *) 0)->version, REC_RECORDED_AT);
+FIELD(REC_RECORDED_AT, ((annal_event_t *) 0)->recorded_at, REC_AGG_LEN);
+FIELD(REC_AGG_LEN, uint16_t, REC_TYPE_LEN);
+FIELD(REC_TYPE_LEN, uint16_t, REC_DATA_LEN);
+FIELD(REC_DATA_LEN, uint32_t, REC_META_LEN);
+FIELD(REC_META_LEN, uint32_t, REC_APPEND_SIZE);
+FIELD(REC_APPEND_SIZE, ((annal_stored_t *) 0)->append_size, REC_APPEND_INDEX);
+FIELD(REC_APPEND_INDEX, ((annal_stored_t *) 0)->append_index, REC_HEADER);
+FIELD(OP_DB, uint8_t, OP_ZERO);
+FIELD(OP_ZERO, uint8_t, OP_KLEN);
+FIELD(OP_KLEN, uint16_t, OP_VLEN);
+FIELD(OP_VLEN, uint32_t, OP_HEADER);
+#undef FIELD
 
 typedef struct {
     MDB_env *env;          /* the environment */
@@ -110,6 +164,31 @@ typedef struct {
     int replay_rc;         /* the LMDB error that stopped a replay */
 } lmdb_t;
 
+/* Integers in native order (the design note), at any alignment. */
+static void s_put16(uint8_t *p, uint16_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+static uint16_t s_get16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void s_put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+static uint32_t s_get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
 static void s_put64(uint8_t *p, uint64_t v)
 {
     memcpy(p, &v, 8);
@@ -122,6 +201,7 @@ static uint64_t s_get64(const void *p)
     return v;
 }
 
+/* Big-endian, for the keys that sort by version. */
 static void s_put_be(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)
@@ -177,21 +257,17 @@ static annal_err_t s_err(lmdb_t *self, int rc)
 static int s_decode(uint64_t seq, const MDB_val *val, annal_event_t *ev)
 {
     const uint8_t *p = val->mv_data;
-    if (val->mv_size < HEADER || p[0] != RECORD_FORMAT)
+    if (val->mv_size < REC_HEADER || p[REC_FORMAT] != RECORD_FORMAT)
         return -1;
-    uint16_t alen, tlen;
-    uint32_t dlen, mlen;
-    memcpy(&alen, p + 33, 2);
-    memcpy(&tlen, p + 35, 2);
-    memcpy(&dlen, p + 37, 4);
-    memcpy(&mlen, p + 41, 4);
-    if ((uint64_t) HEADER + alen + tlen + dlen + mlen != val->mv_size)
+    uint16_t alen = s_get16(p + REC_AGG_LEN), tlen = s_get16(p + REC_TYPE_LEN);
+    uint32_t dlen = s_get32(p + REC_DATA_LEN), mlen = s_get32(p + REC_META_LEN);
+    if ((uint64_t) REC_HEADER + alen + tlen + dlen + mlen != val->mv_size)
         return -1;
     ev->sequence = seq;
-    ev->event_id = p + 1;
-    ev->version = s_get64(p + 17);
-    memcpy(&ev->recorded_at, p + 25, 8);
-    ev->aggregate_id = (const char *) p + HEADER;
+    ev->event_id = p + REC_EVENT_ID;
+    ev->version = s_get64(p + REC_VERSION);
+    memcpy(&ev->recorded_at, p + REC_RECORDED_AT, sizeof ev->recorded_at);
+    ev->aggregate_id = (const char *) p + REC_HEADER;
     ev->aggregate_id_len = alen;
     ev->event_type = ev->aggregate_id + alen;
     ev->event_type_len = tlen;
@@ -260,12 +336,10 @@ static uint8_t *s_log(lmdb_t *self, int db, const void *key, size_t klen, size_t
         self->jbuf = bigger, self->jcap = cap;
     }
     uint8_t *p = self->jbuf + self->jlen;
-    uint16_t k16 = (uint16_t) klen;
-    uint32_t v32 = (uint32_t) vlen;
-    p[0] = (uint8_t) db;
-    p[1] = 0;
-    memcpy(p + 2, &k16, 2);
-    memcpy(p + 4, &v32, 4);
+    p[OP_DB] = (uint8_t) db;
+    p[OP_ZERO] = 0;
+    s_put16(p + OP_KLEN, (uint16_t) klen);
+    s_put32(p + OP_VLEN, (uint32_t) vlen);
     memcpy(p + OP_HEADER, key, klen);
     self->jlen = need;
     return p + OP_HEADER + klen;
@@ -289,16 +363,14 @@ static int s_replay_record(void *arg, const uint8_t *p, size_t len)
 {
     lmdb_t *self = arg;
     while (len) {
-        uint16_t klen;
-        uint32_t vlen;
-        if (len < OP_HEADER || p[0] >= DB_COUNT)
+        if (len < OP_HEADER || p[OP_DB] >= DB_COUNT)
             return -1;
-        memcpy(&klen, p + 2, 2);
-        memcpy(&vlen, p + 4, 4);
+        uint16_t klen = s_get16(p + OP_KLEN);
+        uint32_t vlen = s_get32(p + OP_VLEN);
         if ((uint64_t) OP_HEADER + klen + vlen > len)
             return -1;
         MDB_val k = {klen, (void *) (p + OP_HEADER)}, d = {vlen, (void *) (p + OP_HEADER + klen)};
-        int rc = mdb_put(self->root, self->dbi[p[0]], &k, &d, 0);
+        int rc = mdb_put(self->root, self->dbi[p[OP_DB]], &k, &d, 0);
         if (rc) {
             self->replay_rc = rc;
             return -1;
@@ -770,9 +842,8 @@ static annal_err_t s_retry(lmdb_t *self, const char *agg, const annal_new_event_
         snprintf(why, whylen, "event_id %s is already stored for another aggregate", text);
         return ANNAL_ERR_MALFORMED;
     }
-    uint32_t size, index;
-    memcpy(&size, (const uint8_t *) val.mv_data + 45, 4);
-    memcpy(&index, (const uint8_t *) val.mv_data + 49, 4);
+    uint32_t size = s_get32((const uint8_t *) val.mv_data + REC_APPEND_SIZE);
+    uint32_t index = s_get32((const uint8_t *) val.mv_data + REC_APPEND_INDEX);
     if (n > 1 && (index != 0 || size != n)) {
         snprintf(why, whylen,
                  "event_id %s is already stored, but not as the first of a batch of %zu "
@@ -852,26 +923,23 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
         const annal_new_event_t *e = &events[i];
         uint64_t seq = self->txn_head + 1, version = current + i + 1;
         size_t tlen = strlen(e->event_type);
-        size_t total = HEADER + alen + tlen + e->data.size + e->metadata.size;
+        size_t total = REC_HEADER + alen + tlen + e->data.size + e->metadata.size;
         size_t k = (size_t) seq;
         uint8_t *p = s_log(self, DB_EVENTS, &k, sizeof k, total);
         if (!p)
             return ANNAL_ERR_UNAVAILABLE;
         MDB_val key = {sizeof k, &k}, val = {total, p};
-        uint16_t a16 = (uint16_t) alen, t16 = (uint16_t) tlen;
-        uint32_t d32 = (uint32_t) e->data.size, m32 = (uint32_t) e->metadata.size;
-        p[0] = RECORD_FORMAT;
-        memcpy(p + 1, e->event_id, 16);
-        s_put64(p + 17, version);
-        memcpy(p + 25, &self->txn_recorded, 8);
-        memcpy(p + 33, &a16, 2);
-        memcpy(p + 35, &t16, 2);
-        memcpy(p + 37, &d32, 4);
-        memcpy(p + 41, &m32, 4);
-        uint32_t size32 = (uint32_t) n, index32 = (uint32_t) i;
-        memcpy(p + 45, &size32, 4);
-        memcpy(p + 49, &index32, 4);
-        uint8_t *f = p + HEADER;
+        p[REC_FORMAT] = RECORD_FORMAT;
+        memcpy(p + REC_EVENT_ID, e->event_id, sizeof e->event_id);
+        s_put64(p + REC_VERSION, version);
+        memcpy(p + REC_RECORDED_AT, &self->txn_recorded, sizeof self->txn_recorded);
+        s_put16(p + REC_AGG_LEN, (uint16_t) alen);
+        s_put16(p + REC_TYPE_LEN, (uint16_t) tlen);
+        s_put32(p + REC_DATA_LEN, (uint32_t) e->data.size);
+        s_put32(p + REC_META_LEN, (uint32_t) e->metadata.size);
+        s_put32(p + REC_APPEND_SIZE, (uint32_t) n);
+        s_put32(p + REC_APPEND_INDEX, (uint32_t) i);
+        uint8_t *f = p + REC_HEADER;
         memcpy(f, agg, alen);
         memcpy(f + alen, e->event_type, tlen);
         memcpy(f + alen + tlen, e->data.data, e->data.size);
@@ -1113,8 +1181,8 @@ static annal_err_t s_dump_db(lmdb_t *self, int db, const annal_sink_t *sink, cha
                 err = ANNAL_ERR_INTERNAL;
                 break;
             }
-            memcpy(&rec.append_size, v + 45, 4);
-            memcpy(&rec.append_index, v + 49, 4);
+            rec.append_size = s_get32(v + REC_APPEND_SIZE);
+            rec.append_index = s_get32(v + REC_APPEND_INDEX);
             err = sink->event(sink->arg, &rec, why, whylen);
             continue;
         }
