@@ -94,13 +94,15 @@ typedef struct {
 } annal_event_list_t;
 
 /* The operations a backend provides. Unless said otherwise each runs inside
-   a batch (between begin and commit/abort), does not block on the network,
-   and returns ANNAL_OK or an error; ANNAL_ERR_RETRY means the batch was
-   lost to a resize: abort it and run it again; ANNAL_ERR_NO_SPACE and
-   ANNAL_ERR_REFUSED mean the batch's writes failed, whichever op found it
-   out: abort it (nothing of it is written) and run its reads again. */
+   a batch (between begin and commit/abort) and returns ANNAL_OK or an
+   error. LMDB's block on nothing but the disk; PostgreSQL's wait for the
+   server's replies (the network). ANNAL_ERR_RETRY (LMDB: the map grew) means
+   the batch was lost to a resize: abort it and run it again;
+   ANNAL_ERR_NO_SPACE and ANNAL_ERR_REFUSED mean the batch's writes failed,
+   whichever op found it out: abort it (nothing of it is written) and run
+   its reads again. */
 typedef struct {
-    const char *name; /* "lmdb", reported by status */
+    const char *name; /* "lmdb" or "postgresql", reported by status */
     /* Opens (creating if empty) the store at location. Blocking. */
     annal_err_t (*open)(const char *location, const annal_store_options_t *opts, void **self,
                         char *why, size_t whylen);
@@ -108,7 +110,8 @@ typedef struct {
     void (*close)(void *self);
     /* Starts a batch. */
     annal_err_t (*begin)(void *self);
-    /* Makes the batch durable (fsync'd) and visible; on error nothing is. */
+    /* Makes the batch durable (fsync'd) and visible; on error, what is
+       written is as invariant 5 says. */
     annal_err_t (*commit)(void *self);
     /* Drops the batch. */
     void (*abort)(void *self);
@@ -117,11 +120,12 @@ typedef struct {
        block on the disk. Optional (NULL). */
     annal_err_t (*checkpoint)(void *self);
     /* Called at the start of a batch with the appends it will make, in
-       order, so that a backend can fetch what they need at once. Optional
+       order, so that a backend can fetch what they need at once
+       (PostgreSQL: the fast path of a batch of many appends). Optional
        (NULL); an error fails the batch. */
     annal_err_t (*prepare)(void *self, const annal_append_hint_t *appends, size_t n);
     /* Appends n events to agg after the version check; idempotent on event
-       ids (docs/protocol.md, section 4). On ANNAL_ERR_CONFLICT nothing is written
+       ids (docs/protocol.md, section 4.1). On ANNAL_ERR_CONFLICT nothing is written
        and res->actual_version is set; on ANNAL_ERR_MALFORMED why says why. */
     annal_err_t (*append)(void *self, const char *agg, annal_expect_t expect, uint64_t expected,
                           const annal_new_event_t *events, size_t n, annal_append_result_t *res,
@@ -157,7 +161,8 @@ typedef struct {
        Outside batches. Optional (NULL) for stores only one broker uses. */
     int (*watch_fd)(void *self);
     uint64_t (*moved)(void *self);
-    /* Moving a store (annal migrate), outside batches; each optional.
+    /* Moving a store (annal migrate), outside batches; each optional
+       (LMDB has dump, PostgreSQL load_begin and load_end).
        dump: hands the whole store to sink, as of one moment. load_begin:
        readies an empty store to take a dump into sink (ANNAL_ERR_CONFLICT,
        with why, when it holds anything); nothing of it is visible before
@@ -169,7 +174,8 @@ typedef struct {
 
 typedef struct annal_store_t annal_store_t;
 
-/* The backends' operations. */
+/* The backends' operations (annal_pg_ops only in a build with
+   ANNAL_WITH_PG). */
 extern const annal_store_ops_t annal_lmdb_ops;
 extern const annal_store_ops_t annal_pg_ops;
 
@@ -178,7 +184,8 @@ extern const annal_store_ops_t annal_pg_ops;
 bool annal_store_is_postgresql(const char *location);
 
 /* Opens the store at location with the backend that location names (a
-   folder: LMDB). NULL on failure, with the reason in why. */
+   folder: LMDB; a postgresql:// URI: PostgreSQL, in a build with it). NULL
+   on failure, with the reason in why. */
 annal_store_t *annal_store_open(const char *location, const annal_store_options_t *opts,
                                 char *why, size_t whylen);
 void annal_store_close(annal_store_t **self);
