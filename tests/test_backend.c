@@ -21,8 +21,8 @@ static char why[512];
 static const char *s_pg;          /* ANNAL_TEST_PG while the cases run on PostgreSQL */
 #ifdef ANNAL_WITH_PG
 static PGconn *s_admin;           /* to ANNAL_TEST_PG: creates and drops the databases */
-#endif
 static int s_made;                /* databases made so far */
+#endif
 static char s_db[64];             /* the case's database */
 static char *s_loc;               /* the case's store: a folder, or s_db's URI */
 static annal_store_t *s_store;    /* open on s_loc */
