@@ -586,7 +586,7 @@ static annal_err_t s_read(void *handle, const char *agg, uint64_t from, bool bac
         return ANNAL_OK; /* as on LMDB: nothing below version 1 */
     char f[24], m[24];
     snprintf(f, sizeof f, "%llu", (unsigned long long) (from > INT64_MAX ? INT64_MAX : from));
-    snprintf(m, sizeof m, "%zu", max);
+    snprintf(m, sizeof m, "%zu", max > INT64_MAX ? (size_t) INT64_MAX : max); /* LIMIT is a bigint */
     const char *values[3] = {agg, f, m};
     annal_err_t err;
     PGresult *r = annal_pg_query(self,
@@ -617,10 +617,10 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
        cannot misjudge (a wide one was a bitmap scan and a sort spilled to
        disk) */
     uint64_t first = from ? from : 1, window = prefix || ntypes || max > scan ? scan : max;
-    uint64_t stop = first + window > INT64_MAX ? INT64_MAX : first + window;
+    uint64_t stop = window > INT64_MAX - first ? INT64_MAX : first + window; /* no wrap */
     snprintf(f, sizeof f, "%llu", (unsigned long long) first);
     snprintf(to, sizeof to, "%llu", (unsigned long long) stop);
-    snprintf(m, sizeof m, "%zu", max);
+    snprintf(m, sizeof m, "%zu", max > INT64_MAX ? (size_t) INT64_MAX : max); /* LIMIT is a bigint */
     if (prefix && !(p = strndup(prefix, plen)))
         return ANNAL_ERR_UNAVAILABLE;
     if (ntypes && !(t = annal_pg_array(types, ntypes, annal_pg_string_item))) {

@@ -660,6 +660,10 @@ static void t_scan_cap(void)
         from = next;
     }
     CHECK(from == 11 && found == 4 && calls == 5);
+    /* bounds past any wire limit: no wrap-around, no error */
+    CHECK(s_all(1, SIZE_MAX, SIZE_MAX, NULL, NULL, 0) == 11 && s_list.count == 10);
+    CHECK(s_all(9, SIZE_MAX, SIZE_MAX, "y", NULL, 0) == 11 && s_are(SEQS(9, 10)));
+    CHECK(s_read_is("y", 1, false, SIZE_MAX, SEQS(7, 8, 9, 10)));
     annal_store_abort(s_store);
 }
 
