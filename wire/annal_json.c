@@ -1,5 +1,7 @@
-/*  annal_json.c: JSON text written straight from canonical blobs into a
-    growing buffer: no value tree, so a reply costs about its own size.
+/*  annal_json.c: JSON text and canonical blobs. Text is written straight
+    from a blob into a growing buffer: no value tree, so a reply costs about
+    its own size. Text is read into a blob with jansson (for client
+    programs: annal_value_from_json_text).
 
     Output style: compact; strings escaped as Python's json.dumps escapes
     them (\" \\ \b \f \n \r \t, other control characters and DEL as \u00xx
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "annal_limits.h"
 #include "annal_value_private.h"
 
 #define MAX_NEST 64 /* deeper blobs are not canonical (requests allow 32) */
@@ -233,4 +236,29 @@ int annal_json_value(annal_buf_t *b, const uint8_t *blob, size_t size)
     if (s_value(b, blob, size, &off, 0) || off != size)
         return -1;
     return 0;
+}
+
+int annal_value_from_json_text(const char *text, size_t len, annal_blob_t *out, char *why,
+                               size_t whylen)
+{
+    json_error_t err;
+    json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    if (!v) {
+        snprintf(why, whylen, "invalid JSON: %s", err.text);
+        return -1;
+    }
+    annal_node_t n = {v, NULL};
+    int rc = annal_node_pack_value(&n, annal_limits_default().max_depth, out, why, whylen);
+    json_decref(v);
+    return rc;
+}
+
+char *annal_value_to_json_text(const uint8_t *data, size_t size)
+{
+    annal_buf_t b = {0};
+    if (annal_json_value(&b, data, size) || b.failed || !b.data) {
+        annal_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
 }

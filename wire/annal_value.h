@@ -32,6 +32,15 @@ int annal_blob_copy(annal_blob_t *b, const uint8_t *data, size_t size);
 /* True when the blob holds a map (an object). */
 bool annal_value_is_object(const uint8_t *data, size_t size);
 
+/* Parses JSON text (any value) into a canonical blob, under the default
+   limits' depth rule for a stored value (annal_limits.h). Returns 0, or -1
+   with a reason. */
+int annal_value_from_json_text(const char *text, size_t len, annal_blob_t *out, char *why,
+                               size_t whylen);
+
+/* A canonical blob as compact JSON text; caller frees; NULL when damaged. */
+char *annal_value_to_json_text(const uint8_t *data, size_t size);
+
 /* True when s (len bytes) is valid UTF-8 (no overlongs, no surrogates). */
 bool annal_utf8_valid(const char *s, size_t len);
 

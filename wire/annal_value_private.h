@@ -1,5 +1,8 @@
-/*  annal_value_private.h: conversions between blobs and the two wire
-    encodings, shared by the codec files only. */
+/*  annal_value_private.h: what the codec files share that names jansson's
+    and msgpack-c's types: conversions between blobs and the two encodings
+    (annal_value.c), JSON text (annal_json.c), and the node accessor
+    (annal_node.c). The only header that includes jansson.h or msgpack.h;
+    nothing outside wire/ but the bridge's line codec includes it. */
 #ifndef ANNAL_VALUE_PRIVATE_H
 #define ANNAL_VALUE_PRIVATE_H
 
@@ -48,5 +51,69 @@ void annal_buf_free(annal_buf_t *b);
 void annal_json_string(annal_buf_t *b, const char *s, size_t n);
 void annal_json_double(annal_buf_t *b, double d);
 int annal_json_value(annal_buf_t *b, const uint8_t *blob, size_t size);
+
+/* --- annal_node.c: one accessor over json_t and msgpack_object -------------- */
+
+/* What a node holds, whichever encoding it came in. */
+typedef enum {
+    ANNAL_NODE_ABSENT,  /* no such member, or a MessagePack type JSON has no name for */
+    ANNAL_NODE_NULL,
+    ANNAL_NODE_BOOL,
+    ANNAL_NODE_INT,     /* fits int64 */
+    ANNAL_NODE_BIGUINT, /* MessagePack unsigned past INT64_MAX */
+    ANNAL_NODE_FLOAT,
+    ANNAL_NODE_STR,     /* JSON string, MessagePack str or bin */
+    ANNAL_NODE_ARRAY,
+    ANNAL_NODE_MAP
+} annal_node_kind_t;
+
+/* A borrowed view of one decoded value: at most one member is set, none
+   when absent. Valid while the tree it points into is. */
+typedef struct {
+    const json_t *j;         /* JSON value, or NULL */
+    const msgpack_object *m; /* MessagePack value, or NULL */
+} annal_node_t;
+
+annal_node_kind_t annal_node_kind(const annal_node_t *n);
+
+/* Member key of map n; an absent member (or n not a map) is
+   ANNAL_NODE_ABSENT; of duplicate keys the last wins. */
+annal_node_t annal_node_get(const annal_node_t *n, const char *key);
+
+/* True when n is absent or null: an optional field not given. */
+bool annal_node_absent(const annal_node_t *n);
+
+/* The value of an ANNAL_NODE_INT, BOOL or STR node (only of that kind).
+   A string is len bytes, not NUL-terminated, possibly with NULs inside. */
+int64_t annal_node_int(const annal_node_t *n);
+bool annal_node_bool(const annal_node_t *n);
+const char *annal_node_str(const annal_node_t *n, size_t *len);
+
+/* A string node's bytes as a new NUL-terminated copy (caller frees); NULL
+   out of memory. */
+char *annal_node_str_dup(const annal_node_t *n);
+
+/* Entries of an ANNAL_NODE_ARRAY, and entry i < that. */
+size_t annal_node_size(const annal_node_t *n);
+annal_node_t annal_node_at(const annal_node_t *n, size_t i);
+
+/* Packs n canonically into a new blob. Returns 0, or -1 with a reason
+   (borrowed, static). */
+int annal_node_pack(const annal_node_t *n, annal_blob_t *out, const char **why);
+
+/* Packs n as a value to be stored (event_data, metadata, state): canonical
+   and at most max_depth - ANNAL_VALUE_DEPTH_BELOW levels deep, max_depth
+   being the request's. Returns 0, or -1 with the reason in why. */
+int annal_node_pack_value(const annal_node_t *n, size_t max_depth, annal_blob_t *out, char *why,
+                          size_t whylen);
+
+/* Depth of a JSON value, containers counted (a scalar is 0); stops
+   counting past limit. */
+int annal_node_json_depth(const json_t *v, int limit);
+
+/* The first byte of a body that may be a JSON object (a brace, or
+   whitespace before one), or a MessagePack map (fixmap, map 16, map 32). */
+bool annal_node_json_start(uint8_t b);
+bool annal_node_msgpack_map_start(uint8_t b);
 
 #endif
