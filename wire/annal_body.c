@@ -2,10 +2,22 @@
     MessagePack (annal_body.h).
 
     A body is built as a list of borrowed fields and encoded at the end,
-    so the caller states each reply once for both encodings. JSON is
-    written as text straight into a buffer (annal_json.c), MessagePack
-    with msgpack-c's packer; stored values are copied in as they are
-    (canonical MessagePack) or turned into JSON text. */
+    so the caller states each reply once for both encodings; the encoder
+    states each field kind and the event record once too, over an emitter
+    with a JSON writer (text straight into a buffer, annal_json.c) and a
+    MessagePack writer (msgpack-c's packer). Stored values are copied in as
+    they are (canonical MessagePack) or turned into JSON text.
+
+    Invariants:
+    1. Both encodings carry the same keys in the same order with the same
+       values: one walk writes both.
+    2. Fields borrow until the body is encoded; only an error text is
+       copied (into text, through s_safe_text: valid UTF-8, no control
+       characters, whatever the client sent).
+    3. A damaged stored value fails a JSON body (-1); MessagePack copies
+       the bytes as the store gave them.
+    4. A view lives in the builder's scratch until the next call; scratch
+       over VIEW_KEEP is let go of at the next view. */
 #include "annal_body.h"
 
 #include <stdio.h>
@@ -182,288 +194,327 @@ void annal_body_error(annal_body_t *self, bool has_id, int64_t msg_id, annal_err
     annal_body_str(self, "text", self->text, strlen(self->text));
 }
 
-/* JSON output -------------------------------------------------------------------- */
+/* --- the emitter: one writer, two encodings -------------------------------------
 
-static void s_json_key(annal_buf_t *b, const char *key, bool first)
+   The walks below (a body's fields, an event, an event to append) are
+   written once, over these calls; each call writes one item in the
+   emitter's encoding. Containers are given both their entry count (which
+   MessagePack writes up front) and an end (where JSON closes them); each
+   encoding uses what it needs.
+
+   Dispatch is a switch on the encoding inside writers forced inline, not a
+   table of function pointers: on the hot path (annal_body_event_view, once
+   per published event) every writer folds into the walk, a literal key's
+   strlen folds too, the branch goes the same way throughout one body, and
+   the packer's callback is a constant (s_mp) that inlines. Against the
+   separate JSON and MessagePack walks this replaced: MessagePack takes
+   about a third fewer instructions per event, JSON about 1% more.
+
+   JSON separators need no stack: comma says whether the next key or item
+   follows another at its level. A key clears it (its value follows
+   directly), a scalar or a container's end sets it, a container's start
+   clears it for its first entry. */
+
+#define EMIT_INLINE inline __attribute__((always_inline))
+
+typedef struct {
+    annal_encoding_t enc; /* which writer */
+    annal_buf_t *jb;      /* JSON: the text */
+    msgpack_sbuffer *sb;  /* MessagePack: the bytes */
+    bool comma;           /* JSON: a ',' goes before the next key or item */
+    int rc;               /* -1 once a stored value would not convert (JSON) */
+} emit_t;
+
+/* A packer over e's bytes, made where it is used, so that its callback is
+   a constant the compiler inlines: a packer kept in emit_t, behind a
+   pointer, costs an indirect call per header and per string. */
+static EMIT_INLINE msgpack_packer s_mp(const emit_t *e)
 {
-    if (!first)
-        annal_buf_put(b, ",", 1);
-    annal_json_string(b, key, strlen(key));
-    annal_buf_put(b, ":", 1);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, e->sb, msgpack_sbuffer_write);
+    return pk;
 }
 
-static void s_json_u64(annal_buf_t *b, uint64_t v)
+/* Starts e writing in enc, into jb (JSON) or sb (MessagePack). */
+static void s_emit_start(emit_t *e, annal_encoding_t enc, annal_buf_t *jb, msgpack_sbuffer *sb)
 {
-    char num[24];
-    snprintf(num, sizeof num, "%llu", (unsigned long long) v);
-    annal_buf_puts(b, num);
+    e->enc = enc;
+    e->jb = jb;
+    e->sb = sb;
+    e->comma = false;
+    e->rc = 0;
 }
 
-static void s_json_uuid(annal_buf_t *b, const uint8_t *id)
+/* The bytes written: 0, or -1 when a value would not convert or memory ran
+   out. MessagePack only sees the latter when nothing at all could be
+   allocated: msgpack-c's sbuffer drops a write it cannot grow for and
+   says so only in a return value its packer ignores. */
+static int s_emit_finish(const emit_t *e, const uint8_t **out, size_t *len)
 {
-    char text[ANNAL_EVENT_ID_TEXT];
-    annal_event_id_format(id, text);
-    annal_json_string(b, text, ANNAL_EVENT_ID_TEXT - 1);
-}
-
-static int s_json_event(annal_buf_t *b, const annal_event_t *ev)
-{
-    char when[ANNAL_TIME_TEXT];
-    annal_time_format(ev->recorded_at, when);
-    s_json_key(b, "sequence_number", true);
-    s_json_u64(b, ev->sequence);
-    s_json_key(b, "event_id", false);
-    s_json_uuid(b, ev->event_id);
-    s_json_key(b, "aggregate_id", false);
-    annal_json_string(b, ev->aggregate_id, ev->aggregate_id_len);
-    s_json_key(b, "version", false);
-    s_json_u64(b, ev->version);
-    s_json_key(b, "event_type", false);
-    annal_json_string(b, ev->event_type, ev->event_type_len);
-    s_json_key(b, "event_data", false);
-    if (annal_json_value(b, ev->data, ev->data_len))
+    if (e->enc == ANNAL_ENC_JSON) {
+        if (e->rc || e->jb->failed || !e->jb->data)
+            return -1;
+        *out = (const uint8_t *) e->jb->data;
+        *len = e->jb->len;
+        return 0;
+    }
+    if (!e->sb->data)
         return -1;
-    s_json_key(b, "metadata", false);
-    if (annal_json_value(b, ev->metadata, ev->metadata_len))
-        return -1;
-    s_json_key(b, "recorded_at", false);
-    annal_json_string(b, when, strlen(when));
-    annal_buf_put(b, "}", 1);
+    *out = (const uint8_t *) e->sb->data;
+    *len = e->sb->size;
     return 0;
 }
 
-/* Writes one event object, braces included. */
-static int s_json_event_object(annal_buf_t *b, const annal_event_t *ev)
+/* JSON: the separator before an item, which then counts as written. */
+static EMIT_INLINE void s_json_item(emit_t *e)
 {
-    annal_buf_put(b, "{", 1);
-    return s_json_event(b, ev);
+    if (e->comma)
+        annal_buf_put(e->jb, ",", 1);
+    e->comma = true;
 }
 
-static int s_json_field(annal_buf_t *b, const field_t *f)
+/* Starts a map ('{') or an array ('[') of n entries. */
+static EMIT_INLINE void s_emit_open(emit_t *e, char open, size_t n)
 {
-    char num[24];
-    switch (f->kind) {
-    case F_STR: annal_json_string(b, f->ptr, f->len); return 0;
-    case F_U64: s_json_u64(b, f->u); return 0;
-    case F_INT:
-        snprintf(num, sizeof num, "%lld", (long long) f->i);
-        annal_buf_puts(b, num);
-        return 0;
-    case F_NULL: annal_buf_puts(b, "null"); return 0;
-    case F_BOOL: annal_buf_puts(b, f->u ? "true" : "false"); return 0;
-    case F_VALUE: return annal_json_value(b, f->ptr, f->len);
-    case F_STRS:
-        annal_buf_put(b, "[", 1);
-        for (size_t i = 0; i < f->len; i++) {
-            const char *str = ((const char *const *) f->ptr)[i];
-            if (i)
-                annal_buf_put(b, ",", 1);
-            annal_json_string(b, str, strlen(str));
-        }
-        annal_buf_put(b, "]", 1);
-        return 0;
-    case F_NEW_EVENTS:
-        annal_buf_put(b, "[", 1);
-        for (size_t i = 0; i < f->len; i++) {
-            const annal_new_event_t *e = (const annal_new_event_t *) f->ptr + i;
-            if (i)
-                annal_buf_put(b, ",", 1);
-            annal_buf_put(b, "{", 1);
-            s_json_key(b, "event_type", true);
-            annal_json_string(b, e->event_type, strlen(e->event_type));
-            s_json_key(b, "event_data", false);
-            if (annal_json_value(b, e->data.data, e->data.size))
-                return -1;
-            if (e->metadata.data) {
-                s_json_key(b, "metadata", false);
-                if (annal_json_value(b, e->metadata.data, e->metadata.size))
-                    return -1;
-            }
-            if (e->client_id) {
-                s_json_key(b, "event_id", false);
-                s_json_uuid(b, e->event_id);
-            }
-            annal_buf_put(b, "}", 1);
-        }
-        annal_buf_put(b, "]", 1);
-        return 0;
-    case F_UUID: s_json_uuid(b, f->ptr); return 0;
-    case F_UUIDS:
-        annal_buf_put(b, "[", 1);
-        for (size_t i = 0; i < f->len; i++) {
-            if (i)
-                annal_buf_put(b, ",", 1);
-            s_json_uuid(b, (const uint8_t *) f->ptr + 16 * i);
-        }
-        annal_buf_put(b, "]", 1);
-        return 0;
-    case F_EVENTS:
-        annal_buf_put(b, "[", 1);
-        for (size_t i = 0; i < f->len; i++) {
-            if (i)
-                annal_buf_put(b, ",", 1);
-            if (s_json_event_object(b, (const annal_event_t *) f->ptr + i))
-                return -1;
-        }
-        annal_buf_put(b, "]", 1);
-        return 0;
+    if (e->enc == ANNAL_ENC_JSON) {
+        s_json_item(e);
+        annal_buf_put(e->jb, &open, 1);
+        e->comma = false;
     }
-    return -1;
-}
-
-/* Hands the buffer's text to the caller, or frees it on failure. */
-static int s_json_out(annal_buf_t *b, int rc, uint8_t **out, size_t *len)
-{
-    if (rc || b->failed || !b->data) {
-        annal_buf_free(b);
-        return -1;
-    }
-    *out = (uint8_t *) b->data;
-    *len = b->len;
-    return 0;
-}
-
-/* MessagePack output -------------------------------------------------------------- */
-
-static void s_mp_key(msgpack_packer *pk, const char *key)
-{
-    msgpack_pack_str_with_body(pk, key, strlen(key));
-}
-
-static void s_mp_uuid(msgpack_packer *pk, const uint8_t *id)
-{
-    char text[ANNAL_EVENT_ID_TEXT];
-    annal_event_id_format(id, text);
-    msgpack_pack_str_with_body(pk, text, ANNAL_EVENT_ID_TEXT - 1);
-}
-
-static void s_mp_event(msgpack_packer *pk, const annal_event_t *ev)
-{
-    char when[ANNAL_TIME_TEXT];
-    annal_time_format(ev->recorded_at, when);
-    msgpack_pack_map(pk, 8);
-    s_mp_key(pk, "sequence_number");
-    msgpack_pack_uint64(pk, ev->sequence);
-    s_mp_key(pk, "event_id");
-    s_mp_uuid(pk, ev->event_id);
-    s_mp_key(pk, "aggregate_id");
-    msgpack_pack_str_with_body(pk, ev->aggregate_id, ev->aggregate_id_len);
-    s_mp_key(pk, "version");
-    msgpack_pack_uint64(pk, ev->version);
-    s_mp_key(pk, "event_type");
-    msgpack_pack_str_with_body(pk, ev->event_type, ev->event_type_len);
-    s_mp_key(pk, "event_data");
-    msgpack_sbuffer_write(pk->data, (const char *) ev->data, ev->data_len);
-    s_mp_key(pk, "metadata");
-    msgpack_sbuffer_write(pk->data, (const char *) ev->metadata, ev->metadata_len);
-    s_mp_key(pk, "recorded_at");
-    msgpack_pack_str_with_body(pk, when, strlen(when));
-}
-
-static void s_mp_field(msgpack_packer *pk, const field_t *f)
-{
-    switch (f->kind) {
-    case F_STR: msgpack_pack_str_with_body(pk, f->ptr, f->len); break;
-    case F_U64: msgpack_pack_uint64(pk, f->u); break;
-    case F_INT: msgpack_pack_int64(pk, f->i); break;
-    case F_NULL: msgpack_pack_nil(pk); break;
-    case F_BOOL:
-        if (f->u)
-            msgpack_pack_true(pk);
+    else {
+        msgpack_packer pk = s_mp(e);
+        if (open == '{')
+            msgpack_pack_map(&pk, n);
         else
-            msgpack_pack_false(pk);
-        break;
-    case F_VALUE: msgpack_sbuffer_write(pk->data, f->ptr, f->len); break;
+            msgpack_pack_array(&pk, n);
+    }
+}
+
+/* Ends the map ('}') or array (']') opened last. */
+static EMIT_INLINE void s_emit_end(emit_t *e, char close)
+{
+    if (e->enc == ANNAL_ENC_JSON) {
+        annal_buf_put(e->jb, &close, 1);
+        e->comma = true;
+    }
+}
+
+static EMIT_INLINE void s_emit_key(emit_t *e, const char *key)
+{
+    if (e->enc == ANNAL_ENC_JSON) {
+        s_json_item(e);
+        annal_json_string(e->jb, key, strlen(key));
+        annal_buf_put(e->jb, ":", 1);
+        e->comma = false;
+    }
+    else {
+        msgpack_packer pk = s_mp(e);
+        msgpack_pack_str_with_body(&pk, key, strlen(key));
+    }
+}
+
+static EMIT_INLINE void s_emit_str(emit_t *e, const char *str, size_t len)
+{
+    if (e->enc == ANNAL_ENC_JSON) {
+        s_json_item(e);
+        annal_json_string(e->jb, str, len);
+    }
+    else {
+        msgpack_packer pk = s_mp(e);
+        msgpack_pack_str_with_body(&pk, str, len);
+    }
+}
+
+static EMIT_INLINE void s_emit_u64(emit_t *e, uint64_t v)
+{
+    if (e->enc == ANNAL_ENC_JSON) {
+        char num[24];
+        s_json_item(e);
+        snprintf(num, sizeof num, "%llu", (unsigned long long) v);
+        annal_buf_puts(e->jb, num);
+    }
+    else {
+        msgpack_packer pk = s_mp(e);
+        msgpack_pack_uint64(&pk, v);
+    }
+}
+
+static EMIT_INLINE void s_emit_i64(emit_t *e, int64_t v)
+{
+    if (e->enc == ANNAL_ENC_JSON) {
+        char num[24];
+        s_json_item(e);
+        snprintf(num, sizeof num, "%lld", (long long) v);
+        annal_buf_puts(e->jb, num);
+    }
+    else {
+        msgpack_packer pk = s_mp(e);
+        msgpack_pack_int64(&pk, v);
+    }
+}
+
+static EMIT_INLINE void s_emit_bool(emit_t *e, bool v)
+{
+    if (e->enc == ANNAL_ENC_JSON) {
+        s_json_item(e);
+        annal_buf_puts(e->jb, v ? "true" : "false");
+    }
+    else {
+        msgpack_packer pk = s_mp(e);
+        if (v)
+            msgpack_pack_true(&pk);
+        else
+            msgpack_pack_false(&pk);
+    }
+}
+
+static EMIT_INLINE void s_emit_nil(emit_t *e)
+{
+    if (e->enc == ANNAL_ENC_JSON) {
+        s_json_item(e);
+        annal_buf_puts(e->jb, "null");
+    }
+    else {
+        msgpack_packer pk = s_mp(e);
+        msgpack_pack_nil(&pk);
+    }
+}
+
+/* An event id, as its text form. */
+static EMIT_INLINE void s_emit_uuid(emit_t *e, const uint8_t *id)
+{
+    char text[ANNAL_EVENT_ID_TEXT];
+    annal_event_id_format(id, text);
+    s_emit_str(e, text, ANNAL_EVENT_ID_TEXT - 1);
+}
+
+/* A stored value (a canonical blob): copied as it is into MessagePack,
+   turned into text for JSON, which fails (rc) when the bytes are damaged. */
+static EMIT_INLINE void s_emit_value(emit_t *e, const uint8_t *blob, size_t len)
+{
+    if (e->enc == ANNAL_ENC_JSON) {
+        s_json_item(e);
+        if (annal_json_value(e->jb, blob, len))
+            e->rc = -1;
+    }
+    else
+        msgpack_sbuffer_write(e->sb, (const char *) blob, len);
+}
+
+/* --- the walks, once for both encodings ------------------------------------------ */
+
+/* One event record as stored and published (docs/protocol.md, section 1). */
+static void s_emit_event(emit_t *e, const annal_event_t *ev)
+{
+    char when[ANNAL_TIME_TEXT];
+    annal_time_format(ev->recorded_at, when);
+    s_emit_open(e, '{', 8);
+    s_emit_key(e, "sequence_number");
+    s_emit_u64(e, ev->sequence);
+    s_emit_key(e, "event_id");
+    s_emit_uuid(e, ev->event_id);
+    s_emit_key(e, "aggregate_id");
+    s_emit_str(e, ev->aggregate_id, ev->aggregate_id_len);
+    s_emit_key(e, "version");
+    s_emit_u64(e, ev->version);
+    s_emit_key(e, "event_type");
+    s_emit_str(e, ev->event_type, ev->event_type_len);
+    s_emit_key(e, "event_data");
+    s_emit_value(e, ev->data, ev->data_len);
+    s_emit_key(e, "metadata");
+    s_emit_value(e, ev->metadata, ev->metadata_len);
+    s_emit_key(e, "recorded_at");
+    s_emit_str(e, when, strlen(when));
+    s_emit_end(e, '}');
+}
+
+/* One event to append, as a client sends it: metadata and event_id only
+   when set. */
+static void s_emit_new_event(emit_t *e, const annal_new_event_t *ev)
+{
+    s_emit_open(e, '{', 2 + (ev->metadata.data != NULL) + ev->client_id);
+    s_emit_key(e, "event_type");
+    s_emit_str(e, ev->event_type, strlen(ev->event_type));
+    s_emit_key(e, "event_data");
+    s_emit_value(e, ev->data.data, ev->data.size);
+    if (ev->metadata.data) {
+        s_emit_key(e, "metadata");
+        s_emit_value(e, ev->metadata.data, ev->metadata.size);
+    }
+    if (ev->client_id) {
+        s_emit_key(e, "event_id");
+        s_emit_uuid(e, ev->event_id);
+    }
+    s_emit_end(e, '}');
+}
+
+static void s_emit_field(emit_t *e, const field_t *f)
+{
+    switch (f->kind) {
+    case F_STR: s_emit_str(e, f->ptr, f->len); break;
+    case F_U64: s_emit_u64(e, f->u); break;
+    case F_INT: s_emit_i64(e, f->i); break;
+    case F_NULL: s_emit_nil(e); break;
+    case F_BOOL: s_emit_bool(e, f->u); break;
+    case F_VALUE: s_emit_value(e, f->ptr, f->len); break;
+    case F_UUID: s_emit_uuid(e, f->ptr); break;
     case F_STRS:
-        msgpack_pack_array(pk, f->len);
+        s_emit_open(e, '[', f->len);
         for (size_t i = 0; i < f->len; i++) {
             const char *str = ((const char *const *) f->ptr)[i];
-            msgpack_pack_str_with_body(pk, str, strlen(str));
+            s_emit_str(e, str, strlen(str));
         }
+        s_emit_end(e, ']');
         break;
-    case F_NEW_EVENTS:
-        msgpack_pack_array(pk, f->len);
-        for (size_t i = 0; i < f->len; i++) {
-            const annal_new_event_t *e = (const annal_new_event_t *) f->ptr + i;
-            msgpack_pack_map(pk, 2 + (e->metadata.data != NULL) + e->client_id);
-            s_mp_key(pk, "event_type");
-            msgpack_pack_str_with_body(pk, e->event_type, strlen(e->event_type));
-            s_mp_key(pk, "event_data");
-            msgpack_sbuffer_write(pk->data, (const char *) e->data.data, e->data.size);
-            if (e->metadata.data) {
-                s_mp_key(pk, "metadata");
-                msgpack_sbuffer_write(pk->data, (const char *) e->metadata.data, e->metadata.size);
-            }
-            if (e->client_id) {
-                s_mp_key(pk, "event_id");
-                s_mp_uuid(pk, e->event_id);
-            }
-        }
-        break;
-    case F_UUID: s_mp_uuid(pk, f->ptr); break;
     case F_UUIDS:
-        msgpack_pack_array(pk, f->len);
+        s_emit_open(e, '[', f->len);
         for (size_t i = 0; i < f->len; i++)
-            s_mp_uuid(pk, (const uint8_t *) f->ptr + 16 * i);
+            s_emit_uuid(e, (const uint8_t *) f->ptr + 16 * i);
+        s_emit_end(e, ']');
         break;
     case F_EVENTS:
-        msgpack_pack_array(pk, f->len);
-        for (size_t i = 0; i < f->len; i++)
-            s_mp_event(pk, (const annal_event_t *) f->ptr + i);
+        s_emit_open(e, '[', f->len);
+        for (size_t i = 0; i < f->len && !e->rc; i++)
+            s_emit_event(e, (const annal_event_t *) f->ptr + i);
+        s_emit_end(e, ']');
+        break;
+    case F_NEW_EVENTS:
+        s_emit_open(e, '[', f->len);
+        for (size_t i = 0; i < f->len && !e->rc; i++)
+            s_emit_new_event(e, (const annal_new_event_t *) f->ptr + i);
+        s_emit_end(e, ']');
         break;
     }
 }
 
-static int s_mp_out(msgpack_sbuffer *sb, uint8_t **out, size_t *len)
+static void s_emit_body(emit_t *e, const annal_body_t *self)
 {
-    if (!sb->data)
-        return -1;
-    *out = (uint8_t *) sb->data;
-    *len = sb->size;
-    sb->data = NULL;
-    return 0;
-}
-
-static int s_body_json(annal_body_t *self, annal_buf_t *b)
-{
-    int rc = 0;
-    annal_buf_put(b, "{", 1);
-    for (size_t i = 0; rc == 0 && i < self->count; i++) {
-        s_json_key(b, self->fields[i].key, i == 0);
-        rc = s_json_field(b, &self->fields[i]);
+    s_emit_open(e, '{', self->count);
+    for (size_t i = 0; i < self->count && !e->rc; i++) {
+        s_emit_key(e, self->fields[i].key);
+        s_emit_field(e, &self->fields[i]);
     }
-    annal_buf_put(b, "}", 1);
-    return rc;
+    s_emit_end(e, '}');
 }
 
-static void s_body_mp(annal_body_t *self, msgpack_sbuffer *sb)
-{
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, self->count);
-    for (size_t i = 0; i < self->count; i++) {
-        s_mp_key(&pk, self->fields[i].key);
-        s_mp_field(&pk, &self->fields[i]);
-    }
-}
-
-static void s_event_mp(const annal_event_t *ev, msgpack_sbuffer *sb)
-{
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    s_mp_event(&pk, ev);
-}
+/* --- output ------------------------------------------------------------------------ */
 
 int annal_body_encode(annal_body_t *self, annal_encoding_t enc, uint8_t **out, size_t *len)
 {
-    if (enc == ANNAL_ENC_JSON) {
-        annal_buf_t b = {0};
-        return s_json_out(&b, s_body_json(self, &b), out, len);
-    }
+    annal_buf_t jb = {0};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    s_body_mp(self, &sb);
-    int rc = s_mp_out(&sb, out, len);
+    emit_t e;
+    s_emit_start(&e, enc, &jb, &sb);
+    s_emit_body(&e, self);
+    const uint8_t *data;
+    int rc = s_emit_finish(&e, &data, len);
+    if (rc == 0) {
+        *out = (uint8_t *) data; /* handed over: neither buffer frees it */
+        jb.data = NULL;
+        sb.data = NULL;
+    }
+    annal_buf_free(&jb);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
@@ -482,43 +533,21 @@ static void s_scratch_reset(annal_body_t *self)
     self->jb.failed = false;
 }
 
-/* Points out and len at the view in self's scratch. */
-static int s_view(annal_body_t *self, annal_encoding_t enc, int rc, const uint8_t **out,
-                  size_t *len)
-{
-    if (enc == ANNAL_ENC_JSON) {
-        if (rc || self->jb.failed || !self->jb.data)
-            return -1;
-        *out = (const uint8_t *) self->jb.data;
-        *len = self->jb.len;
-        return 0;
-    }
-    if (!self->sb.data)
-        return -1;
-    *out = (const uint8_t *) self->sb.data;
-    *len = self->sb.size;
-    return 0;
-}
-
 int annal_body_view(annal_body_t *self, annal_encoding_t enc, const uint8_t **out, size_t *len)
 {
+    emit_t e;
     s_scratch_reset(self);
-    int rc = 0;
-    if (enc == ANNAL_ENC_JSON)
-        rc = s_body_json(self, &self->jb);
-    else
-        s_body_mp(self, &self->sb);
-    return s_view(self, enc, rc, out, len);
+    s_emit_start(&e, enc, &self->jb, &self->sb);
+    s_emit_body(&e, self);
+    return s_emit_finish(&e, out, len);
 }
 
 int annal_body_event_view(annal_body_t *self, const annal_event_t *ev, annal_encoding_t enc,
                           const uint8_t **out, size_t *len)
 {
+    emit_t e;
     s_scratch_reset(self);
-    int rc = 0;
-    if (enc == ANNAL_ENC_JSON)
-        rc = s_json_event_object(&self->jb, ev);
-    else
-        s_event_mp(ev, &self->sb);
-    return s_view(self, enc, rc, out, len);
+    s_emit_start(&e, enc, &self->jb, &self->sb);
+    s_emit_event(&e, ev);
+    return s_emit_finish(&e, out, len);
 }
