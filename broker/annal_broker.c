@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "annal_command.h"
 #include "annal_fold.h"
 #include "annal_gate.h"
 #include "annal_limits.h"
@@ -494,22 +495,24 @@ static annal_err_t s_init(annal_broker_t *self, pending_t *p)
     return s_finish(self, p);
 }
 
-/* The command table, indexed by annal_cmd_t. */
+/* The broker's columns of the command table, indexed by annal_cmd_t; the
+   rest of each row (name, needs_aggregate, writes) is the wire's
+   (annal_command.h). */
 static const struct {
-    annal_cmd_t cmd;    /* the command */
     handler_fn handler; /* runs it inside the batch */
-    bool writes;        /* it may write to the store */
-} s_commands[ANNAL_CMD_COUNT] = {
-    [ANNAL_CMD_APPEND] = {ANNAL_CMD_APPEND, s_append, true},
-    [ANNAL_CMD_CREATE_SNAPSHOT] = {ANNAL_CMD_CREATE_SNAPSHOT, s_create_snapshot, true},
-    [ANNAL_CMD_GET_SNAPSHOT] = {ANNAL_CMD_GET_SNAPSHOT, s_get_snapshot, false},
-    [ANNAL_CMD_REPLAY] = {ANNAL_CMD_REPLAY, s_replay, false},
-    [ANNAL_CMD_GET_STATE] = {ANNAL_CMD_GET_STATE, s_get_state, false},
-    [ANNAL_CMD_READ] = {ANNAL_CMD_READ, s_read, false},
-    [ANNAL_CMD_READ_ALL] = {ANNAL_CMD_READ_ALL, s_read_all, false},
-    [ANNAL_CMD_STATUS] = {ANNAL_CMD_STATUS, s_status, false},
-    [ANNAL_CMD_INIT] = {ANNAL_CMD_INIT, s_init, false},
+} s_commands[] = {
+    [ANNAL_CMD_APPEND] = {s_append},
+    [ANNAL_CMD_CREATE_SNAPSHOT] = {s_create_snapshot},
+    [ANNAL_CMD_GET_SNAPSHOT] = {s_get_snapshot},
+    [ANNAL_CMD_REPLAY] = {s_replay},
+    [ANNAL_CMD_GET_STATE] = {s_get_state},
+    [ANNAL_CMD_READ] = {s_read},
+    [ANNAL_CMD_READ_ALL] = {s_read_all},
+    [ANNAL_CMD_STATUS] = {s_status},
+    [ANNAL_CMD_INIT] = {s_init},
 };
+_Static_assert(sizeof s_commands / sizeof s_commands[0] == ANNAL_CMD_COUNT,
+               "a handler per command");
 
 /* --- the batch ---------------------------------------------------------------- */
 
@@ -529,7 +532,7 @@ static void s_refuse_writes(annal_broker_t *self, annal_err_t err)
 {
     for (size_t i = 0; i < self->npending; i++) {
         pending_t *p = &self->pending[i];
-        if (!p->err && s_commands[p->req.cmd].writes) {
+        if (!p->err && annal_command_get(p->req.cmd)->writes) {
             p->err = err;
             s_error_reply(self, p, err, err == ANNAL_ERR_NO_SPACE
                           ? "no space left on the store's disk; nothing was written: retry later"

@@ -1,7 +1,17 @@
 /*  annal_command.h: the commands of the protocol (docs/protocol.md,
-    section 4), one enum value each. */
+    section 4), one row each in one table: the name a request gives in
+    "type", whether it names an aggregate, whether it may write.
+
+    The codec reads the table to decode a request (the name, the aggregate
+    id rule); the broker extends it with a handler per command
+    (broker/annal_broker.c) and reads "writes" from it when a batch's
+    writes fail. Invariant: row i of the table is the command i, and every
+    command has a row. */
 #ifndef ANNAL_COMMAND_H
 #define ANNAL_COMMAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
 
 typedef enum {
     ANNAL_CMD_APPEND,
@@ -16,7 +26,23 @@ typedef enum {
     ANNAL_CMD_COUNT
 } annal_cmd_t;
 
-/* The name of cmd as it appears in "type"; borrowed, static. */
+/* What the wire knows of one command. */
+typedef struct {
+    annal_cmd_t cmd;      /* the command, its row in the table */
+    const char *name;     /* as in "type" */
+    bool needs_aggregate; /* the request must carry a valid aggregate_id */
+    bool writes;          /* it may write to the store */
+} annal_command_t;
+
+/* The row of cmd (borrowed, static), or NULL when cmd is not a command. */
+const annal_command_t *annal_command_get(annal_cmd_t cmd);
+
+/* The command named by the len bytes at name (not NUL-terminated, compared
+   byte for byte), or NULL when there is none. */
+const annal_command_t *annal_command_find(const char *name, size_t len);
+
+/* The name of cmd as it appears in "type"; borrowed, static; "?" when cmd
+   is not a command. */
 const char *annal_cmd_name(annal_cmd_t cmd);
 
 #endif

@@ -245,13 +245,20 @@ static annal_err_t s_append(ctx_t *c, const annal_node_t *root, annal_request_t 
     return ANNAL_OK;
 }
 
-static annal_err_t s_command(ctx_t *c, const annal_node_t *root, annal_request_t *req)
+/* The fields of command's request, in the order they are checked: its
+   aggregate_id first when it needs one. */
+static annal_err_t s_command(ctx_t *c, const annal_command_t *command, const annal_node_t *root,
+                             annal_request_t *req)
 {
     annal_err_t rc = ANNAL_OK;
     char why[REASON_MAX];
+    if (command->needs_aggregate
+        && (rc = s_name_field(c, root, "aggregate_id", true, &req->aggregate_id)))
+        return rc;
     switch (req->cmd) {
     case ANNAL_CMD_STATUS:
     case ANNAL_CMD_INIT:
+    case ANNAL_CMD_GET_SNAPSHOT:
         return ANNAL_OK;
     case ANNAL_CMD_READ_ALL: {
         bool present;
@@ -299,12 +306,6 @@ static annal_err_t s_command(ctx_t *c, const annal_node_t *root, annal_request_t
         }
         return ANNAL_OK;
     }
-    default:
-        break;
-    }
-    if ((rc = s_name_field(c, root, "aggregate_id", true, &req->aggregate_id)))
-        return rc;
-    switch (req->cmd) {
     case ANNAL_CMD_APPEND:
         return s_append(c, root, req);
     case ANNAL_CMD_CREATE_SNAPSHOT: {
@@ -321,8 +322,6 @@ static annal_err_t s_command(ctx_t *c, const annal_node_t *root, annal_request_t
                              "cannot be given with 'state'");
         return ANNAL_OK;
     }
-    case ANNAL_CMD_GET_SNAPSHOT:
-        return ANNAL_OK;
     case ANNAL_CMD_REPLAY:
         if ((rc = s_bool_field(c, root, "use_snapshot", &req->use_snapshot)))
             return rc;
@@ -444,19 +443,15 @@ annal_err_t annal_request_decode(const uint8_t *body, size_t size, const annal_l
     }
     size_t tlen;
     const char *t = annal_node_str(&type, &tlen);
-    req->cmd = ANNAL_CMD_COUNT;
-    for (int i = 0; i < ANNAL_CMD_COUNT; i++) {
-        const char *name = annal_cmd_name((annal_cmd_t) i);
-        if (strlen(name) == tlen && memcmp(name, t, tlen) == 0)
-            req->cmd = (annal_cmd_t) i;
-    }
+    const annal_command_t *command = annal_command_find(t, tlen);
+    req->cmd = command ? command->cmd : ANNAL_CMD_COUNT;
     if (!req->has_msg_id) {
         rc = s_fail(&c, annal_node_kind(&id) == ANNAL_NODE_ABSENT
                             ? "missing field 'msg_id'"
                             : "field 'msg_id' must be an integer");
         goto cleanup;
     }
-    if (req->cmd == ANNAL_CMD_COUNT) {
+    if (!command) {
         int shown = tlen > 64 ? 64 : (int) tlen;
         bool printable = annal_utf8_valid(t, tlen) && !memchr(t, 0, tlen);
         snprintf(why, whylen, "unknown type '%.*s'%s", printable ? shown : 0, t,
@@ -464,7 +459,7 @@ annal_err_t annal_request_decode(const uint8_t *body, size_t size, const annal_l
         rc = ANNAL_ERR_UNKNOWN_TYPE;
         goto cleanup;
     }
-    rc = s_command(&c, &root, req);
+    rc = s_command(&c, command, &root, req);
     if (rc == ANNAL_ERR_INTERNAL)
         snprintf(why, whylen, "out of memory decoding the request");
 cleanup:
