@@ -17,6 +17,8 @@
     6. When the disk is full at commit, nothing of the batch was written:
        its writes are answered with error 11 and the rest run again, so
        reads keep being served.
+    Which of 4-6 an error calls for is its disposition, a column of the
+    error table (wire/annal_error.c); s_run_batch only acts on it.
     The broker never sees JSON or MessagePack: it carries the request's
     encoding as an opaque value from the codec back to the codec. */
 #include "annal_broker.h"
@@ -572,44 +574,50 @@ static void s_run_batch(annal_broker_t *self)
                 continue;
             p->why[0] = 0;
             err = s_commands[p->req.cmd].handler(self, p);
-            if (err == ANNAL_OK)
-                continue;
-            if (err == ANNAL_ERR_RETRY) {
+            switch (annal_err_disposition(err)) {
+            case ANNAL_DISP_DONE:
+                break;
+            case ANNAL_DISP_ANSWER:
+                s_error_reply(self, p, err, p->why); /* nothing written by it */
+                break;
+            case ANNAL_DISP_RERUN:
                 rerun = true;
-                continue;
-            }
-            if (err == ANNAL_ERR_NO_SPACE || err == ANNAL_ERR_REFUSED) {
+                break;
+            case ANNAL_DISP_REFUSE_WRITES:
                 /* the batch's writes failed, not this request: they are
                    answered so, and the rest (reads) run again without them */
                 s_refuse_writes(self, err);
                 rerun = true;
-                continue;
+                break;
+            case ANNAL_DISP_ABORT_UNKNOWN:
+                /* unknown extent: answer it, drop the batch, run the rest again */
+                p->err = err;
+                if (!p->why[0])
+                    snprintf(p->why, WHY_MAX, "%s; nothing was written", annal_strerror(err));
+                s_error_reply(self, p, err, p->why);
+                rerun = true;
+                break;
             }
-            if (err == ANNAL_ERR_MALFORMED || err == ANNAL_ERR_NOT_FOUND) {
-                s_error_reply(self, p, err, p->why); /* nothing written by it */
-                continue;
-            }
-            /* unknown extent: answer it, drop the batch, run the rest again */
-            p->err = err;
-            if (!p->why[0])
-                snprintf(p->why, WHY_MAX, "%s; nothing was written", annal_strerror(err));
-            s_error_reply(self, p, err, p->why);
-            rerun = true;
         }
         if (rerun) {
             annal_store_abort(self->store);
             continue;
         }
         err = annal_store_commit(self->store);
-        if (err == ANNAL_ERR_RETRY)
+        switch (annal_err_disposition(err)) {
+        case ANNAL_DISP_DONE:
+            return;
+        case ANNAL_DISP_RERUN:
             continue;
-        if (err == ANNAL_ERR_NO_SPACE || err == ANNAL_ERR_REFUSED) {
+        case ANNAL_DISP_REFUSE_WRITES:
             s_refuse_writes(self, err); /* nothing of the batch was written */
             continue;
-        }
-        if (err)
+        case ANNAL_DISP_ANSWER: /* at commit, no one request is to blame */
+        case ANNAL_DISP_ABORT_UNKNOWN:
             s_fail_all(self, "the store could not commit; the batch may or may not be "
                              "stored: send it again with the same event_ids");
+            return;
+        }
         return;
     }
     s_fail_all(self, "the store cannot grow; nothing was written");
