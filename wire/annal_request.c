@@ -137,6 +137,9 @@ static annal_err_t s_new_event(ctx_t *c, const annal_node_t *obj, annal_new_even
     annal_err_t rc = s_name_field(c, obj, "event_type", false, &ev->event_type);
     if (rc)
         return rc;
+    if (ev->event_type[0] == '$')
+        return s_fail(c, "field 'event_type' starts with '$' (reserved for the server's events, "
+                         "such as $deleted)");
     char why[REASON_MAX];
     annal_node_t data = annal_node_get(obj, "event_data");
     if (annal_node_kind(&data) == ANNAL_NODE_ABSENT)
