@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #include "annal_codec.h"
 #include "annal_value.h"
 #include "annal_line.h"
@@ -195,6 +197,84 @@ static void t_values(void)
     annal_value_destroy(&v);
 }
 
+/* The event_data of a one-event append in enc whose map has the keys and
+   values given (repeats allowed), as the codec stores it. */
+static annal_blob_t s_stored_map(bool msgpack, const char *const *keys, const int *values, int n)
+{
+    char json[2048];
+    int len = snprintf(json, sizeof json, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\","
+                                          "\"event_type\":\"T\",\"version\":\"any\",\"event_data\":{");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 6);
+    const char *fields[] = {"type", "append", "aggregate_id", "a", "event_type", "T", "version", "any"};
+    for (int i = 0; i < 8; i++)
+        msgpack_pack_str_with_body(&pk, fields[i], strlen(fields[i]));
+    msgpack_pack_str_with_body(&pk, "msg_id", 6);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "event_data", 10);
+    msgpack_pack_map(&pk, (size_t) n);
+    for (int i = 0; i < n; i++) {
+        len += snprintf(json + len, sizeof json - (size_t) len, "%s\"%s\":%d", i ? "," : "",
+                        keys[i], values[i]);
+        msgpack_pack_str_with_body(&pk, keys[i], strlen(keys[i]));
+        msgpack_pack_int(&pk, values[i]);
+    }
+    snprintf(json + len, sizeof json - (size_t) len, "}}");
+    annal_request_t req;
+    annal_encoding_t enc;
+    char why[256];
+    const uint8_t *body = msgpack ? (const uint8_t *) sb.data : (const uint8_t *) json;
+    size_t size = msgpack ? sb.size : strlen(json);
+    annal_blob_t out = {0};
+    if (annal_request_decode(body, size, NULL, &req, &enc, why, sizeof why) == ANNAL_OK) {
+        out = req.events[0].data;
+        req.events[0].data = (annal_blob_t) {0}; /* now out's */
+    }
+    else
+        fprintf(stderr, "  %s\n", why);
+    annal_request_reset(&req);
+    msgpack_sbuffer_destroy(&sb);
+    return out;
+}
+
+/* A map that names a key twice is stored the same from either encoding:
+   the key in its first place with its last value (as jansson parses JSON);
+   small maps and large ones (sorted) alike. */
+static void t_repeated_keys(void)
+{
+    const char *small_k[] = {"k", "a", "k", "b", "a"};
+    const int small_v[] = {1, 2, 3, 4, 5};
+    const char *big_k[40];
+    int big_v[40];
+    char names[40][8];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof names[i], "k%d", i % 25); /* 15 repeats */
+        big_k[i] = names[i];
+        big_v[i] = i;
+    }
+    struct { const char *const *k; const int *v; int n; int distinct; } maps[] = {
+        {small_k, small_v, 5, 3}, {big_k, big_v, 40, 25}, {small_k + 1, small_v + 1, 2, 2}};
+    for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
+        annal_blob_t j = s_stored_map(false, maps[m].k, maps[m].v, maps[m].n);
+        annal_blob_t p = s_stored_map(true, maps[m].k, maps[m].v, maps[m].n);
+        CHECK(j.size && j.size == p.size && memcmp(j.data, p.data, j.size) == 0);
+        char *text = annal_value_to_json_text(p.data, p.size);
+        CHECK(text);
+        size_t keys = 0;
+        for (const char *c = text; c && *c; c++)
+            keys += *c == ':';
+        CHECK(keys == (size_t) maps[m].distinct);
+        if (m == 0)
+            CHECK(text && strcmp(text, "{\"k\":3,\"a\":5,\"b\":4}") == 0);
+        free(text);
+        annal_blob_free(&j);
+        annal_blob_free(&p);
+    }
+}
+
 static void t_names(void)
 {
     CHECK(annal_aggregate_id_check("user-1", 6) == NULL);
@@ -237,6 +317,7 @@ static void t_line_style(void)
 static const t_case_t s_cases[] = {
     {"corpus", t_corpus},       {"msg_id_kept", t_msg_id_kept}, {"reply_both", t_reply_both},
     {"time", t_time},           {"names", t_names},             {"values", t_values},             {"line_style", t_line_style},
+    {"repeated_keys", t_repeated_keys},
 };
 
 int main(int argc, char **argv)

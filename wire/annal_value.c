@@ -295,6 +295,107 @@ static int s_pack_text(msgpack_packer *pk, const char *s, uint32_t n, const char
     return n ? msgpack_pack_str_with_body(pk, s, n) : msgpack_pack_str(pk, 0);
 }
 
+/* A map key's place in s_pack_map's sort: its bytes, then its position. */
+typedef struct {
+    const char *ptr; /* key bytes (may be NULL when empty) */
+    uint32_t len;    /* key length */
+    uint32_t index;  /* position in the map */
+} map_key_t;
+
+static int s_key_cmp(const void *a, const void *b)
+{
+    const map_key_t *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->ptr, y->ptr, n) : 0;
+    if (c == 0 && x->len != y->len)
+        c = x->len < y->len ? -1 : 1;
+    if (c == 0)
+        c = x->index < y->index ? -1 : x->index > y->index;
+    return c;
+}
+
+static bool s_same_key(const msgpack_object *a, const msgpack_object *b)
+{
+    return a->via.str.size == b->via.str.size
+           && (a->via.str.size == 0 || memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
+}
+
+/* Whether map o names a key twice: pairwise for small maps (no allocation on
+   the common path), else assumed (the sort finds out). */
+static bool s_has_repeats(const msgpack_object *o)
+{
+    uint32_t n = o->via.map.size;
+    if (n > 16)
+        return true;
+    for (uint32_t i = 1; i < n; i++)
+        for (uint32_t j = 0; j < i; j++)
+            if (s_same_key(&o->via.map.ptr[i].key, &o->via.map.ptr[j].key))
+                return true;
+    return false;
+}
+
+/* Packs a map canonically. A key that appears more than once keeps its
+   first place and its last value, as a JSON object parsed by jansson does,
+   so that both encodings store the same value. O(n log n) in the keys. */
+static int s_pack_map(msgpack_packer *pk, const msgpack_object *o, const char **why)
+{
+    uint32_t n = o->via.map.size;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR && k->type != MSGPACK_OBJECT_BIN) {
+            *why = "a map key is not a string";
+            return -1;
+        }
+        if (k->via.str.size && memchr(k->via.str.ptr, 0, k->via.str.size)) {
+            *why = "a map key contains a NUL character"; /* JSON parsers refuse it */
+            return -1;
+        }
+    }
+    /* value[i]: the entry whose value goes out in place i, or UINT32_MAX when
+       i repeats an earlier key and goes out not at all */
+    uint32_t *value = NULL;
+    map_key_t *keys = NULL;
+    uint32_t out = n;
+    if (n > 1 && s_has_repeats(o)) {
+        keys = malloc(n * sizeof *keys);
+        value = malloc(n * sizeof *value);
+        if (!keys || !value) {
+            free(keys);
+            free(value);
+            *why = "out of memory";
+            return -1;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            keys[i] = (map_key_t) {k->via.str.ptr, k->via.str.size, i};
+        }
+        qsort(keys, n, sizeof *keys, s_key_cmp);
+        for (uint32_t i = 0; i < n;) {
+            uint32_t j = i;
+            while (j + 1 < n
+                   && s_same_key(&o->via.map.ptr[keys[j + 1].index].key,
+                                 &o->via.map.ptr[keys[i].index].key))
+                j++;
+            value[keys[i].index] = keys[j].index;
+            for (uint32_t d = i + 1; d <= j; d++)
+                value[keys[d].index] = UINT32_MAX;
+            out -= j - i;
+            i = j + 1;
+        }
+        free(keys);
+    }
+    msgpack_pack_map(pk, out);
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        uint32_t v = value ? value[i] : i;
+        if (v != UINT32_MAX)
+            rc = annal_value_pack_msgpack(pk, &o->via.map.ptr[i].key, why)
+                 || annal_value_pack_msgpack(pk, &o->via.map.ptr[v].val, why) ? -1 : 0;
+    }
+    free(value);
+    return rc;
+}
+
 int annal_value_pack_msgpack(msgpack_packer *pk, const msgpack_object *o, const char **why)
 {
     switch (o->type) {
@@ -328,22 +429,7 @@ int annal_value_pack_msgpack(msgpack_packer *pk, const msgpack_object *o, const 
                 return -1;
         return 0;
     case MSGPACK_OBJECT_MAP:
-        msgpack_pack_map(pk, o->via.map.size);
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            const msgpack_object *k = &o->via.map.ptr[i].key;
-            if (k->type != MSGPACK_OBJECT_STR && k->type != MSGPACK_OBJECT_BIN) {
-                *why = "a map key is not a string";
-                return -1;
-            }
-            if (k->via.str.size && memchr(k->via.str.ptr, 0, k->via.str.size)) {
-                *why = "a map key contains a NUL character"; /* JSON parsers refuse it */
-                return -1;
-            }
-            if (annal_value_pack_msgpack(pk, k, why)
-                || annal_value_pack_msgpack(pk, &o->via.map.ptr[i].val, why))
-                return -1;
-        }
-        return 0;
+        return s_pack_map(pk, o, why);
     default:
         *why = "MessagePack ext types are not accepted";
         return -1;
