@@ -37,10 +37,10 @@
 #include "annal_pool.h"
 #include "annal_store.h"
 
-#define WHY_MAX 512
-#define BATCH_BYTES (64u << 20) /* body bytes drained into one batch, at most */
-#define MAX_ATTEMPTS 24         /* batch reruns after map growth */
-#define CATCH_UP_PAGES 8        /* pages of 1,000 events published between turns, at most */
+#define WHY_MAX        512
+#define BATCH_BYTES    (64u << 20) /* body bytes drained into one batch, at most */
+#define MAX_ATTEMPTS   24          /* batch reruns after map growth */
+#define CATCH_UP_PAGES 8           /* pages of 1,000 events published between turns, at most */
 
 /* One request of the current batch. */
 typedef struct {
@@ -72,7 +72,7 @@ struct annal_broker_t {
     zsock_t *pub;                 /* events, or NULL */
     char commands[256];           /* bound command endpoint */
     char events[256];             /* bound event endpoint, or "" */
-    annal_body_t *reply;         /* reply builder, reused */
+    annal_body_t *reply;          /* reply builder, reused */
     annal_event_list_t list;      /* read results, reused */
     pending_t *pending;           /* the batch: ANNAL_GROUP_MAX entries */
     size_t npending;              /* requests in the batch */
@@ -178,8 +178,8 @@ static void s_catch_up(annal_broker_t *self, uint64_t to)
         uint64_t next;
         if (annal_store_begin(self->store))
             return;
-        annal_err_t err = annal_store_read_all(self->store, self->published + 1, 1000, 1000,
-                                               NULL, 0, NULL, 0, &self->list, &next);
+        annal_err_t err = annal_store_read_all(self->store, self->published + 1, 1000, 1000, NULL,
+                                               0, NULL, 0, &self->list, &next);
         size_t sent = 0;
         for (size_t i = 0; !err && i < self->list.count; i++) {
             pub_t pb;
@@ -211,9 +211,9 @@ static annal_err_t s_append(annal_broker_t *self, pending_t *p)
 {
     annal_request_t *r = &p->req;
     annal_append_result_t res;
-    annal_err_t err = annal_store_append(self->store, r->aggregate_id, r->expect,
-                                         r->expected_version, r->events, r->event_count, &res,
-                                         p->why, WHY_MAX);
+    annal_err_t err =
+        annal_store_append(self->store, r->aggregate_id, r->expect, r->expected_version, r->events,
+                           r->event_count, &res, p->why, WHY_MAX);
     if (err == ANNAL_ERR_CONFLICT) {
         char text[128];
         if (r->expect == ANNAL_EXPECT_EXISTS)
@@ -307,8 +307,8 @@ static annal_err_t s_fold(annal_broker_t *self, const char *agg, uint64_t to, bo
     }
     else if (err != ANNAL_ERR_NOT_FOUND)
         return err;
-    err = annal_fold_run(self->store, agg, start.data, start.size, *snapshot_version, to,
-                         INT64_MAX, out);
+    err = annal_fold_run(self->store, agg, start.data, start.size, *snapshot_version, to, INT64_MAX,
+                         out);
     annal_blob_free(&start);
     return err;
 }
@@ -327,8 +327,8 @@ static annal_err_t s_create_snapshot(annal_broker_t *self, pending_t *p)
         annal_fold_result_t fold = {0};
         err = s_fold(self, r->aggregate_id, v, false, &fold, &from);
         if (!err)
-            err = annal_store_put_snapshot(self->store, r->aggregate_id, v, true,
-                                           fold.state.data, fold.state.size);
+            err = annal_store_put_snapshot(self->store, r->aggregate_id, v, true, fold.state.data,
+                                           fold.state.size);
         annal_blob_free(&fold.state);
     }
     if (err)
@@ -343,8 +343,8 @@ static annal_err_t s_get_snapshot(annal_broker_t *self, pending_t *p)
 {
     annal_request_t *r = &p->req;
     annal_snapshot_t snap;
-    annal_err_t err = annal_store_get_snapshot(self->store, r->aggregate_id, UINT64_MAX, false,
-                                               &snap);
+    annal_err_t err =
+        annal_store_get_snapshot(self->store, r->aggregate_id, UINT64_MAX, false, &snap);
     if (err == ANNAL_ERR_NOT_FOUND)
         snprintf(p->why, WHY_MAX, "aggregate '%s' has no snapshot", r->aggregate_id);
     if (err)
@@ -457,9 +457,9 @@ static annal_err_t s_read_all(annal_broker_t *self, pending_t *p)
     uint64_t next;
     annal_err_t err = annal_store_stats(self->store, &st);
     if (!err)
-        err = annal_store_read_all(self->store, r->from, s_cap(self, r->max_count),
-                                   ANNAL_SCAN_CAP, r->prefix, r->prefix_len, r->event_types,
-                                   r->event_type_count, &self->list, &next);
+        err = annal_store_read_all(self->store, r->from, s_cap(self, r->max_count), ANNAL_SCAN_CAP,
+                                   r->prefix, r->prefix_len, r->event_types, r->event_type_count,
+                                   &self->list, &next);
     if (err)
         return err;
     size_t found = self->list.count;
@@ -536,10 +536,12 @@ static void s_refuse_writes(annal_broker_t *self, annal_err_t err)
         pending_t *p = &self->pending[i];
         if (!p->err && annal_command_get(p->req.cmd)->writes) {
             p->err = err;
-            s_error_reply(self, p, err, err == ANNAL_ERR_NO_SPACE
-                          ? "no space left on the store's disk; nothing was written: retry later"
-                          : "the store refused the batch for now; nothing was written: retry "
-                            "later");
+            s_error_reply(
+                self, p, err,
+                err == ANNAL_ERR_NO_SPACE
+                    ? "no space left on the store's disk; nothing was written: retry later"
+                    : "the store refused the batch for now; nothing was written: retry "
+                      "later");
         }
     }
 }
@@ -559,8 +561,8 @@ static void s_run_batch(annal_broker_t *self)
         for (size_t i = 0; hint && i < self->npending; i++) {
             annal_request_t *r = &self->pending[i].req;
             if (!self->pending[i].err && r->cmd == ANNAL_CMD_APPEND)
-                self->hints[nhints++] = (annal_append_hint_t) {r->aggregate_id, r->events,
-                                                               r->event_count};
+                self->hints[nhints++] =
+                    (annal_append_hint_t){r->aggregate_id, r->events, r->event_count};
         }
         if (annal_store_prepare(self->store, self->hints, nhints)) {
             annal_store_abort(self->store);
@@ -575,14 +577,11 @@ static void s_run_batch(annal_broker_t *self)
             p->why[0] = 0;
             err = s_commands[p->req.cmd].handler(self, p);
             switch (annal_err_disposition(err)) {
-            case ANNAL_DISP_DONE:
-                break;
+            case ANNAL_DISP_DONE: break;
             case ANNAL_DISP_ANSWER:
                 s_error_reply(self, p, err, p->why); /* nothing written by it */
                 break;
-            case ANNAL_DISP_RERUN:
-                rerun = true;
-                break;
+            case ANNAL_DISP_RERUN: rerun = true; break;
             case ANNAL_DISP_REFUSE_WRITES:
                 /* the batch's writes failed, not this request: they are
                    answered so, and the rest (reads) run again without them */
@@ -605,10 +604,8 @@ static void s_run_batch(annal_broker_t *self)
         }
         err = annal_store_commit(self->store);
         switch (annal_err_disposition(err)) {
-        case ANNAL_DISP_DONE:
-            return;
-        case ANNAL_DISP_RERUN:
-            continue;
+        case ANNAL_DISP_DONE: return;
+        case ANNAL_DISP_RERUN: continue;
         case ANNAL_DISP_REFUSE_WRITES:
             s_refuse_writes(self, err); /* nothing of the batch was written */
             continue;
@@ -709,8 +706,8 @@ static int s_receive(annal_broker_t *self, pending_t *p, size_t *bytes)
     else if (size > self->config.limits.max_body) {
         p->err = ANNAL_ERR_MALFORMED;
         p->enc = annal_request_peek(zmq_msg_data(&frame), size, &p->req);
-        snprintf(p->why, WHY_MAX, "request body of %zu bytes exceeds the limit of %zu bytes",
-                 size, self->config.limits.max_body);
+        snprintf(p->why, WHY_MAX, "request body of %zu bytes exceeds the limit of %zu bytes", size,
+                 self->config.limits.max_body);
     }
     else
         p->err = annal_request_decode(zmq_msg_data(&frame), size, &self->config.limits, &p->req,
@@ -725,8 +722,7 @@ static int s_receive(annal_broker_t *self, pending_t *p, size_t *bytes)
 static void s_turn(annal_broker_t *self)
 {
     size_t bytes = 0, events = 0;
-    while (self->npending < ANNAL_GROUP_MAX && bytes < BATCH_BYTES
-           && events < ANNAL_GROUP_EVENTS) {
+    while (self->npending < ANNAL_GROUP_MAX && bytes < BATCH_BYTES && events < ANNAL_GROUP_EVENTS) {
         pending_t *p = &self->pending[self->npending];
         if (s_receive(self, p, &bytes))
             break;
@@ -932,8 +928,8 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
     zsock_set_maxmsgsize(self->router, (int) (self->config.limits.max_body * 2 + 65536 < INT32_MAX
                                                   ? self->config.limits.max_body * 2 + 65536
                                                   : INT32_MAX));
-    int hwm = self->config.limits.client_hwm < INT32_MAX / 10
-                  ? (int) self->config.limits.client_hwm : INT32_MAX / 10;
+    int hwm = self->config.limits.client_hwm < INT32_MAX / 10 ? (int) self->config.limits.client_hwm
+                                                              : INT32_MAX / 10;
     zsock_set_rcvhwm(self->router, hwm);
     /* one turn may answer ANNAL_GROUP_MAX requests of one client at once: a
        queue shorter than that made ROUTER drop replies of a pipelining client */
@@ -941,8 +937,8 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
     zsock_set_linger(self->router, 1000);
     if (self->pub) {
         /* an event is two messages (topic, body) */
-        zsock_set_sndhwm(self->pub, 2 * (config->pub_hwm > 0 ? config->pub_hwm
-                                                              : ANNAL_PUB_HWM_DEFAULT));
+        zsock_set_sndhwm(self->pub,
+                         2 * (config->pub_hwm > 0 ? config->pub_hwm : ANNAL_PUB_HWM_DEFAULT));
         zsock_set_linger(self->pub, 1000);
     }
     if (s_gate(self, config, why, whylen)) {

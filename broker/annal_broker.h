@@ -10,17 +10,17 @@
 #include "annal_limits.h"
 
 typedef struct {
-    const char *store;          /* store location (a data folder) */
-    const char *commands;       /* ROUTER endpoint to bind */
-    const char *events;         /* PUB endpoint to bind, or NULL for none */
+    const char *store;           /* store location (a data folder) */
+    const char *commands;        /* ROUTER endpoint to bind */
+    const char *events;          /* PUB endpoint to bind, or NULL for none */
     annal_encoding_t pub_format; /* encoding of published events */
-    annal_limits_t limits;      /* the limits enforced (a field of 0: its default) */
-    size_t initial_map_size;    /* store's first map size (0: default) */
-    int heartbeat_ms;           /* $head interval (0: 1000) */
-    int pub_hwm;                /* events queued per subscriber (0: default) */
-    const char *curve_secret;   /* annald's CURVE certificate (a secret file written by
+    annal_limits_t limits;       /* the limits enforced (a field of 0: its default) */
+    size_t initial_map_size;     /* store's first map size (0: default) */
+    int heartbeat_ms;            /* $head interval (0: 1000) */
+    int pub_hwm;                 /* events queued per subscriber (0: default) */
+    const char *curve_secret;    /* annald's CURVE certificate (a secret file written by
                                    `annal keygen`), or NULL for plaintext */
-    const char *curve_allow;    /* folder of the public certificates of the clients
+    const char *curve_allow;     /* folder of the public certificates of the clients
                                    admitted; required with curve_secret */
 } annal_broker_config_t;
 

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_WATCHED 4
+#define MAX_WATCHED  4
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define HELD_MS 2000 /* how long a client past max_clients waits before it asks again */
+#define HELD_MS      2000 /* how long a client past max_clients waits before it asks again */
 
 typedef struct {
     char name[32];    /* the ZAP domain of the socket */
@@ -25,10 +25,10 @@ typedef struct {
 } watched_t;
 
 struct annal_gate_t {
-    char *allow_dir;          /* CURVE allow folder, or NULL */
-    size_t max_clients;       /* connections per socket */
-    zsock_t *zap;             /* the ZAP endpoint (REP) */
-    zactor_t *actor;          /* answers handshakes */
+    char *allow_dir;    /* CURVE allow folder, or NULL */
+    size_t max_clients; /* connections per socket */
+    zsock_t *zap;       /* the ZAP endpoint (REP) */
+    zactor_t *actor;    /* answers handshakes */
     watched_t watched[MAX_WATCHED];
     size_t nwatched;
 };
@@ -108,7 +108,7 @@ static void s_answer(annal_gate_t *self, zcertstore_t *certs)
     zmsg_addstr(reply, id ? id : "");
     zmsg_addstr(reply, status);
     zmsg_addstr(reply, text);
-    zmsg_addstr(reply, ""); /* user id */
+    zmsg_addstr(reply, "");    /* user id */
     zmsg_addmem(reply, "", 0); /* metadata */
     zmsg_send(&reply, self->zap);
     zframe_destroy(&key);

@@ -23,27 +23,25 @@ typedef struct {
 /* Prints the usage; called before parsing, so each setting shows its default. */
 static void s_usage(FILE *out, const setting_t *settings)
 {
-    fprintf(out,
-            "usage: annald [options]\n"
-            "  --data DIR                 data folder (default ./data)\n"
-            "  --store LOCATION           a data folder, or a PostgreSQL database as a\n"
-            "                             postgresql://user@host/db URI\n"
-            "  --commands ENDPOINT        ROUTER endpoint for commands\n"
-            "                             (default tcp://127.0.0.1:5555)\n"
-            "  --events ENDPOINT          PUB endpoint for events\n"
-            "                             (default tcp://127.0.0.1:5556)\n"
-            "  --pub-format FORMAT        msgpack (default) or json\n"
-            "  --curve-secret FILE        annald's CURVE secret certificate (annal keygen)\n"
-            "  --curve-allow DIR          public certificates of the clients admitted\n"
-            "                             (with --curve-secret: both sockets use CURVE)\n");
+    fprintf(out, "usage: annald [options]\n"
+                 "  --data DIR                 data folder (default ./data)\n"
+                 "  --store LOCATION           a data folder, or a PostgreSQL database as a\n"
+                 "                             postgresql://user@host/db URI\n"
+                 "  --commands ENDPOINT        ROUTER endpoint for commands\n"
+                 "                             (default tcp://127.0.0.1:5555)\n"
+                 "  --events ENDPOINT          PUB endpoint for events\n"
+                 "                             (default tcp://127.0.0.1:5556)\n"
+                 "  --pub-format FORMAT        msgpack (default) or json\n"
+                 "  --curve-secret FILE        annald's CURVE secret certificate (annal keygen)\n"
+                 "  --curve-allow DIR          public certificates of the clients admitted\n"
+                 "                             (with --curve-secret: both sockets use CURVE)\n");
     for (const setting_t *s = settings; s->flag; s++)
         fprintf(out, "  --%s %-*s%s (default %zu, %lld..%lld)\n", s->flag,
                 (int) (24 - strlen(s->flag)), s->arg, s->what, *s->value, s->min, s->max);
-    fprintf(out,
-            "  --help                     this text\n"
-            "  --version                  the version\n"
-            "Endpoints may use a wildcard port (tcp://127.0.0.1:*); annald prints the\n"
-            "endpoints it bound on its first line of output.\n");
+    fprintf(out, "  --help                     this text\n"
+                 "  --version                  the version\n"
+                 "Endpoints may use a wildcard port (tcp://127.0.0.1:*); annald prints the\n"
+                 "endpoints it bound on its first line of output.\n");
 }
 
 /* Parses text as a whole number within s's range; -1 when it is not one. */
@@ -105,8 +103,7 @@ int main(int argc, char **argv)
          "nesting of a request body"},
         {"max-count", "N", &lim->read_cap, 1, 1000000000,
          "server cap on max_count of read/read_all"},
-        {"client-hwm", "N", &lim->client_hwm, 1, 1000000,
-         "requests queued per client connection"},
+        {"client-hwm", "N", &lim->client_hwm, 1, 1000000, "requests queued per client connection"},
         {"max-clients", "N", &lim->max_clients, 1, 1000000,
          "connections per socket served at once"},
         {"pub-hwm", "N", &pub_hwm, 1, INT32_MAX / 2,
@@ -115,18 +112,22 @@ int main(int argc, char **argv)
     };
     enum { FIRST_SETTING = 256 };
     struct option options[32] = {
-        {"data", required_argument, 0, 'd'},   {"commands", required_argument, 0, 'c'},
-        {"events", required_argument, 0, 'e'}, {"pub-format", required_argument, 0, 'p'},
-        {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
-        {"curve-secret", required_argument, 0, 's'}, {"store", required_argument, 0, 'd'},
+        {"data", required_argument, 0, 'd'},
+        {"commands", required_argument, 0, 'c'},
+        {"events", required_argument, 0, 'e'},
+        {"pub-format", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {"curve-secret", required_argument, 0, 's'},
+        {"store", required_argument, 0, 'd'},
         {"curve-allow", required_argument, 0, 'a'},
     };
     size_t n = 0;
     while (options[n].name)
         n++;
     for (size_t i = 0; settings[i].flag; i++, n++)
-        options[n] = (struct option){settings[i].flag, required_argument, 0,
-                                     FIRST_SETTING + (int) i};
+        options[n] =
+            (struct option){settings[i].flag, required_argument, 0, FIRST_SETTING + (int) i};
     int opt;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {

@@ -21,10 +21,10 @@ int annal_store_backup(const char *location, const char *dest, char *why, size_t
 /* --- moving a store ------------------------------------------------------------ */
 
 typedef struct {
-    annal_store_t *to;       /* the target */
-    annal_sink_t sink;       /* where the target takes the dump */
-    uint64_t events, total;  /* copied, and in the source */
-    uint64_t snapshots;      /* copied */
+    annal_store_t *to;      /* the target */
+    annal_sink_t sink;      /* where the target takes the dump */
+    uint64_t events, total; /* copied, and in the source */
+    uint64_t snapshots;     /* copied */
     annal_progress_fn progress;
     void *arg;
 } migration_t;

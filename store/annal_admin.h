@@ -18,8 +18,7 @@
 int annal_store_backup(const char *location, const char *dest, char *why, size_t whylen);
 
 /* Progress of a migration: events copied of total, snapshots copied. */
-typedef void (*annal_progress_fn)(void *arg, uint64_t events, uint64_t total,
-                                  uint64_t snapshots);
+typedef void (*annal_progress_fn)(void *arg, uint64_t events, uint64_t total, uint64_t snapshots);
 
 /* Copies the store at from (an LMDB folder, which no annald may be serving)
    into the empty store at to (a PostgreSQL database) as one transaction:

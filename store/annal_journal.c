@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC "ANJ1"
-#define GROW_STEP ((uint64_t) 4 << 20) /* zero-fill this much ahead at a time */
+#define MAGIC      "ANJ1"
+#define GROW_STEP  ((uint64_t) 4 << 20) /* zero-fill this much ahead at a time */
 #define ZERO_CHUNK (256 * 1024)
 
 struct annal_journal_t {
@@ -188,7 +188,7 @@ static annal_err_t s_grow(annal_journal_t *self, uint64_t end)
         err = errno;
     if (err) /* the records so far are untouched; the zeroes are not needed */
         return err == ENOSPC || err == EDQUOT || err == EFBIG ? ANNAL_ERR_NO_SPACE
-                                                             : ANNAL_ERR_UNAVAILABLE;
+                                                              : ANNAL_ERR_UNAVAILABLE;
     self->size = target;
     return ANNAL_OK;
 }

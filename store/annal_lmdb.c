@@ -85,14 +85,14 @@
 #include "annal_store.h"
 #include "annal_time.h"
 
-#define FORMAT_KEY "format"
-#define FORMAT_VALUE "annal-lmdb-1"
-#define RECORD_FORMAT 1
+#define FORMAT_KEY      "format"
+#define FORMAT_VALUE    "annal-lmdb-1"
+#define RECORD_FORMAT   1
 #define SNAPSHOT_FOLDED 0
 #define SNAPSHOT_CLIENT 1
-#define DEFAULT_MAP (64u << 20)
-#define MAX_STEP ((size_t) 4 << 30) /* grow by doubling, at most 4 GiB at a time */
-#define KEY_MAX (ANNAL_MAX_AGGREGATE_ID + 9)
+#define DEFAULT_MAP     (64u << 20)
+#define MAX_STEP        ((size_t) 4 << 30) /* grow by doubling, at most 4 GiB at a time */
+#define KEY_MAX         (ANNAL_MAX_AGGREGATE_ID + 9)
 
 enum { DB_META, DB_EVENTS, DB_STREAMS, DB_AGGREGATES, DB_EVENT_IDS, DB_SNAPSHOTS, DB_COUNT };
 
@@ -140,28 +140,28 @@ FIELD(OP_VLEN, uint32_t, OP_HEADER);
 #undef FIELD
 
 typedef struct {
-    MDB_env *env;          /* the environment */
-    MDB_dbi dbi[DB_COUNT]; /* see the table */
-    MDB_txn *root;         /* every batch since the last checkpoint, or NULL */
-    pthread_t root_thread; /* the thread that began root: LMDB's write lock is its */
-    MDB_txn *txn;          /* the open batch (a child of root), or NULL */
+    MDB_env *env;             /* the environment */
+    MDB_dbi dbi[DB_COUNT];    /* see the table */
+    MDB_txn *root;            /* every batch since the last checkpoint, or NULL */
+    pthread_t root_thread;    /* the thread that began root: LMDB's write lock is its */
+    MDB_txn *txn;             /* the open batch (a child of root), or NULL */
     annal_journal_t *journal; /* where batches become durable */
-    uint64_t gen;          /* the journal's generation since the last checkpoint */
-    int64_t since;         /* monotonic ms of the generation's first record */
-    uint8_t *jbuf;         /* the open batch's journal record */
-    size_t jlen, jcap;     /* bytes used and allocated in jbuf */
-    int lock_fd;           /* holds the folder's flock */
-    uint64_t head;         /* last committed sequence */
-    uint64_t txn_head;     /* last sequence inside the open batch */
-    int64_t last_recorded; /* recorded_at of the last committed event */
-    int64_t txn_recorded;  /* recorded_at given to the open batch */
-    size_t map_size;       /* current map size */
-    bool grow;             /* the open batch hit MDB_MAP_FULL */
-    bool failed;           /* a failure of unknown outcome: rebuild from the journal first */
-    int64_t retry_at;      /* no checkpoint before this (monotonic ms): the last one found
+    uint64_t gen;             /* the journal's generation since the last checkpoint */
+    int64_t since;            /* monotonic ms of the generation's first record */
+    uint8_t *jbuf;            /* the open batch's journal record */
+    size_t jlen, jcap;        /* bytes used and allocated in jbuf */
+    int lock_fd;              /* holds the folder's flock */
+    uint64_t head;            /* last committed sequence */
+    uint64_t txn_head;        /* last sequence inside the open batch */
+    int64_t last_recorded;    /* recorded_at of the last committed event */
+    int64_t txn_recorded;     /* recorded_at given to the open batch */
+    size_t map_size;          /* current map size */
+    bool grow;                /* the open batch hit MDB_MAP_FULL */
+    bool failed;              /* a failure of unknown outcome: rebuild from the journal first */
+    int64_t retry_at;         /* no checkpoint before this (monotonic ms): the last one found
                               the disk full */
-    bool env_ready;        /* open has finished */
-    int replay_rc;         /* the LMDB error that stopped a replay */
+    bool env_ready;           /* open has finished */
+    int replay_rc;            /* the LMDB error that stopped a replay */
 } lmdb_t;
 
 /* Integers in native order (the design note), at any alignment. */
@@ -231,25 +231,17 @@ static annal_err_t s_err(lmdb_t *self, int rc)
     switch (rc) {
     case MDB_SUCCESS: return ANNAL_OK;
     case MDB_NOTFOUND: return ANNAL_ERR_NOT_FOUND;
-    case MDB_MAP_FULL:
-        self->grow = true;
-        return ANNAL_ERR_RETRY;
+    case MDB_MAP_FULL: self->grow = true; return ANNAL_ERR_RETRY;
     case ENOSPC:
     case EDQUOT:
-    case EFBIG:
-        return ANNAL_ERR_NO_SPACE;
+    case EFBIG: return ANNAL_ERR_NO_SPACE;
     case MDB_TXN_FULL:
     case ENOMEM:
-    case MDB_READERS_FULL:
-        return ANNAL_ERR_UNAVAILABLE;
+    case MDB_READERS_FULL: return ANNAL_ERR_UNAVAILABLE;
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
-    case MDB_BAD_TXN:
-        self->failed = true;
-        return ANNAL_ERR_INTERNAL;
-    default:
-        self->failed = true;
-        return ANNAL_ERR_UNAVAILABLE;
+    case MDB_BAD_TXN: self->failed = true; return ANNAL_ERR_INTERNAL;
+    default: self->failed = true; return ANNAL_ERR_UNAVAILABLE;
     }
 }
 
@@ -347,8 +339,8 @@ static uint8_t *s_log(lmdb_t *self, int db, const void *key, size_t klen, size_t
 
 /* Puts key and val into db inside the open batch, and into its journal
    record. Returns an LMDB code. */
-static int s_put(lmdb_t *self, int db, const void *key, size_t klen, const void *val,
-                 size_t vlen, unsigned flags)
+static int s_put(lmdb_t *self, int db, const void *key, size_t klen, const void *val, size_t vlen,
+                 unsigned flags)
 {
     uint8_t *v = s_log(self, db, key, klen, vlen);
     if (!v)
@@ -524,8 +516,7 @@ static bool s_due(lmdb_t *self)
     uint64_t used = annal_journal_used(self->journal);
     if (now < self->retry_at)
         return false;
-    return used >= ANNAL_CHECKPOINT_BYTES
-           || (used > 0 && now - self->since >= ANNAL_CHECKPOINT_MS);
+    return used >= ANNAL_CHECKPOINT_BYTES || (used > 0 && now - self->since >= ANNAL_CHECKPOINT_MS);
 }
 
 /* --- open and close ------------------------------------------------------------ */
@@ -572,8 +563,8 @@ void annal_lmdb_sync_dir(const char *dir)
     }
 }
 
-static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, void **out,
-                          char *why, size_t whylen)
+static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, void **out, char *why,
+                          size_t whylen)
 {
     lmdb_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -650,8 +641,9 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
     }
     else if (rc == 0) {
         rc = mdb_get(txn, self->dbi[DB_META], &key, &val);
-        if (rc == 0 && (val.mv_size != strlen(FORMAT_VALUE)
-                        || memcmp(val.mv_data, FORMAT_VALUE, val.mv_size) != 0)) {
+        if (rc == 0
+            && (val.mv_size != strlen(FORMAT_VALUE)
+                || memcmp(val.mv_data, FORMAT_VALUE, val.mv_size) != 0)) {
             char found[64];
             snprintf(found, sizeof found, "%.*s", (int) (val.mv_size < 40 ? val.mv_size : 40),
                      (const char *) val.mv_data);
@@ -708,7 +700,7 @@ static annal_err_t s_begin(void *handle)
         return ANNAL_ERR_INTERNAL;
     if (self->root && !pthread_equal(self->root_thread, pthread_self()))
         return ANNAL_ERR_INTERNAL; /* batches from two threads: not allowed */
-    if (self->failed) { /* an earlier failure: rebuild from the journal */
+    if (self->failed) {            /* an earlier failure: rebuild from the journal */
         if (s_recover(self))
             return ANNAL_ERR_UNAVAILABLE;
         self->failed = false;
@@ -823,9 +815,8 @@ static annal_err_t s_checkpoint_op(void *handle)
 /* Checks a retry of an earlier append whose first event is stored at seq:
    one event may repeat any stored event of agg; a batch must repeat a
    stored batch exactly (same events, same count, in order). */
-static annal_err_t s_retry(lmdb_t *self, const char *agg, const annal_new_event_t *events,
-                           size_t n, uint64_t seq, annal_append_result_t *res, char *why,
-                           size_t whylen)
+static annal_err_t s_retry(lmdb_t *self, const char *agg, const annal_new_event_t *events, size_t n,
+                           uint64_t seq, annal_append_result_t *res, char *why, size_t whylen)
 {
     size_t k = (size_t) seq;
     MDB_val key = {sizeof k, &k}, val;
@@ -873,9 +864,9 @@ static annal_err_t s_retry(lmdb_t *self, const char *agg, const annal_new_event_
     return ANNAL_OK;
 }
 
-static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect,
-                            uint64_t expected, const annal_new_event_t *events, size_t n,
-                            annal_append_result_t *res, char *why, size_t whylen)
+static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect, uint64_t expected,
+                            const annal_new_event_t *events, size_t n, annal_append_result_t *res,
+                            char *why, size_t whylen)
 {
     lmdb_t *self = handle;
     memset(res, 0, sizeof *res);
@@ -1018,8 +1009,8 @@ static annal_err_t s_read(void *handle, const char *agg, uint64_t from, bool bac
     return err;
 }
 
-static bool s_match(const annal_event_t *ev, const char *prefix, size_t plen,
-                    char *const *types, size_t ntypes)
+static bool s_match(const annal_event_t *ev, const char *prefix, size_t plen, char *const *types,
+                    size_t ntypes)
 {
     if (prefix && (ev->aggregate_id_len < plen || memcmp(ev->aggregate_id, prefix, plen) != 0))
         return false;

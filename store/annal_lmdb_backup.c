@@ -79,8 +79,7 @@ static int s_generation(MDB_env *env, uint64_t *gen)
    checkpoint to it, so annald and backups need no lock between them: a
    backup never stops annald. A store whose annald is down is copied whole,
    its journal included. */
-static int s_backup(const char *dir, const char *dest, const char *path, char *why,
-                    size_t whylen)
+static int s_backup(const char *dir, const char *dest, const char *path, char *why, size_t whylen)
 {
     char jpath[4096];
     snprintf(jpath, sizeof jpath, "%s/annal.journal", dest);

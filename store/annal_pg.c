@@ -42,9 +42,9 @@
 #include "annal_time.h"
 
 /* Prepared once per connection: the statement of every append. */
-#define APPEND_SQL                                                                               \
-    "SELECT status::int8, coalesce(first_seq, 0), coalesce(last_seq, 0),"                     \
-    " coalesce(version, 0), coalesce(recorded, 0), coalesce(detail, '')"                        \
+#define APPEND_SQL                                                        \
+    "SELECT status::int8, coalesce(first_seq, 0), coalesce(last_seq, 0)," \
+    " coalesce(version, 0), coalesce(recorded, 0), coalesce(detail, '')"  \
     " FROM annal_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 
 /* --- values in PostgreSQL's formats ------------------------------------------ */
@@ -62,9 +62,9 @@ uint64_t annal_pg_u64(const PGresult *r, int row, int col)
 /* The 36 characters of a UUID, into buf (37 bytes). */
 char *annal_pg_uuid_text(const uint8_t *u, char *buf)
 {
-    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-             u[13], u[14], u[15]);
+    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+             u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+             u[14], u[15]);
     return buf;
 }
 
@@ -103,9 +103,10 @@ annal_err_t annal_pg_fail(annal_pg_t *self, PGresult *r)
     /* 08 connection, 53 resources (53100: disk full), 57 operator action
        (a cancel, a statement timeout), 40 serialization / deadlock, 55P03 a
        lock timeout: all worth a retry */
-    if (*state && (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0
-                   || strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0
-                   || strcmp(state, "55P03") == 0))
+    if (*state
+        && (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0
+            || strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0
+            || strcmp(state, "55P03") == 0))
         return strcmp(state, "53100") == 0 ? ANNAL_ERR_NO_SPACE : ANNAL_ERR_UNAVAILABLE;
     return ANNAL_ERR_INTERNAL;
 }
@@ -135,8 +136,8 @@ static void s_no_notice(void *arg, const char *message)
    25 s. */
 static PGconn *s_connectdb(const char *conninfo)
 {
-    static const char *const keys[] = {"connect_timeout", "keepalives_idle",
-                                       "keepalives_interval", "keepalives_count", "dbname", NULL};
+    static const char *const keys[] = {"connect_timeout",  "keepalives_idle", "keepalives_interval",
+                                       "keepalives_count", "dbname",          NULL};
     const char *const values[] = {"5", "10", "5", "3", conninfo, NULL};
     return PQconnectdbParams(keys, values, 1);
 }
@@ -271,8 +272,9 @@ annal_err_t annal_pg_write_txn(annal_pg_t *self)
     if (self->locked)
         return ANNAL_OK;
     char sql[160];
-    snprintf(sql, sizeof sql, "%s%sSELECT head, recorded_at FROM annal_head WHERE id = 1 FOR UPDATE",
-             self->read_only ? "COMMIT; " : "", self->txn_open && !self->read_only ? "" : "BEGIN; ");
+    snprintf(
+        sql, sizeof sql, "%s%sSELECT head, recorded_at FROM annal_head WHERE id = 1 FOR UPDATE",
+        self->read_only ? "COMMIT; " : "", self->txn_open && !self->read_only ? "" : "BEGIN; ");
     PGresult *r = PQexec(self->conn, sql);
     annal_pg_sync_txn(self); /* a failed SELECT leaves an aborted transaction to roll back */
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
@@ -348,7 +350,7 @@ static PGresult *s_run(annal_pg_t *self, const char *prepared, const char *sql, 
     if (!self->txn_open && (*err = s_read_txn(self)))
         return NULL;
     if ((*err = annal_pg_flush(self))) { /* what the batch wrote comes first */
-        if (*err != ANNAL_ERR_NO_SPACE) /* the batch's writes failed, not this statement */
+        if (*err != ANNAL_ERR_NO_SPACE)  /* the batch's writes failed, not this statement */
             *err = ANNAL_ERR_REFUSED;
         return NULL;
     }
@@ -493,9 +495,9 @@ static char *s_bytea_array(const annal_new_event_t *events, size_t n, bool meta,
 
 /* --- the operations ------------------------------------------------------------------ */
 
-static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect,
-                            uint64_t expected, const annal_new_event_t *events, size_t n,
-                            annal_append_result_t *res, char *why, size_t whylen)
+static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect, uint64_t expected,
+                            const annal_new_event_t *events, size_t n, annal_append_result_t *res,
+                            char *why, size_t whylen)
 {
     annal_pg_t *self = handle;
     memset(res, 0, sizeof *res);
@@ -511,7 +513,9 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
         return err;
     char ex[4], exv[24], head[24], rec[24];
     snprintf(ex, sizeof ex, "%d",
-             expect == ANNAL_EXPECT_EXACT ? 1 : expect == ANNAL_EXPECT_EXISTS ? 2 : 0);
+             expect == ANNAL_EXPECT_EXACT    ? 1
+             : expect == ANNAL_EXPECT_EXISTS ? 2
+                                             : 0);
     snprintf(exv, sizeof exv, "%llu", (unsigned long long) expected);
     snprintf(head, sizeof head, "%llu", (unsigned long long) self->txn_head);
     snprintf(rec, sizeof rec, "%lld", (long long) self->recorded);
@@ -565,9 +569,9 @@ static annal_err_t s_version(void *handle, const char *agg, uint64_t *version)
     annal_pg_t *self = handle;
     annal_err_t err;
     const char *values[1] = {agg};
-    PGresult *r = annal_pg_query(self,
-                                 "SELECT version FROM annal_aggregates WHERE aggregate_id = $1",
-                                 1, values, NULL, NULL, &err);
+    PGresult *r =
+        annal_pg_query(self, "SELECT version FROM annal_aggregates WHERE aggregate_id = $1", 1,
+                       values, NULL, NULL, &err);
     if (!r)
         return err;
     *version = PQntuples(r) ? annal_pg_u64(r, 0, 0) : 0;
@@ -586,7 +590,8 @@ static annal_err_t s_read(void *handle, const char *agg, uint64_t from, bool bac
         return ANNAL_OK; /* as on LMDB: nothing below version 1 */
     char f[24], m[24];
     snprintf(f, sizeof f, "%llu", (unsigned long long) (from > INT64_MAX ? INT64_MAX : from));
-    snprintf(m, sizeof m, "%zu", max > INT64_MAX ? (size_t) INT64_MAX : max); /* LIMIT is a bigint */
+    snprintf(m, sizeof m, "%zu",
+             max > INT64_MAX ? (size_t) INT64_MAX : max); /* LIMIT is a bigint */
     const char *values[3] = {agg, f, m};
     annal_err_t err;
     PGresult *r = annal_pg_query(self,
@@ -620,7 +625,8 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
     uint64_t stop = window > INT64_MAX - first ? INT64_MAX : first + window; /* no wrap */
     snprintf(f, sizeof f, "%llu", (unsigned long long) first);
     snprintf(to, sizeof to, "%llu", (unsigned long long) stop);
-    snprintf(m, sizeof m, "%zu", max > INT64_MAX ? (size_t) INT64_MAX : max); /* LIMIT is a bigint */
+    snprintf(m, sizeof m, "%zu",
+             max > INT64_MAX ? (size_t) INT64_MAX : max); /* LIMIT is a bigint */
     if (prefix && !(p = strndup(prefix, plen)))
         return ANNAL_ERR_UNAVAILABLE;
     if (ntypes && !(t = annal_pg_array(types, ntypes, annal_pg_string_item))) {
@@ -775,7 +781,6 @@ static uint64_t s_moved(void *handle)
     }
     return top;
 }
-
 
 const annal_store_ops_t annal_pg_ops = {
     .name = "postgresql",

@@ -72,7 +72,7 @@ void annal_pg_copy_free(annal_pg_t *self)
 /* --- COPY rows (migration, and batches of many appends) ---------------------------- */
 
 #define COPY_CHUNK (256u << 10) /* migration: bytes of rows sent at a time */
-#define COPY_KEEP (16u << 20)   /* a bigger buffer is freed after use */
+#define COPY_KEEP  (16u << 20)  /* a bigger buffer is freed after use */
 
 /* Room for need more bytes in the COPY buffer; -1 out of memory. */
 static int s_room(annal_pg_t *self, size_t need)
@@ -94,8 +94,11 @@ static void s_copy_text(annal_pg_t *self, const char *text, size_t len)
     char *p = self->copy + self->copy_len;
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
-        const char *esc = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
-                        : c == '\t' ? "\\t" : NULL;
+        const char *esc = c == '\\'   ? "\\\\"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t"
+                                      : NULL;
         if (esc) {
             memcpy(p, esc, 2);
             p += 2;
@@ -230,11 +233,10 @@ annal_err_t annal_pg_flush(annal_pg_t *self)
     /* the aggregates behind, and their versions as text */
     size_t n = 0, cap = zhashx_size(self->versions);
     char **names = err ? NULL : calloc(cap + 1, sizeof *names), **numbers = NULL;
-    char (*text)[24] = err ? NULL : calloc(cap + 1, sizeof *text), *aggs = NULL, *versions = NULL;
+    char(*text)[24] = err ? NULL : calloc(cap + 1, sizeof *text), *aggs = NULL, *versions = NULL;
     if (!err && (!names || !text || !(numbers = calloc(cap + 1, sizeof *numbers))))
         err = ANNAL_ERR_UNAVAILABLE;
-    for (agg_t *a = err ? NULL : zhashx_first(self->versions); a;
-         a = zhashx_next(self->versions)) {
+    for (agg_t *a = err ? NULL : zhashx_first(self->versions); a; a = zhashx_next(self->versions)) {
         if (!a->dirty)
             continue;
         a->dirty = false;
@@ -243,8 +245,9 @@ annal_err_t annal_pg_flush(annal_pg_t *self)
         numbers[n] = text[n];
         n++;
     }
-    if (!err && n && (!(aggs = annal_pg_array(names, n, annal_pg_string_item))
-                      || !(versions = annal_pg_array(numbers, n, annal_pg_string_item))))
+    if (!err && n
+        && (!(aggs = annal_pg_array(names, n, annal_pg_string_item))
+            || !(versions = annal_pg_array(numbers, n, annal_pg_string_item))))
         err = ANNAL_ERR_UNAVAILABLE;
     if (!err && n) {
         const char *values[2] = {aggs, versions};
@@ -275,7 +278,7 @@ annal_err_t annal_pg_flush(annal_pg_t *self)
 /* The item of a uint8_t[][16] of event ids (annal_pg_item_fn). */
 static const char *s_id_item(const void *arg, size_t i, char *buf)
 {
-    return annal_pg_uuid_text(((const uint8_t (*)[16]) arg)[i], buf);
+    return annal_pg_uuid_text(((const uint8_t(*)[16]) arg)[i], buf);
 }
 
 /* Takes the lock and reads what the batch's appends need (the design
@@ -299,7 +302,7 @@ annal_err_t annal_pg_prepare(void *handle, const annal_append_hint_t *appends, s
         for (size_t k = 0; k < appends[i].n; k++)
             nids += appends[i].events[k].client_id;
     }
-    uint8_t (*ids)[16] = calloc(nids + 1, sizeof *ids);
+    uint8_t(*ids)[16] = calloc(nids + 1, sizeof *ids);
     for (size_t i = 0, j = 0; ids && i < n; i++)
         for (size_t k = 0; k < appends[i].n; k++)
             if (appends[i].events[k].client_id)
@@ -325,8 +328,7 @@ annal_err_t annal_pg_prepare(void *handle, const annal_append_hint_t *appends, s
         return err;
     for (size_t i = 0; i < n && !err; i++) {
         agg_t *a = zhashx_lookup(self->versions, appends[i].agg);
-        if (!a && (!(a = calloc(1, sizeof *a))
-                   || zhashx_insert(self->versions, appends[i].agg, a)))
+        if (!a && (!(a = calloc(1, sizeof *a)) || zhashx_insert(self->versions, appends[i].agg, a)))
             err = ANNAL_ERR_UNAVAILABLE;
     }
     for (int row = 0; row < PQntuples(r) && !err; row++) {
@@ -348,8 +350,8 @@ annal_err_t annal_pg_prepare(void *handle, const annal_append_hint_t *appends, s
 /* The fast path of an append (see the design note): ANNAL_PG_SLOW when it
    is not for it, else ANNAL_PG_FAST with *err as the append op's. */
 annal_pg_path_t annal_pg_append_fast(annal_pg_t *self, const char *agg, annal_expect_t expect,
-                                     uint64_t expected, const annal_new_event_t *events,
-                                     size_t n, annal_append_result_t *res, annal_err_t *err)
+                                     uint64_t expected, const annal_new_event_t *events, size_t n,
+                                     annal_append_result_t *res, annal_err_t *err)
 {
     agg_t *a = self->fast && self->locked ? zhashx_lookup(self->versions, agg) : NULL;
     if (!a)
@@ -369,9 +371,18 @@ annal_pg_path_t annal_pg_append_fast(annal_pg_t *self, const char *agg, annal_ex
     size_t alen = strlen(agg);
     for (size_t i = 0; i < n; i++) {
         const annal_new_event_t *e = &events[i];
-        annal_event_t ev = {self->txn_head + 1 + i, e->event_id, agg, alen, cur + 1 + i,
-                            e->event_type, strlen(e->event_type), e->data.data, e->data.size,
-                            e->metadata.data, e->metadata.size, self->recorded};
+        annal_event_t ev = {self->txn_head + 1 + i,
+                            e->event_id,
+                            agg,
+                            alen,
+                            cur + 1 + i,
+                            e->event_type,
+                            strlen(e->event_type),
+                            e->data.data,
+                            e->data.size,
+                            e->metadata.data,
+                            e->metadata.size,
+                            self->recorded};
         if (s_copy_row(self, &ev, (uint32_t) n, (uint32_t) i)) {
             *err = ANNAL_ERR_UNAVAILABLE;
             return ANNAL_PG_FAST;
@@ -426,7 +437,8 @@ static annal_err_t s_load_snapshot(void *arg, const char *agg, size_t alen,
     annal_pg_t *self = arg;
     annal_err_t err = s_copy_start(self, LOAD_SNAPSHOTS,
                                    "COPY annal_snapshots (aggregate_id, version, folded, state)"
-                                   " FROM STDIN", why, whylen);
+                                   " FROM STDIN",
+                                   why, whylen);
     if (err)
         return err;
     if (s_room(self, 64 + 2 * alen + 2 * snap->len)) {
@@ -446,9 +458,8 @@ annal_err_t annal_pg_load_begin(void *handle, annal_sink_t *sink, char *why, siz
     annal_pg_t *self = handle;
     if (self->in_txn || !self->conn || self->loading)
         return ANNAL_ERR_INTERNAL;
-    PGresult *r = PQexec(self->conn,
-                         "BEGIN; SELECT head, (SELECT count(*) FROM annal_snapshots)"
-                         " FROM annal_head WHERE id = 1 FOR UPDATE");
+    PGresult *r = PQexec(self->conn, "BEGIN; SELECT head, (SELECT count(*) FROM annal_snapshots)"
+                                     " FROM annal_head WHERE id = 1 FOR UPDATE");
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         snprintf(why, whylen, "cannot lock the target: %s", PQerrorMessage(self->conn));
         PQclear(r);
@@ -459,8 +470,10 @@ annal_err_t annal_pg_load_begin(void *handle, annal_sink_t *sink, char *why, siz
     unsigned long long snaps = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
     if (head || snaps) {
-        snprintf(why, whylen, "the target already holds %llu events and %llu snapshots; "
-                              "annal migrate copies into an empty store only", head, snaps);
+        snprintf(why, whylen,
+                 "the target already holds %llu events and %llu snapshots; "
+                 "annal migrate copies into an empty store only",
+                 head, snaps);
         annal_pg_exec(self->conn, "ROLLBACK", NULL, 0);
         return ANNAL_ERR_CONFLICT;
     }
@@ -484,14 +497,15 @@ annal_err_t annal_pg_load_end(void *handle, bool keep, char *why, size_t whylen)
         return err;
     }
     /* the head and the aggregates' versions follow from the events */
-    if (annal_pg_exec(self->conn,
-               "INSERT INTO annal_aggregates SELECT aggregate_id, max(version)"
-               " FROM annal_events GROUP BY aggregate_id;"
-               " UPDATE annal_head SET (head, recorded_at) = (SELECT coalesce(max(sequence), 0),"
-               " coalesce(max(recorded_at), 0) FROM annal_events) WHERE id = 1;"
-               " SELECT pg_notify('annal_head', head::text) FROM annal_head WHERE id = 1;"
-               " COMMIT",
-               why, whylen)) {
+    if (annal_pg_exec(
+            self->conn,
+            "INSERT INTO annal_aggregates SELECT aggregate_id, max(version)"
+            " FROM annal_events GROUP BY aggregate_id;"
+            " UPDATE annal_head SET (head, recorded_at) = (SELECT coalesce(max(sequence), 0),"
+            " coalesce(max(recorded_at), 0) FROM annal_events) WHERE id = 1;"
+            " SELECT pg_notify('annal_head', head::text) FROM annal_head WHERE id = 1;"
+            " COMMIT",
+            why, whylen)) {
         annal_pg_exec(self->conn, "ROLLBACK", NULL, 0);
         return ANNAL_ERR_INTERNAL;
     }

@@ -19,7 +19,7 @@
 #include "annal_store.h"
 
 /* annal_events' columns as reads select them, and as COPY sends them. */
-#define EVENT_COLUMNS                                                                            \
+#define EVENT_COLUMNS \
     "sequence, event_id, aggregate_id, version, event_type, event_data, metadata, recorded_at"
 
 /* What a COPY under way fills (annal_pg_t.loading). */
@@ -27,28 +27,28 @@ enum { LOAD_NONE, LOAD_OPEN, LOAD_EVENTS, LOAD_SNAPSHOTS };
 
 /* A PostgreSQL store: one broker's connections and its open batch. */
 typedef struct {
-    char *conninfo;    /* the connection string */
-    PGconn *conn;      /* the connection, or NULL while down */
-    PGconn *listen;    /* LISTEN annal_head, or NULL while down */
+    char *conninfo;          /* the connection string */
+    PGconn *conn;            /* the connection, or NULL while down */
+    PGconn *listen;          /* LISTEN annal_head, or NULL while down */
     int64_t listen_retry_at; /* no new listen connection before this (monotonic ms) */
-    PGresult *result;  /* the last read's rows, which event views borrow */
-    bool in_txn;       /* a batch is open */
-    bool txn_open;     /* a transaction is open on the server (ROLLBACK is owed) */
-    bool read_only;    /* it is the read-only one of a batch that has not written */
-    int64_t now;       /* the clock at the batch's start */
-    bool locked;       /* the batch holds annal_head's row lock */
+    PGresult *result;        /* the last read's rows, which event views borrow */
+    bool in_txn;             /* a batch is open */
+    bool txn_open;           /* a transaction is open on the server (ROLLBACK is owed) */
+    bool read_only;          /* it is the read-only one of a batch that has not written */
+    int64_t now;             /* the clock at the batch's start */
+    bool locked;             /* the batch holds annal_head's row lock */
     uint64_t head, txn_head; /* annal_head when locked, and after the batch's appends */
-    int64_t recorded;  /* recorded_at of the batch's events */
-    int64_t retry_at;  /* no reconnection before this (monotonic ms) */
-    int backoff_ms;    /* the next wait after a failed connection */
+    int64_t recorded;        /* recorded_at of the batch's events */
+    int64_t retry_at;        /* no reconnection before this (monotonic ms) */
+    int backoff_ms;          /* the next wait after a failed connection */
     /* annal_pg_copy.c's; annal_pg.c only clears fast as a batch begins
        and ends, and rows and copy_len when one aborts */
-    int loading;       /* migration, and the fast path's flush: LOAD_* */
-    bool fast;         /* this batch's appends take the fast path (annal_pg_prepare) */
+    int loading;        /* migration, and the fast path's flush: LOAD_* */
+    bool fast;          /* this batch's appends take the fast path (annal_pg_prepare) */
     zhashx_t *versions; /* fast path: aggregate id -> agg_t, each one the batch appends to */
-    zhashx_t *ids;     /* fast path: client event ids (text) stored, or written by the batch */
-    size_t rows;       /* fast path: events in copy, not yet sent */
-    char *copy;        /* COPY rows not sent yet (migration, fast path) */
+    zhashx_t *ids;      /* fast path: client event ids (text) stored, or written by the batch */
+    size_t rows;        /* fast path: events in copy, not yet sent */
+    char *copy;         /* COPY rows not sent yet (migration, fast path) */
     size_t copy_len, copy_cap; /* bytes used and allocated in copy */
 } annal_pg_t;
 
@@ -123,8 +123,8 @@ annal_err_t annal_pg_prepare(void *handle, const annal_append_hint_t *appends, s
    (annal_append must run), else ANNAL_PG_FAST with the outcome, as the
    append op's, in *err. */
 annal_pg_path_t annal_pg_append_fast(annal_pg_t *self, const char *agg, annal_expect_t expect,
-                                     uint64_t expected, const annal_new_event_t *events,
-                                     size_t n, annal_append_result_t *res, annal_err_t *err);
+                                     uint64_t expected, const annal_new_event_t *events, size_t n,
+                                     annal_append_result_t *res, annal_err_t *err);
 
 /* Tells the fast path what annal_append made of an append to agg: its
    status (0 appended, 1 an earlier identical append, 2 a version conflict,

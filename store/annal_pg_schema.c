@@ -37,9 +37,8 @@ int annal_pg_migrate(PGconn *conn, char *why, size_t whylen)
     snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%d)", SCHEMA_LOCK);
     if (annal_pg_exec(conn, sql, why, whylen))
         return -1;
-    int rc = annal_pg_exec(conn,
-                           "CREATE TABLE IF NOT EXISTS annal_schema (version integer NOT NULL)",
-                           why, whylen);
+    int rc = annal_pg_exec(
+        conn, "CREATE TABLE IF NOT EXISTS annal_schema (version integer NOT NULL)", why, whylen);
     PGresult *r = rc ? NULL : PQexec(conn, "SELECT version FROM annal_schema");
     if (!rc && PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(why, whylen, "%s", PQerrorMessage(conn));

@@ -16,8 +16,8 @@ bool annal_store_is_postgresql(const char *location)
     return strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0;
 }
 
-annal_store_t *annal_store_open(const char *location, const annal_store_options_t *opts,
-                                char *why, size_t whylen)
+annal_store_t *annal_store_open(const char *location, const annal_store_options_t *opts, char *why,
+                                size_t whylen)
 {
     static const annal_store_options_t defaults = {0};
     const annal_store_ops_t *ops = &annal_lmdb_ops;
@@ -76,8 +76,7 @@ annal_err_t annal_store_checkpoint(annal_store_t *self)
     return self->ops->checkpoint ? self->ops->checkpoint(self->backend) : ANNAL_OK;
 }
 
-annal_err_t annal_store_prepare(annal_store_t *self, const annal_append_hint_t *appends,
-                                size_t n)
+annal_err_t annal_store_prepare(annal_store_t *self, const annal_append_hint_t *appends, size_t n)
 {
     return self->ops->prepare && n ? self->ops->prepare(self->backend, appends, n) : ANNAL_OK;
 }
@@ -116,8 +115,8 @@ annal_err_t annal_store_read(annal_store_t *self, const char *agg, uint64_t from
 }
 
 annal_err_t annal_store_read_all(annal_store_t *self, uint64_t from, size_t max, size_t scan,
-                                 const char *prefix, size_t plen, char *const *types,
-                                 size_t ntypes, annal_event_list_t *out, uint64_t *next)
+                                 const char *prefix, size_t plen, char *const *types, size_t ntypes,
+                                 annal_event_list_t *out, uint64_t *next)
 {
     return self->ops->read_all(self->backend, from, max, scan, prefix, plen, types, ntypes, out,
                                next);

@@ -49,10 +49,10 @@ typedef struct {
 } annal_append_result_t;
 
 typedef struct {
-    uint64_t version;      /* the aggregate version the state is as of */
-    bool folded;           /* the default fold (false: a client's state) */
-    const uint8_t *state;  /* canonical value, borrowed */
-    size_t len;            /* bytes in state */
+    uint64_t version;     /* the aggregate version the state is as of */
+    bool folded;          /* the default fold (false: a client's state) */
+    const uint8_t *state; /* canonical value, borrowed */
+    size_t len;           /* bytes in state */
 } annal_snapshot_t;
 
 typedef struct {
@@ -139,9 +139,9 @@ typedef struct {
     /* Up to max events from sequence from matching the filters (prefix of
        plen bytes, or NULL; event types, or none), examining at most scan
        records. *next is where the next call continues. */
-    annal_err_t (*read_all)(void *self, uint64_t from, size_t max, size_t scan,
-                            const char *prefix, size_t plen, char *const *types, size_t ntypes,
-                            annal_event_list_t *out, uint64_t *next);
+    annal_err_t (*read_all)(void *self, uint64_t from, size_t max, size_t scan, const char *prefix,
+                            size_t plen, char *const *types, size_t ntypes, annal_event_list_t *out,
+                            uint64_t *next);
     /* Stores a snapshot of agg at version (replacing one at that version);
        folded says whether state is the default fold (else a client's). */
     annal_err_t (*put_snapshot)(void *self, const char *agg, uint64_t version, bool folded,
@@ -149,8 +149,8 @@ typedef struct {
     /* The latest snapshot of agg at or below max_version (only default-fold
        ones when folded_only); ANNAL_ERR_NOT_FOUND when none. *state is
        borrowed (valid until the next call). */
-    annal_err_t (*get_snapshot)(void *self, const char *agg, uint64_t max_version,
-                                bool folded_only, annal_snapshot_t *out);
+    annal_err_t (*get_snapshot)(void *self, const char *agg, uint64_t max_version, bool folded_only,
+                                annal_snapshot_t *out);
     /* Counters for status. */
     annal_err_t (*stats)(void *self, annal_store_stats_t *out);
     /* Shared stores (several brokers on one database) tell a broker that
@@ -186,8 +186,8 @@ bool annal_store_is_postgresql(const char *location);
 /* Opens the store at location with the backend that location names (a
    folder: LMDB; a postgresql:// URI: PostgreSQL, in a build with it). NULL
    on failure, with the reason in why. */
-annal_store_t *annal_store_open(const char *location, const annal_store_options_t *opts,
-                                char *why, size_t whylen);
+annal_store_t *annal_store_open(const char *location, const annal_store_options_t *opts, char *why,
+                                size_t whylen);
 void annal_store_close(annal_store_t **self);
 
 const char *annal_store_name(const annal_store_t *self);
@@ -195,8 +195,7 @@ annal_err_t annal_store_begin(annal_store_t *self);
 annal_err_t annal_store_commit(annal_store_t *self);
 void annal_store_abort(annal_store_t *self);
 annal_err_t annal_store_checkpoint(annal_store_t *self);
-annal_err_t annal_store_prepare(annal_store_t *self, const annal_append_hint_t *appends,
-                                size_t n);
+annal_err_t annal_store_prepare(annal_store_t *self, const annal_append_hint_t *appends, size_t n);
 bool annal_store_shared(const annal_store_t *self);
 int annal_store_watch_fd(annal_store_t *self);
 uint64_t annal_store_moved(annal_store_t *self);
@@ -207,8 +206,8 @@ annal_err_t annal_store_version(annal_store_t *self, const char *agg, uint64_t *
 annal_err_t annal_store_read(annal_store_t *self, const char *agg, uint64_t from, bool backward,
                              size_t max, annal_event_list_t *out);
 annal_err_t annal_store_read_all(annal_store_t *self, uint64_t from, size_t max, size_t scan,
-                                 const char *prefix, size_t plen, char *const *types,
-                                 size_t ntypes, annal_event_list_t *out, uint64_t *next);
+                                 const char *prefix, size_t plen, char *const *types, size_t ntypes,
+                                 annal_event_list_t *out, uint64_t *next);
 annal_err_t annal_store_put_snapshot(annal_store_t *self, const char *agg, uint64_t version,
                                      bool folded, const uint8_t *state, size_t len);
 annal_err_t annal_store_get_snapshot(annal_store_t *self, const char *agg, uint64_t max_version,

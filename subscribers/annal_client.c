@@ -20,12 +20,12 @@
 #include "annal_codec.h"
 
 struct annal_client_t {
-    void *ctx;            /* private ZeroMQ context */
-    void *sock;           /* DEALER */
-    int timeout_ms;       /* per call */
-    int64_t next_id;      /* next msg_id */
-    annal_body_t *body;   /* request builder, reused */
-    annal_msg_t *last;    /* the last reply, owned */
+    void *ctx;          /* private ZeroMQ context */
+    void *sock;         /* DEALER */
+    int timeout_ms;     /* per call */
+    int64_t next_id;    /* next msg_id */
+    annal_body_t *body; /* request builder, reused */
+    annal_msg_t *last;  /* the last reply, owned */
 };
 
 static annal_status_t s_result(annal_result_t *res, annal_status_t status, int code,
@@ -135,8 +135,8 @@ static annal_status_t s_send(annal_client_t *self, annal_result_t *res)
 
 /* Waits for the reply to msg_id (any append reply when want_any) and turns
    error replies into statuses; the reply stays in self->last. */
-static annal_status_t s_wait(annal_client_t *self, int64_t msg_id, bool want_any,
-                             int timeout_ms, const char *want_type, annal_result_t *res)
+static annal_status_t s_wait(annal_client_t *self, int64_t msg_id, bool want_any, int timeout_ms,
+                             const char *want_type, annal_result_t *res)
 {
     int64_t deadline = s_now_ms() + (timeout_ms < 0 ? self->timeout_ms : timeout_ms);
     for (;;) {
@@ -154,7 +154,8 @@ static annal_status_t s_wait(annal_client_t *self, int64_t msg_id, bool want_any
         zmq_msg_close(&frame);
         int64_t id;
         if (!msg)
-            return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL, "annald sent a reply this client cannot decode");
+            return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL,
+                            "annald sent a reply this client cannot decode");
         const char *kind = annal_msg_str(msg, "type");
         bool anonymous_error = !annal_msg_int(msg, "in_reply_to", &id) && kind
                                && strcmp(kind, "error") == 0; /* annald could not read our msg_id */
@@ -230,7 +231,8 @@ static annal_status_t s_build_append(annal_client_t *self, const char *agg, int6
     if (n == 0 || !specs)
         return s_result(res, ANNAL_INVALID, 0, "no events to append");
     if (expected < ANNAL_EXISTS)
-        return s_result(res, ANNAL_INVALID, 0, "expected version must be >= 0, ANNAL_ANY or ANNAL_EXISTS");
+        return s_result(res, ANNAL_INVALID, 0,
+                        "expected version must be >= 0, ANNAL_ANY or ANNAL_EXISTS");
     annal_new_event_t *ev = calloc(n, sizeof *ev);
     if (!ev)
         return s_result(res, ANNAL_INVALID, 0, "out of memory");
@@ -239,13 +241,15 @@ static annal_status_t s_build_append(annal_client_t *self, const char *agg, int6
         const annal_event_spec_t *s = &specs[i];
         if (!s->event_type || !*s->event_type || !s->event_data) {
             s_free_events(ev, n);
-            return s_result(res, ANNAL_INVALID, 0, "event %zu needs an event_type and event_data", i);
+            return s_result(res, ANNAL_INVALID, 0, "event %zu needs an event_type and event_data",
+                            i);
         }
         ev[i].event_type = (char *) s->event_type;
         if (annal_value_from_json_text(s->event_data, strlen(s->event_data), &ev[i].data, why,
                                        sizeof why)
-            || (s->metadata && annal_value_from_json_text(s->metadata, strlen(s->metadata),
-                                                          &ev[i].metadata, why, sizeof why))) {
+            || (s->metadata
+                && annal_value_from_json_text(s->metadata, strlen(s->metadata), &ev[i].metadata,
+                                              why, sizeof why))) {
             s_free_events(ev, n);
             return s_result(res, ANNAL_INVALID, 0, "event %zu: %s", i, why);
         }
@@ -338,8 +342,7 @@ annal_status_t annal_client_send_append(annal_client_t *self, const char *agg, i
 }
 
 annal_status_t annal_client_recv_append(annal_client_t *self, uint64_t *ticket,
-                                        annal_appended_t *out, int timeout_ms,
-                                        annal_result_t *res)
+                                        annal_appended_t *out, int timeout_ms, annal_result_t *res)
 {
     annal_status_t st = s_wait(self, 0, true, timeout_ms, "appended", res);
     if (st != ANNAL_TIMEOUT && ticket) {
@@ -366,8 +369,8 @@ int annal_record_from_msg(annal_msg_t *m, annal_record_t *r)
     r->metadata = annal_msg_json(m, "metadata");
     r->recorded_at = annal_msg_str(m, "recorded_at");
     r->json = annal_msg_json(m, NULL);
-    return r->sequence_number && r->event_id && r->aggregate_id && r->event_type
-                   && r->event_data && r->metadata && r->recorded_at && r->json
+    return r->sequence_number && r->event_id && r->aggregate_id && r->event_type && r->event_data
+                   && r->metadata && r->recorded_at && r->json
                ? 0
                : -1;
 }
@@ -388,7 +391,8 @@ static annal_status_t s_page(annal_client_t *self, annal_page_t **out, annal_res
         if (!item || annal_record_from_msg(item, &page->records[i])) {
             free(page->records);
             free(page);
-            return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL, "annald sent a malformed event");
+            return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL,
+                            "annald sent a malformed event");
         }
     }
     page->count = n;
@@ -414,9 +418,8 @@ void annal_page_destroy(annal_page_t **page)
     }
 }
 
-annal_status_t annal_client_read(annal_client_t *self, const char *agg, uint64_t from,
-                                 size_t max, bool backward, annal_page_t **page,
-                                 annal_result_t *res)
+annal_status_t annal_client_read(annal_client_t *self, const char *agg, uint64_t from, size_t max,
+                                 bool backward, annal_page_t **page, annal_result_t *res)
 {
     annal_status_t st = s_check_id(agg, res);
     if (st)
@@ -457,8 +460,7 @@ static char *s_json_copy(annal_client_t *self, const char *key)
 }
 
 annal_status_t annal_client_snapshot(annal_client_t *self, const char *agg, const char *state,
-                                     int64_t version, uint64_t *version_out,
-                                     annal_result_t *res)
+                                     int64_t version, uint64_t *version_out, annal_result_t *res)
 {
     annal_status_t st = s_check_id(agg, res);
     if (st)
@@ -480,8 +482,8 @@ annal_status_t annal_client_snapshot(annal_client_t *self, const char *agg, cons
     return st;
 }
 
-annal_status_t annal_client_get_snapshot(annal_client_t *self, const char *agg,
-                                         uint64_t *version, char **state, annal_result_t *res)
+annal_status_t annal_client_get_snapshot(annal_client_t *self, const char *agg, uint64_t *version,
+                                         char **state, annal_result_t *res)
 {
     annal_status_t st = s_check_id(agg, res);
     if (st)
@@ -520,9 +522,8 @@ annal_status_t annal_client_replay(annal_client_t *self, const char *agg, bool u
     return st;
 }
 
-annal_status_t annal_client_get_state(annal_client_t *self, const char *agg,
-                                      const char *timestamp, uint64_t *version, char **state,
-                                      annal_result_t *res)
+annal_status_t annal_client_get_state(annal_client_t *self, const char *agg, const char *timestamp,
+                                      uint64_t *version, char **state, annal_result_t *res)
 {
     annal_status_t st = s_check_id(agg, res);
     if (st)

@@ -10,5 +10,4 @@
    a field is missing. */
 int annal_record_from_msg(annal_msg_t *m, annal_record_t *r);
 
-
 #endif

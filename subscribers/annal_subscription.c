@@ -29,9 +29,9 @@
 
 #include "annal_client_private.h"
 
-#define PAGE 1000            /* events per catch-up read */
-#define SILENCE_MS 3000      /* no heartbeat for this long: check with a read */
-#define BACKOFF_MAX_MS 2000  /* longest wait between reads while annald is away */
+#define PAGE           1000 /* events per catch-up read */
+#define SILENCE_MS     3000 /* no heartbeat for this long: check with a read */
+#define BACKOFF_MAX_MS 2000 /* longest wait between reads while annald is away */
 
 struct annal_subscription_t {
     annal_subscription_config_t config; /* settings; strings copied below */
@@ -88,8 +88,8 @@ annal_subscription_t *annal_subscription_new(const annal_subscription_config_t *
         self->curve = *config->curve;
         self->config.curve = &self->curve;
     }
-    self->client = annal_client_new_curve(self->commands, self->config.timeout_ms,
-                                          self->config.curve);
+    self->client =
+        annal_client_new_curve(self->commands, self->config.timeout_ms, self->config.curve);
     int zero = 0;
     if (!self->commands || !self->events || !self->prefix || !self->sub || !self->client
         || zmq_setsockopt(self->sub, ZMQ_LINGER, &zero, sizeof zero)
@@ -328,8 +328,8 @@ annal_status_t annal_subscription_run(annal_subscription_t *self, int duration_m
             }
             int rc = GO_ON;
             if (zmq_msg_more(&topic) && zmq_msg_recv(&body, self->sub, 0) >= 0 && self->started)
-                rc = s_live(self, zmq_msg_data(&topic), zmq_msg_size(&topic),
-                            zmq_msg_data(&body), zmq_msg_size(&body));
+                rc = s_live(self, zmq_msg_data(&topic), zmq_msg_size(&topic), zmq_msg_data(&body),
+                            zmq_msg_size(&body));
             zmq_msg_close(&topic);
             zmq_msg_close(&body);
             if (rc != GO_ON || self->behind)

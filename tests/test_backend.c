@@ -18,10 +18,10 @@
 #include "annal_time.h"
 
 static char why[512];
-static const char *s_pg;          /* ANNAL_TEST_PG while the cases run on PostgreSQL */
+static const char *s_pg; /* ANNAL_TEST_PG while the cases run on PostgreSQL */
 #ifdef ANNAL_WITH_PG
-static PGconn *s_admin;           /* to ANNAL_TEST_PG: creates and drops the databases */
-static int s_made;                /* databases made so far */
+static PGconn *s_admin; /* to ANNAL_TEST_PG: creates and drops the databases */
+static int s_made;      /* databases made so far */
 #endif
 static char s_db[64];             /* the case's database */
 static char *s_loc;               /* the case's store: a folder, or s_db's URI */
@@ -36,23 +36,24 @@ static annal_event_list_t s_list; /* the last read */
 #define ID6 "66666666-6666-4666-8666-666666666666"
 
 /* Append requests: ONE appends one event, MANY the events EV, EV_ID. */
-#define AP(agg, ver) "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"" agg "\",\"version\":" ver
-#define EV(type) "{\"event_type\":\"" type "\",\"event_data\":{}}"
-#define EV_ID(type, id) "{\"event_type\":\"" type "\",\"event_data\":{},\"event_id\":\"" id "\"}"
+#define AP(agg, ver) \
+    "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"" agg "\",\"version\":" ver
+#define EV(type)            "{\"event_type\":\"" type "\",\"event_data\":{}}"
+#define EV_ID(type, id)     "{\"event_type\":\"" type "\",\"event_data\":{},\"event_id\":\"" id "\"}"
 #define ONE(agg, ver, type) AP(agg, ver) ",\"event_type\":\"" type "\",\"event_data\":{}}"
 #define ONE_ID(agg, ver, type, id) \
     AP(agg, ver) ",\"event_type\":\"" type "\",\"event_data\":{},\"event_id\":\"" id "\"}"
 #define MANY(agg, ver, events) AP(agg, ver) ",\"events\":[" events "]}"
-#define ANY "\"any\""
-#define EXISTS "\"exists\""
+#define ANY                    "\"any\""
+#define EXISTS                 "\"exists\""
 /* How an append ends, for s_was: new events (first and last sequence,
    version), an earlier append's, a conflict (the version found), malformed. */
 #define NEW(f, l, v) ANNAL_OK, f, l, v, false
 #define DUP(f, l, v) ANNAL_OK, f, l, v, true
-#define CONFLICT(v) ANNAL_ERR_CONFLICT, 0, 0, v, false
-#define MALFORMED ANNAL_ERR_MALFORMED, 0, 0, 0, false
-#define SEQS(...) ((const uint64_t[]){__VA_ARGS__, 0})
-#define NONE ((const uint64_t[]){0})
+#define CONFLICT(v)  ANNAL_ERR_CONFLICT, 0, 0, v, false
+#define MALFORMED    ANNAL_ERR_MALFORMED, 0, 0, 0, false
+#define SEQS(...)    ((const uint64_t[]){__VA_ARGS__, 0})
+#define NONE         ((const uint64_t[]){0})
 
 /* Decodes a JSON append request (the events to append). */
 static annal_request_t s_req(const char *json)
@@ -152,12 +153,12 @@ static void s_cleanup(void)
    conflict or a malformed append fails alone), then commit, or leave the
    batch open when open. Runs it again after ANNAL_ERR_RETRY. Returns the
    batch's error. */
-static annal_err_t s_run(annal_request_t *req, size_t n, bool hints, bool open,
-                         annal_err_t *errs, annal_append_result_t *res)
+static annal_err_t s_run(annal_request_t *req, size_t n, bool hints, bool open, annal_err_t *errs,
+                         annal_append_result_t *res)
 {
     annal_append_hint_t hint[16];
     for (size_t i = 0; i < n; i++)
-        hint[i] = (annal_append_hint_t) {req[i].aggregate_id, req[i].events, req[i].event_count};
+        hint[i] = (annal_append_hint_t){req[i].aggregate_id, req[i].events, req[i].event_count};
     annal_err_t err;
     do {
         if ((err = annal_store_begin(s_store)))
@@ -166,8 +167,8 @@ static annal_err_t s_run(annal_request_t *req, size_t n, bool hints, bool open,
             err = annal_store_prepare(s_store, hint, n);
         for (size_t i = 0; !err && i < n; i++) {
             errs[i] = annal_store_append(s_store, req[i].aggregate_id, req[i].expect,
-                                         req[i].expected_version, req[i].events,
-                                         req[i].event_count, &res[i], why, sizeof why);
+                                         req[i].expected_version, req[i].events, req[i].event_count,
+                                         &res[i], why, sizeof why);
             if (errs[i] && errs[i] != ANNAL_ERR_CONFLICT && errs[i] != ANNAL_ERR_MALFORMED)
                 err = errs[i];
         }
@@ -193,16 +194,17 @@ static annal_err_t s_batch(const char *const *json, size_t n, bool hints, bool o
 }
 
 /* Whether an append ended as want (see NEW, DUP, CONFLICT, MALFORMED). */
-static bool s_was(annal_err_t err, const annal_append_result_t *r, annal_err_t want,
-                  uint64_t first, uint64_t last, uint64_t version, bool dup)
+static bool s_was(annal_err_t err, const annal_append_result_t *r, annal_err_t want, uint64_t first,
+                  uint64_t last, uint64_t version, bool dup)
 {
-    if (err == want && (want == ANNAL_ERR_MALFORMED
-                        || (want == ANNAL_ERR_CONFLICT && r->actual_version == version)
-                        || (want == ANNAL_OK && r->first_sequence == first && r->version == version
-                            && r->last_sequence == last && r->duplicate == dup)))
+    if (err == want
+        && (want == ANNAL_ERR_MALFORMED
+            || (want == ANNAL_ERR_CONFLICT && r->actual_version == version)
+            || (want == ANNAL_OK && r->first_sequence == first && r->version == version
+                && r->last_sequence == last && r->duplicate == dup)))
         return true;
-    fprintf(stderr, "  append: error %d, sequences %llu-%llu, version %llu (actual %llu)%s\n",
-            err, (unsigned long long) r->first_sequence, (unsigned long long) r->last_sequence,
+    fprintf(stderr, "  append: error %d, sequences %llu-%llu, version %llu (actual %llu)%s\n", err,
+            (unsigned long long) r->first_sequence, (unsigned long long) r->last_sequence,
             (unsigned long long) r->version, (unsigned long long) r->actual_version,
             r->duplicate ? ", a duplicate" : "");
     return false;
@@ -223,9 +225,9 @@ static bool s_in(const char *json, annal_err_t want, uint64_t first, uint64_t la
 {
     annal_request_t req = s_req(json);
     annal_append_result_t res;
-    annal_err_t err = annal_store_append(s_store, req.aggregate_id, req.expect,
-                                         req.expected_version, req.events, req.event_count,
-                                         &res, why, sizeof why);
+    annal_err_t err =
+        annal_store_append(s_store, req.aggregate_id, req.expect, req.expected_version, req.events,
+                           req.event_count, &res, why, sizeof why);
     annal_request_reset(&req);
     return s_was(err, &res, want, first, last, version, dup);
 }
@@ -236,8 +238,8 @@ static const char *s_events(const char *agg, const char *ver, int n)
     static char json[4096];
     int len = snprintf(json, sizeof json, AP("%s", "%s") ",\"events\":[", agg, ver);
     for (int i = 0; i < n; i++)
-        len += snprintf(json + len, sizeof json - len, "%s{\"event_type\":\"T%d\",\"event_data\":%d}",
-                        i ? "," : "", i, i);
+        len += snprintf(json + len, sizeof json - len,
+                        "%s{\"event_type\":\"T%d\",\"event_data\":%d}", i ? "," : "", i, i);
     snprintf(json + len, sizeof json - len, "]}");
     return json;
 }
@@ -250,8 +252,8 @@ static bool s_counts_in(uint64_t head, uint64_t aggregates, uint64_t snapshots)
     if (!err && st.head_sequence == head && st.events == head && st.aggregates == aggregates
         && st.snapshots == snapshots)
         return true;
-    fprintf(stderr, "  stats: error %d head %llu events %llu aggregates %llu snapshots %llu\n",
-            err, (unsigned long long) st.head_sequence, (unsigned long long) st.events,
+    fprintf(stderr, "  stats: error %d head %llu events %llu aggregates %llu snapshots %llu\n", err,
+            (unsigned long long) st.head_sequence, (unsigned long long) st.events,
             (unsigned long long) st.aggregates, (unsigned long long) st.snapshots);
     return false;
 }
@@ -298,8 +300,7 @@ static bool s_are(const uint64_t *want)
 static bool s_read_is(const char *agg, uint64_t from, bool backward, size_t max,
                       const uint64_t *want)
 {
-    return annal_store_read(s_store, agg, from, backward, max, &s_list) == ANNAL_OK
-           && s_are(want);
+    return annal_store_read(s_store, agg, from, backward, max, &s_list) == ANNAL_OK && s_are(want);
 }
 
 /* read_all inside the open batch into s_list; next (UINT64_MAX on error). */
@@ -320,9 +321,9 @@ static bool s_same(const annal_event_t *ev, const annal_request_t *req, size_t i
     const annal_new_event_t *e = &req->events[i];
     size_t alen = strlen(req->aggregate_id), tlen = strlen(e->event_type);
     return ev->sequence == seq && ev->version == version && ev->aggregate_id_len == alen
-           && memcmp(ev->aggregate_id, req->aggregate_id, alen) == 0
-           && ev->event_type_len == tlen && memcmp(ev->event_type, e->event_type, tlen) == 0
-           && ev->data_len == e->data.size && memcmp(ev->data, e->data.data, e->data.size) == 0
+           && memcmp(ev->aggregate_id, req->aggregate_id, alen) == 0 && ev->event_type_len == tlen
+           && memcmp(ev->event_type, e->event_type, tlen) == 0 && ev->data_len == e->data.size
+           && memcmp(ev->data, e->data.data, e->data.size) == 0
            && ev->metadata_len == e->metadata.size
            && memcmp(ev->metadata, e->metadata.data, e->metadata.size) == 0
            && memcmp(ev->event_id, e->event_id, 16) == 0;
@@ -353,8 +354,8 @@ static bool s_snap_is(const char *agg, uint64_t max, bool folded_only, uint64_t 
     annal_err_t err = annal_store_get_snapshot(s_store, agg, max, folded_only, &snap);
     if (!version)
         return err == ANNAL_ERR_NOT_FOUND;
-    return err == ANNAL_OK && snap.version == version && snap.folded == folded
-           && snap.len == len && memcmp(snap.state, state, len) == 0;
+    return err == ANNAL_OK && snap.version == version && snap.folded == folded && snap.len == len
+           && memcmp(snap.state, state, len) == 0;
 }
 
 /* --- the cases ------------------------------------------------------------------- */
@@ -555,11 +556,13 @@ static void t_abort(void)
 static void t_read(void)
 {
     CHECK(s_fresh());
-    annal_request_t req[3] = { /* kept: the ids the codec made for them */
-        s_req(MANY("a", "0", "{\"event_type\":\"Opened\",\"event_data\":{\"n\":1,\"s\":\"x\"},"
-                             "\"metadata\":{\"by\":\"me\"},\"event_id\":\"" ID1 "\"},"
-                             "{\"event_type\":\"Noted\",\"event_data\":[1,\"two\",3.5,null,true]},"
-                             "{\"event_type\":\"Noted\",\"event_data\":\"text\"}")),
+    annal_request_t req[3] = {
+        /* kept: the ids the codec made for them */
+        s_req(MANY("a", "0",
+                   "{\"event_type\":\"Opened\",\"event_data\":{\"n\":1,\"s\":\"x\"},"
+                   "\"metadata\":{\"by\":\"me\"},\"event_id\":\"" ID1 "\"},"
+                   "{\"event_type\":\"Noted\",\"event_data\":[1,\"two\",3.5,null,true]},"
+                   "{\"event_type\":\"Noted\",\"event_data\":\"text\"}")),
         s_req(ONE("ab", "0", "Other")), /* a neighbour in key order */
         s_req(MANY("a", "3", EV("Closed") "," EV_ID("Closed", ID2))),
     };
@@ -592,8 +595,8 @@ static void t_read_all(void)
     CHECK(s_fresh());
     const char *json[8] = {ONE("order-1", ANY, "Created"), ONE("user-1", ANY, "Created"),
                            ONE("order-2", ANY, "Created"), ONE("order-1", ANY, "Paid"),
-                           ONE("\xc3\xbc-1", ANY, "Paid"),  ONE("order-1", ANY, "Shipped"),
-                           ONE("user-1", ANY, "Paid"),      ONE("orders", ANY, "Created")};
+                           ONE("\xc3\xbc-1", ANY, "Paid"), ONE("order-1", ANY, "Shipped"),
+                           ONE("user-1", ANY, "Paid"),     ONE("orders", ANY, "Created")};
     for (uint64_t i = 0; i < 8; i++)
         CHECK(s_one(json[i], ANNAL_OK, i + 1, i + 1, i == 3 || i == 6 ? 2 : i == 5 ? 3 : 1, false));
     char *paid[] = {"Paid"}, *later[] = {"Shipped", "Paid"}, *open[] = {"Created", "Paid"};
@@ -687,7 +690,8 @@ static void t_snapshots(void)
     CHECK(s_snap_is("s", 9, false, 9, false, b, sizeof b));
     CHECK(s_snap_is("s", 8, false, 5, true, a, sizeof a));
     CHECK(s_snap_is("s", 5, true, 5, true, a, sizeof a));
-    CHECK(s_snap_is("s", 4, false, 0, false, NULL, 0) && s_snap_is("s", 0, false, 0, false, NULL, 0));
+    CHECK(s_snap_is("s", 4, false, 0, false, NULL, 0)
+          && s_snap_is("s", 0, false, 0, false, NULL, 0));
     CHECK(s_snap_is("s-x", 100, false, 3, false, c, sizeof c));
     CHECK(s_snap_is("s-x", 100, true, 0, false, NULL, 0));
     CHECK(s_snap_is("s2", 100, true, 1, true, b, sizeof b));
@@ -715,10 +719,13 @@ static void t_stats(void)
     annal_store_abort(s_store);
     CHECK(s_one(s_events("a", "0", 3), NEW(1, 3, 3)) && s_one(s_events("c", "0", 2), NEW(4, 5, 2)));
     CHECK(s_one(ONE_ID("b", "0", "T", ID1), NEW(6, 6, 1)) && s_counts(6, 3, 0));
-    CHECK(s_one(ONE("b", "0", "T"), CONFLICT(1)) && s_one(ONE_ID("b", ANY, "T", ID1), DUP(6, 6, 1)));
+    CHECK(s_one(ONE("b", "0", "T"), CONFLICT(1))
+          && s_one(ONE_ID("b", ANY, "T", ID1), DUP(6, 6, 1)));
     CHECK(s_one(ONE_ID("d", ANY, "T", ID1), MALFORMED) && s_counts(6, 3, 0));
-    CHECK(s_snap("a", 3, true, state, 1) == ANNAL_OK && s_snap("a", 1, false, state, 1) == ANNAL_OK);
-    CHECK(s_snap("a", 3, false, state, 1) == ANNAL_OK && s_snap("e", 1, true, state, 1) == ANNAL_OK);
+    CHECK(s_snap("a", 3, true, state, 1) == ANNAL_OK
+          && s_snap("a", 1, false, state, 1) == ANNAL_OK);
+    CHECK(s_snap("a", 3, false, state, 1) == ANNAL_OK
+          && s_snap("e", 1, true, state, 1) == ANNAL_OK);
     CHECK(s_counts(6, 3, 3)); /* a snapshot makes no aggregate; one replaced counts once */
     CHECK(s_one(ONE("e", "0", "T"), NEW(7, 7, 1)) && s_counts(7, 4, 3));
 }
@@ -732,7 +739,8 @@ static void t_recorded_at(void)
     annal_err_t errs[3];
     uint64_t last[6];
     for (int i = 0; i < 6; i++) { /* batches of 1, 2, 3 appends, 1 to 3 events */
-        const char *json[3] = {s_events("a", ANY, 1 + i % 3), ONE("b", ANY, "T"), ONE("c", ANY, "T")};
+        const char *json[3] = {s_events("a", ANY, 1 + i % 3), ONE("b", ANY, "T"),
+                               ONE("c", ANY, "T")};
         CHECK(s_batch(json, 1 + i % 3, true, false, errs, res) == ANNAL_OK);
         for (int k = 0; k <= i % 3; k++)
             CHECK(errs[k] == ANNAL_OK && res[k].recorded_at == res[0].recorded_at);

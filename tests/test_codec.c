@@ -58,7 +58,8 @@ static void t_msg_id_kept(void)
     annal_request_t req;
     annal_encoding_t enc;
     char why[256];
-    CHECK(annal_request_decode((const uint8_t *) text, strlen(text), NULL, &req, &enc, why, sizeof why)
+    CHECK(annal_request_decode((const uint8_t *) text, strlen(text), NULL, &req, &enc, why,
+                               sizeof why)
           == ANNAL_ERR_MALFORMED);
     CHECK(req.has_msg_id && req.msg_id == 42);
     CHECK(strstr(why, "aggregate_id"));
@@ -72,10 +73,17 @@ static void t_reply_both(void)
     const uint8_t id[16] = {0x0b, 0x7e, 0x6d, 0x2a, 0x5c, 0x1f, 0x4d, 0x3e,
                             0x9a, 0x8b, 0x7c, 0x6d, 0x5e, 0x4f, 0x3a, 0x2b};
     const uint8_t data[] = {0x81, 0xa1, 'a', 0x92, 0x01, 0xc3}; /* {"a":[1,true]} */
-    annal_event_t ev = {.sequence = 7, .event_id = id, .aggregate_id = "user-1",
-                        .aggregate_id_len = 6, .version = 2, .event_type = "T",
-                        .event_type_len = 1, .data = data, .data_len = sizeof data,
-                        .metadata = (const uint8_t *) "\x80", .metadata_len = 1,
+    annal_event_t ev = {.sequence = 7,
+                        .event_id = id,
+                        .aggregate_id = "user-1",
+                        .aggregate_id_len = 6,
+                        .version = 2,
+                        .event_type = "T",
+                        .event_type_len = 1,
+                        .data = data,
+                        .data_len = sizeof data,
+                        .metadata = (const uint8_t *) "\x80",
+                        .metadata_len = 1,
                         .recorded_at = 1705309200123456};
     annal_body_begin(r, "events", true, 9);
     annal_body_events(r, "events", &ev, 1);
@@ -93,7 +101,7 @@ static void t_reply_both(void)
     CHECK(len == strlen(want) && memcmp(out, want, len) == 0);
     free(out);
     CHECK(annal_body_encode(r, ANNAL_ENC_MSGPACK, &out, &len) == 0);
-    CHECK(out[0] == 0x84); /* a map of four */
+    CHECK(out[0] == 0x84);                      /* a map of four */
     CHECK(memmem(out, len, data, sizeof data)); /* the stored value, as stored */
     free(out);
     annal_body_error(r, false, 0, ANNAL_ERR_NOT_FOUND, "no snapshot");
@@ -202,14 +210,16 @@ static void t_values(void)
 static annal_blob_t s_stored_map(bool msgpack, const char *const *keys, const int *values, int n)
 {
     char json[2048];
-    int len = snprintf(json, sizeof json, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\","
-                                          "\"event_type\":\"T\",\"version\":\"any\",\"event_data\":{");
+    int len = snprintf(json, sizeof json,
+                       "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\","
+                       "\"event_type\":\"T\",\"version\":\"any\",\"event_data\":{");
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 6);
-    const char *fields[] = {"type", "append", "aggregate_id", "a", "event_type", "T", "version", "any"};
+    const char *fields[] = {"type",       "append", "aggregate_id", "a",
+                            "event_type", "T",      "version",      "any"};
     for (int i = 0; i < 8; i++)
         msgpack_pack_str_with_body(&pk, fields[i], strlen(fields[i]));
     msgpack_pack_str_with_body(&pk, "msg_id", 6);
@@ -231,7 +241,7 @@ static annal_blob_t s_stored_map(bool msgpack, const char *const *keys, const in
     annal_blob_t out = {0};
     if (annal_request_decode(body, size, NULL, &req, &enc, why, sizeof why) == ANNAL_OK) {
         out = req.events[0].data;
-        req.events[0].data = (annal_blob_t) {0}; /* now out's */
+        req.events[0].data = (annal_blob_t){0}; /* now out's */
     }
     else
         fprintf(stderr, "  %s\n", why);
@@ -255,8 +265,12 @@ static void t_repeated_keys(void)
         big_k[i] = names[i];
         big_v[i] = i;
     }
-    struct { const char *const *k; const int *v; int n; int distinct; } maps[] = {
-        {small_k, small_v, 5, 3}, {big_k, big_v, 40, 25}, {small_k + 1, small_v + 1, 2, 2}};
+    struct {
+        const char *const *k;
+        const int *v;
+        int n;
+        int distinct;
+    } maps[] = {{small_k, small_v, 5, 3}, {big_k, big_v, 40, 25}, {small_k + 1, small_v + 1, 2, 2}};
     for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
         annal_blob_t j = s_stored_map(false, maps[m].k, maps[m].v, maps[m].n);
         annal_blob_t p = s_stored_map(true, maps[m].k, maps[m].v, maps[m].n);
@@ -299,7 +313,8 @@ static void t_line_style(void)
     size_t len;
     const char *body = annal_line_body(line, &len);
     CHECK(strcmp(body, "{\"type\":\"init\",\"msg_id\":1}") == 0);
-    const char *reply = "{\"type\":\"x\",\"in_reply_to\":1,\"s\":\"\xc3\xa9\\\\u00E9\",\"a\":[1,2]}";
+    const char *reply =
+        "{\"type\":\"x\",\"in_reply_to\":1,\"s\":\"\xc3\xa9\\\\u00E9\",\"a\":[1,2]}";
     char *out = annal_line_reply(line, (const uint8_t *) reply, strlen(reply));
     CHECK(out);
     const char *want = "{\"src\": \"n1\", \"dest\": \"c1\", \"body\": {\"type\": \"x\", "
@@ -315,9 +330,10 @@ static void t_line_style(void)
 }
 
 static const t_case_t s_cases[] = {
-    {"corpus", t_corpus},       {"msg_id_kept", t_msg_id_kept}, {"reply_both", t_reply_both},
-    {"time", t_time},           {"names", t_names},             {"values", t_values},             {"line_style", t_line_style},
-    {"repeated_keys", t_repeated_keys},
+    {"corpus", t_corpus},         {"msg_id_kept", t_msg_id_kept},
+    {"reply_both", t_reply_both}, {"time", t_time},
+    {"names", t_names},           {"values", t_values},
+    {"line_style", t_line_style}, {"repeated_keys", t_repeated_keys},
 };
 
 int main(int argc, char **argv)

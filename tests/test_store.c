@@ -70,21 +70,31 @@ static void t_append_read(void)
     annal_store_t *store = s_open(dir, 0);
     CHECK(store);
     annal_append_result_t res;
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
-                          "\"event_data\":{\"n\":1},\"version\":0}", &res) == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                   "\"event_data\":{\"n\":1},\"version\":0}",
+                   &res)
+          == ANNAL_OK);
     CHECK(res.first_sequence == 1 && res.version == 1 && !res.duplicate);
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"b\",\"event_type\":\"T\","
-                          "\"event_data\":{\"n\":2},\"version\":0}", &res) == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"b\",\"event_type\":\"T\","
+                   "\"event_data\":{\"n\":2},\"version\":0}",
+                   &res)
+          == ANNAL_OK);
     CHECK(res.first_sequence == 2 && res.version == 1);
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
-                          "\"events\":[{\"event_type\":\"U\",\"event_data\":1},"
-                          "{\"event_type\":\"V\",\"event_data\":[2]}]}", &res) == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
+                   "\"events\":[{\"event_type\":\"U\",\"event_data\":1},"
+                   "{\"event_type\":\"V\",\"event_data\":[2]}]}",
+                   &res)
+          == ANNAL_OK);
     CHECK(res.first_sequence == 3 && res.last_sequence == 4 && res.version == 3);
     annal_event_list_t list = {0};
     CHECK(annal_store_begin(store) == ANNAL_OK);
     CHECK(annal_store_read(store, "a", 1, false, 100, &list) == ANNAL_OK);
     CHECK(list.count == 3);
-    CHECK(list.items[0].sequence == 1 && list.items[1].sequence == 3 && list.items[2].sequence == 4);
+    CHECK(list.items[0].sequence == 1 && list.items[1].sequence == 3
+          && list.items[2].sequence == 4);
     CHECK(list.items[2].version == 3 && list.items[2].event_type_len == 1
           && list.items[2].event_type[0] == 'V');
     CHECK(annal_store_read(store, "a", 3, true, 2, &list) == ANNAL_OK);
@@ -112,23 +122,41 @@ static void t_concurrency(void)
     annal_store_t *store = s_open(dir, 0);
     CHECK(store);
     annal_append_result_t res;
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
-                          "\"event_data\":{},\"version\":5}", &res) == ANNAL_ERR_CONFLICT);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                   "\"event_data\":{},\"version\":5}",
+                   &res)
+          == ANNAL_ERR_CONFLICT);
     CHECK(res.actual_version == 0);
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
-                          "\"event_data\":{},\"version\":\"exists\"}", &res) == ANNAL_ERR_CONFLICT);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                   "\"event_data\":{},\"version\":\"exists\"}",
+                   &res)
+          == ANNAL_ERR_CONFLICT);
     CHECK(s_head(store) == 0);
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
-                          "\"event_data\":{},\"version\":\"any\"}", &res) == ANNAL_OK);
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
-                          "\"event_data\":{},\"version\":\"exists\"}", &res) == ANNAL_OK);
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
-                          "\"event_data\":{},\"version\":1}", &res) == ANNAL_ERR_CONFLICT);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                   "\"event_data\":{},\"version\":\"any\"}",
+                   &res)
+          == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                   "\"event_data\":{},\"version\":\"exists\"}",
+                   &res)
+          == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                   "\"event_data\":{},\"version\":1}",
+                   &res)
+          == ANNAL_ERR_CONFLICT);
     CHECK(res.actual_version == 2);
     /* a batch with a stale version writes none of its events */
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":0,"
-                          "\"events\":[{\"event_type\":\"U\",\"event_data\":1},"
-                          "{\"event_type\":\"V\",\"event_data\":2}]}", &res) == ANNAL_ERR_CONFLICT);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":0,"
+                   "\"events\":[{\"event_type\":\"U\",\"event_data\":1},"
+                   "{\"event_type\":\"V\",\"event_data\":2}]}",
+                   &res)
+          == ANNAL_ERR_CONFLICT);
     CHECK(s_head(store) == 2);
     annal_store_close(&store);
     t_rmdir(dir);
@@ -144,40 +172,58 @@ static void t_idempotency(void)
     annal_store_t *store = s_open(dir, 0);
     CHECK(store);
     annal_append_result_t res;
-    const char *one = "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
-                      "\"event_data\":{},\"version\":0,\"event_id\":\"" ID1 "\"}";
+    const char *one =
+        "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+        "\"event_data\":{},\"version\":0,\"event_id\":\"" ID1 "\"}";
     CHECK(s_append(store, one, &res) == ANNAL_OK && !res.duplicate && res.first_sequence == 1);
     CHECK(s_append(store, one, &res) == ANNAL_OK && res.duplicate && res.first_sequence == 1);
     CHECK(s_head(store) == 1);
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"b\",\"event_type\":\"T\","
-                          "\"event_data\":{},\"version\":0,\"event_id\":\"" ID1 "\"}", &res)
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"b\",\"event_type\":\"T\","
+                   "\"event_data\":{},\"version\":0,\"event_id\":\"" ID1 "\"}",
+                   &res)
           == ANNAL_ERR_MALFORMED);
-    const char *batch = "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
-                        "\"events\":[{\"event_type\":\"U\",\"event_data\":1,\"event_id\":\"" ID2 "\"},"
-                        "{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"}]}";
+    const char *batch =
+        "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
+        "\"events\":[{\"event_type\":\"U\",\"event_data\":1,\"event_id\":\"" ID2 "\"},"
+        "{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"}]}";
     CHECK(s_append(store, batch, &res) == ANNAL_OK && res.first_sequence == 2);
     CHECK(s_append(store, batch, &res) == ANNAL_OK && res.duplicate);
     CHECK(res.first_sequence == 2 && res.last_sequence == 3 && res.version == 3);
     /* first id stored, second new: neither a retry nor new */
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":3,"
-                          "\"events\":[{\"event_type\":\"U\",\"event_data\":1,\"event_id\":\"" ID2 "\"},"
-                          "{\"event_type\":\"V\",\"event_data\":2}]}", &res) == ANNAL_ERR_MALFORMED);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":3,"
+                   "\"events\":[{\"event_type\":\"U\",\"event_data\":1,\"event_id\":\"" ID2 "\"},"
+                   "{\"event_type\":\"V\",\"event_data\":2}]}",
+                   &res)
+          == ANNAL_ERR_MALFORMED);
     /* a new first id with a stored second one */
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":3,"
-                          "\"events\":[{\"event_type\":\"U\",\"event_data\":1},"
-                          "{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"}]}", &res)
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":3,"
+                   "\"events\":[{\"event_type\":\"U\",\"event_data\":1},"
+                   "{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"}]}",
+                   &res)
           == ANNAL_ERR_MALFORMED);
     /* a batch retry must be the whole stored batch: not longer, not a tail */
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
-                          "\"events\":[{\"event_type\":\"U\",\"event_data\":1,\"event_id\":\"" ID2 "\"},"
-                          "{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"},"
-                          "{\"event_type\":\"W\",\"event_data\":3}]}", &res) == ANNAL_ERR_MALFORMED);
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
-                          "\"events\":[{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"},"
-                          "{\"event_type\":\"W\",\"event_data\":3}]}", &res) == ANNAL_ERR_MALFORMED);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
+                   "\"events\":[{\"event_type\":\"U\",\"event_data\":1,\"event_id\":\"" ID2 "\"},"
+                   "{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"},"
+                   "{\"event_type\":\"W\",\"event_data\":3}]}",
+                   &res)
+          == ANNAL_ERR_MALFORMED);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"version\":1,"
+                   "\"events\":[{\"event_type\":\"V\",\"event_data\":2,\"event_id\":\"" ID3 "\"},"
+                   "{\"event_type\":\"W\",\"event_data\":3}]}",
+                   &res)
+          == ANNAL_ERR_MALFORMED);
     /* one event may repeat any stored event: its own sequence comes back */
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"V\","
-                          "\"event_data\":2,\"version\":7,\"event_id\":\"" ID3 "\"}", &res) == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"V\","
+                   "\"event_data\":2,\"version\":7,\"event_id\":\"" ID3 "\"}",
+                   &res)
+          == ANNAL_OK);
     CHECK(res.duplicate && res.first_sequence == 3);
     CHECK(s_head(store) == 3);
     annal_store_close(&store);
@@ -191,14 +237,21 @@ static void t_reopen(void)
     CHECK(store);
     annal_append_result_t res;
     for (int i = 0; i < 10; i++)
-        CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
-                              "\"event_data\":{},\"version\":\"any\"}", &res) == ANNAL_OK);
+        CHECK(s_append(
+                  store,
+                  "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                  "\"event_data\":{},\"version\":\"any\"}",
+                  &res)
+              == ANNAL_OK);
     annal_store_close(&store);
     store = s_open(dir, 0);
     CHECK(store);
     CHECK(s_head(store) == 10);
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
-                          "\"event_data\":{},\"version\":10}", &res) == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"a\",\"event_type\":\"T\","
+                   "\"event_data\":{},\"version\":10}",
+                   &res)
+          == ANNAL_OK);
     CHECK(res.first_sequence == 11 && res.version == 11);
     annal_store_close(&store);
     t_rmdir(dir);
@@ -217,9 +270,12 @@ static void t_kill9(void)
         annal_store_t *store = s_open(dir, 0);
         annal_append_result_t res;
         for (;;) {
-            if (s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"k\",\"version\":\"any\","
-                                "\"events\":[{\"event_type\":\"A\",\"event_data\":1},"
-                                "{\"event_type\":\"B\",\"event_data\":2}]}", &res))
+            if (s_append(
+                    store,
+                    "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"k\",\"version\":\"any\","
+                    "\"events\":[{\"event_type\":\"A\",\"event_data\":1},"
+                    "{\"event_type\":\"B\",\"event_data\":2}]}",
+                    &res))
                 _exit(3);
             if (write(fds[1], &res.last_sequence, 8) != 8)
                 _exit(4);
@@ -271,10 +327,12 @@ static void s_three_batches(const char *dir)
     annal_store_t *store = s_open(dir, 0);
     annal_append_result_t res;
     for (int i = 0; i < 3; i++)
-        if (!store || s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"j\","
-                                      "\"version\":\"any\",\"events\":[{\"event_type\":\"A\","
-                                      "\"event_data\":1},{\"event_type\":\"B\",\"event_data\":2}]}",
-                               &res))
+        if (!store
+            || s_append(store,
+                        "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"j\","
+                        "\"version\":\"any\",\"events\":[{\"event_type\":\"A\","
+                        "\"event_data\":1},{\"event_type\":\"B\",\"event_data\":2}]}",
+                        &res))
             _exit(3);
 }
 
@@ -321,8 +379,11 @@ static void t_journal(void)
     store = s_open(dir, 0);
     CHECK(store && s_head(store) == 4);
     annal_append_result_t res;
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"j\",\"event_type\":\"C\","
-                          "\"event_data\":3,\"version\":4}", &res) == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"j\",\"event_type\":\"C\","
+                   "\"event_data\":3,\"version\":4}",
+                   &res)
+          == ANNAL_OK);
     CHECK(res.first_sequence == 5 && res.version == 5);
     annal_store_close(&store);
     /* whole records after a clean close are an old generation: ignored */
@@ -331,7 +392,8 @@ static void t_journal(void)
     annal_event_list_t list = {0};
     CHECK(annal_store_begin(store) == ANNAL_OK);
     CHECK(annal_store_read(store, "j", 1, false, 100, &list) == ANNAL_OK);
-    CHECK(list.count == 5 && list.items[4].event_type_len == 1 && list.items[4].event_type[0] == 'C');
+    CHECK(list.count == 5 && list.items[4].event_type_len == 1
+          && list.items[4].event_type[0] == 'C');
     annal_store_abort(store);
     annal_event_list_free(&list);
     annal_store_close(&store);
@@ -361,8 +423,9 @@ static void s_big_batches(const char *dir)
 {
     annal_store_t *store = s_open(dir, 0);
     static char json[300 * 1024];
-    int n = snprintf(json, sizeof json, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"big\","
-                                        "\"event_type\":\"T\",\"version\":\"any\",\"event_data\":\"");
+    int n = snprintf(json, sizeof json,
+                     "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"big\","
+                     "\"event_type\":\"T\",\"version\":\"any\",\"event_data\":\"");
     memset(json + n, 'x', 256 * 1024);
     strcpy(json + n + 256 * 1024, "\"}");
     annal_append_result_t res;
@@ -412,8 +475,11 @@ static void t_interrupted_create(void)
     annal_store_t *store = s_open(dir, 0);
     CHECK(store && s_head(store) == 0);
     annal_append_result_t res;
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"c\",\"event_type\":\"T\","
-                          "\"event_data\":{},\"version\":0}", &res) == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"c\",\"event_type\":\"T\","
+                   "\"event_data\":{},\"version\":0}",
+                   &res)
+          == ANNAL_OK);
     annal_store_close(&store);
     t_rmdir(dir);
 }
@@ -425,19 +491,26 @@ static void t_close_drops_open_batch(void)
     annal_store_t *store = s_open(dir, 0);
     CHECK(store);
     annal_append_result_t res;
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"o\",\"event_type\":\"T\","
-                          "\"event_data\":{},\"version\":0}", &res) == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"o\",\"event_type\":\"T\","
+                   "\"event_data\":{},\"version\":0}",
+                   &res)
+          == ANNAL_OK);
     annal_request_t req = s_req("{\"type\":\"append\",\"msg_id\":2,\"aggregate_id\":\"o\","
                                 "\"event_type\":\"T\",\"event_data\":{},\"version\":1}");
     CHECK(annal_store_begin(store) == ANNAL_OK);
     CHECK(annal_store_append(store, req.aggregate_id, req.expect, req.expected_version, req.events,
-                             req.event_count, &res, why, sizeof why) == ANNAL_OK);
+                             req.event_count, &res, why, sizeof why)
+          == ANNAL_OK);
     annal_request_reset(&req);
     annal_store_close(&store); /* no commit */
     store = s_open(dir, 0);
     CHECK(store && s_head(store) == 1);
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":3,\"aggregate_id\":\"o\",\"event_type\":\"T\","
-                          "\"event_data\":{},\"version\":1}", &res) == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":3,\"aggregate_id\":\"o\",\"event_type\":\"T\","
+                   "\"event_data\":{},\"version\":1}",
+                   &res)
+          == ANNAL_OK);
     CHECK(res.version == 2 && res.first_sequence == 2);
     annal_store_close(&store);
     t_rmdir(dir);
@@ -457,7 +530,8 @@ static void t_map_growth(void)
     for (int i = 0; i < 3000; i++) {
         snprintf(json, sizeof json,
                  "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"g-%d\",\"event_type\":\"T\","
-                 "\"event_data\":{\"pad\":\"%s\"},\"version\":0}", i, pad);
+                 "\"event_data\":{\"pad\":\"%s\"},\"version\":0}",
+                 i, pad);
         CHECK(s_append(store, json, &res) == ANNAL_OK);
         CHECK(res.first_sequence == (uint64_t) i + 1);
     }
@@ -552,7 +626,8 @@ static int s_fold_is(annal_store_t *store, const char *agg, uint64_t to, int64_t
     return same;
 }
 
-#define STATE(x) "{\"type\":\"create_snapshot\",\"msg_id\":1,\"aggregate_id\":\"x\",\"state\":" x "}"
+#define STATE(x) \
+    "{\"type\":\"create_snapshot\",\"msg_id\":1,\"aggregate_id\":\"x\",\"state\":" x "}"
 
 static void t_fold(void)
 {
@@ -560,10 +635,16 @@ static void t_fold(void)
     annal_store_t *store = s_open(dir, 0);
     CHECK(store);
     annal_append_result_t res;
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"f\",\"version\":0,\"events\":["
-                          "{\"event_type\":\"A\",\"event_data\":{\"name\":\"J\",\"addr\":{\"city\":\"X\",\"zip\":1}}},"
-                          "{\"event_type\":\"B\",\"event_data\":{\"addr\":{\"zip\":null,\"street\":\"S\"},\"age\":3}},"
-                          "{\"event_type\":\"C\",\"event_data\":{\"name\":null}}]}", &res) == ANNAL_OK);
+    CHECK(s_append(
+              store,
+              "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"f\",\"version\":0,\"events\":["
+              "{\"event_type\":\"A\",\"event_data\":{\"name\":\"J\",\"addr\":{\"city\":\"X\","
+              "\"zip\":1}}},"
+              "{\"event_type\":\"B\",\"event_data\":{\"addr\":{\"zip\":null,\"street\":\"S\"},"
+              "\"age\":3}},"
+              "{\"event_type\":\"C\",\"event_data\":{\"name\":null}}]}",
+              &res)
+          == ANNAL_OK);
     CHECK(s_fold_is(store, "f", UINT64_MAX, INT64_MAX,
                     STATE("{\"addr\":{\"city\":\"X\",\"street\":\"S\"},\"age\":3}"), 3));
     CHECK(s_fold_is(store, "f", 1, INT64_MAX,
@@ -571,12 +652,19 @@ static void t_fold(void)
     CHECK(s_fold_is(store, "f", UINT64_MAX, 0, STATE("{}"), 0)); /* before any event */
     CHECK(s_fold_is(store, "none", UINT64_MAX, INT64_MAX, STATE("{}"), 0));
     /* non-object data replaces the state; an object after it starts from {} */
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"n\",\"version\":0,\"events\":["
-                          "{\"event_type\":\"A\",\"event_data\":{\"a\":1}},"
-                          "{\"event_type\":\"B\",\"event_data\":[1,2]}]}", &res) == ANNAL_OK);
+    CHECK(s_append(
+              store,
+              "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"n\",\"version\":0,\"events\":["
+              "{\"event_type\":\"A\",\"event_data\":{\"a\":1}},"
+              "{\"event_type\":\"B\",\"event_data\":[1,2]}]}",
+              &res)
+          == ANNAL_OK);
     CHECK(s_fold_is(store, "n", UINT64_MAX, INT64_MAX, STATE("[1,2]"), 2));
-    CHECK(s_append(store, "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"n\",\"version\":2,"
-                          "\"event_type\":\"C\",\"event_data\":{\"b\":null,\"c\":{\"d\":null}}}", &res) == ANNAL_OK);
+    CHECK(s_append(store,
+                   "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"n\",\"version\":2,"
+                   "\"event_type\":\"C\",\"event_data\":{\"b\":null,\"c\":{\"d\":null}}}",
+                   &res)
+          == ANNAL_OK);
     CHECK(s_fold_is(store, "n", UINT64_MAX, INT64_MAX, STATE("{\"c\":{}}"), 3));
     annal_store_close(&store);
     t_rmdir(dir);

@@ -136,11 +136,11 @@ done:
 
 /* What a handler saw. */
 typedef struct {
-    uint64_t *seqs;  /* sequence numbers, in delivery order */
-    char **aggs;     /* their aggregate ids */
-    size_t count;    /* delivered */
-    size_t stop_at;  /* return 1 at this count (0: never) */
-    int slow_us;     /* sleep per event */
+    uint64_t *seqs; /* sequence numbers, in delivery order */
+    char **aggs;    /* their aggregate ids */
+    size_t count;   /* delivered */
+    size_t stop_at; /* return 1 at this count (0: never) */
+    int slow_us;    /* sleep per event */
 } seen_t;
 
 static int s_handler(const annal_record_t *r, void *arg)
@@ -201,8 +201,11 @@ static bool s_exact(const seen_t *s, uint64_t first, size_t n)
 static annal_subscription_t *s_sub(daemon_t *d, const char *prefix, uint64_t from, int hwm,
                                    seen_t *s)
 {
-    annal_subscription_config_t config = {.commands = d->commands, .events = d->events,
-                                          .prefix = prefix, .from = from, .timeout_ms = 1000,
+    annal_subscription_config_t config = {.commands = d->commands,
+                                          .events = d->events,
+                                          .prefix = prefix,
+                                          .from = from,
+                                          .timeout_ms = 1000,
                                           .rcvhwm = hwm};
     return annal_subscription_new(&config, s_handler, s);
 }
@@ -226,7 +229,7 @@ static void t_history(void)
 }
 
 typedef struct {
-    daemon_t *d;     /* the daemon to write to */
+    daemon_t *d; /* the daemon to write to */
     const char *prefix;
     int n, pause_us; /* events, pause every 50 */
     int acked;       /* result */
@@ -469,8 +472,12 @@ static void t_refused(void)
 static const t_case_t s_cases[] = {
     {"store_behind", t_store_behind},
     {"refused", t_refused},
-    {"history", t_history},       {"seam", t_seam},           {"kill9_restart", t_kill9_restart},
-    {"forced_drops", t_forced_drops}, {"checkpoint", t_checkpoint}, {"prefix", t_prefix},
+    {"history", t_history},
+    {"seam", t_seam},
+    {"kill9_restart", t_kill9_restart},
+    {"forced_drops", t_forced_drops},
+    {"checkpoint", t_checkpoint},
+    {"prefix", t_prefix},
     {"from_now", t_from_now},
 };
 

@@ -13,13 +13,13 @@
 static int t_failed;
 static void (*t_after)(void); /* run after each case, when set (cleanup) */
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);    \
-            t_failed = 1;                                                                  \
-            return;                                                                        \
-        }                                                                                  \
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            t_failed = 1;                                                              \
+            return;                                                                    \
+        }                                                                              \
     } while (0)
 
 typedef struct {

@@ -29,21 +29,31 @@
 #include "annal_value_private.h"
 
 typedef enum {
-    F_STR, F_U64, F_INT, F_NULL, F_BOOL, F_VALUE, F_UUID, F_UUIDS, F_EVENTS, F_STRS, F_NEW_EVENTS
+    F_STR,
+    F_U64,
+    F_INT,
+    F_NULL,
+    F_BOOL,
+    F_VALUE,
+    F_UUID,
+    F_UUIDS,
+    F_EVENTS,
+    F_STRS,
+    F_NEW_EVENTS
 } fkind_t;
 
 typedef struct {
-    const char *key;   /* field name, borrowed */
-    fkind_t kind;      /* what the union holds */
-    const void *ptr;   /* F_STR, F_VALUE, F_UUID(S), F_EVENTS: borrowed */
-    size_t len;        /* bytes (F_STR, F_VALUE) or entries (F_UUIDS, F_EVENTS) */
-    uint64_t u;        /* F_U64 */
-    int64_t i;         /* F_INT */
+    const char *key; /* field name, borrowed */
+    fkind_t kind;    /* what the union holds */
+    const void *ptr; /* F_STR, F_VALUE, F_UUID(S), F_EVENTS: borrowed */
+    size_t len;      /* bytes (F_STR, F_VALUE) or entries (F_UUIDS, F_EVENTS) */
+    uint64_t u;      /* F_U64 */
+    int64_t i;       /* F_INT */
 } field_t;
 
 #define MAX_FIELDS 16
 
-#define TEXT_MAX 1024
+#define TEXT_MAX  1024
 #define VIEW_KEEP (1024 * 1024) /* scratch kept between views, bytes */
 
 struct annal_body_t {
@@ -163,8 +173,7 @@ void annal_body_uuids(annal_body_t *self, const char *key, const uint8_t *ids, s
     s_ptr_field(self, key, F_UUIDS, ids, n);
 }
 
-void annal_body_events(annal_body_t *self, const char *key, const annal_event_t *events,
-                        size_t n)
+void annal_body_events(annal_body_t *self, const char *key, const annal_event_t *events, size_t n)
 {
     s_ptr_field(self, key, F_EVENTS, events, n);
 }
@@ -186,7 +195,7 @@ void annal_body_new_events(annal_body_t *self, const char *key, const annal_new_
 }
 
 void annal_body_error(annal_body_t *self, bool has_id, int64_t msg_id, annal_err_t err,
-                       const char *text)
+                      const char *text)
 {
     annal_body_begin(self, "error", has_id, msg_id);
     annal_body_int(self, "code", annal_err_code(err));

@@ -34,8 +34,7 @@ void annal_body_int(annal_body_t *self, const char *key, int64_t v);
 void annal_body_value(annal_body_t *self, const char *key, const uint8_t *blob, size_t len);
 void annal_body_uuid(annal_body_t *self, const char *key, const uint8_t *id);
 void annal_body_uuids(annal_body_t *self, const char *key, const uint8_t *ids, size_t n);
-void annal_body_events(annal_body_t *self, const char *key, const annal_event_t *events,
-                        size_t n);
+void annal_body_events(annal_body_t *self, const char *key, const annal_event_t *events, size_t n);
 
 void annal_body_bool(annal_body_t *self, const char *key, bool v);
 void annal_body_strs(annal_body_t *self, const char *key, const char *const *strs, size_t n);
@@ -45,7 +44,7 @@ void annal_body_new_events(annal_body_t *self, const char *key, const annal_new_
 
 /* A complete error reply (docs/protocol.md, section 5) for err with text. */
 void annal_body_error(annal_body_t *self, bool has_id, int64_t msg_id, annal_err_t err,
-                       const char *text);
+                      const char *text);
 
 /* Encodes the built body in enc into a new buffer (caller frees).
    Returns 0, or -1 out of memory or when a stored value is damaged. */

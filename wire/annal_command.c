@@ -9,18 +9,17 @@
 
 static const annal_command_t s_commands[] = {
     /*  command                    "type"             aggregate writes */
-    ROW(ANNAL_CMD_APPEND,          "append",          true,     true),
-    ROW(ANNAL_CMD_CREATE_SNAPSHOT, "create_snapshot", true,     true),
-    ROW(ANNAL_CMD_GET_SNAPSHOT,    "get_snapshot",    true,     false),
-    ROW(ANNAL_CMD_REPLAY,          "replay",          true,     false),
-    ROW(ANNAL_CMD_GET_STATE,       "get_state",       true,     false),
-    ROW(ANNAL_CMD_READ,            "read",            true,     false),
-    ROW(ANNAL_CMD_READ_ALL,        "read_all",        false,    false),
-    ROW(ANNAL_CMD_STATUS,          "status",          false,    false),
-    ROW(ANNAL_CMD_INIT,            "init",            false,    false),
+    ROW(ANNAL_CMD_APPEND, "append", true, true),
+    ROW(ANNAL_CMD_CREATE_SNAPSHOT, "create_snapshot", true, true),
+    ROW(ANNAL_CMD_GET_SNAPSHOT, "get_snapshot", true, false),
+    ROW(ANNAL_CMD_REPLAY, "replay", true, false),
+    ROW(ANNAL_CMD_GET_STATE, "get_state", true, false),
+    ROW(ANNAL_CMD_READ, "read", true, false),
+    ROW(ANNAL_CMD_READ_ALL, "read_all", false, false),
+    ROW(ANNAL_CMD_STATUS, "status", false, false),
+    ROW(ANNAL_CMD_INIT, "init", false, false),
 };
-_Static_assert(sizeof s_commands / sizeof s_commands[0] == ANNAL_CMD_COUNT,
-               "one row per command");
+_Static_assert(sizeof s_commands / sizeof s_commands[0] == ANNAL_CMD_COUNT, "one row per command");
 
 const annal_command_t *annal_command_get(annal_cmd_t cmd)
 {

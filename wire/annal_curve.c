@@ -29,6 +29,8 @@ int annal_curve_apply(void *sock, const annal_curve_t *curve)
     if (!curve)
         return 0;
     return zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, curve->server_key, 41)
-           || zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, curve->public_key, 41)
-           || zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, curve->secret_key, 41) ? -1 : 0;
+                   || zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, curve->public_key, 41)
+                   || zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, curve->secret_key, 41)
+               ? -1
+               : 0;
 }

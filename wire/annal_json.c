@@ -130,7 +130,10 @@ static int s_value(annal_buf_t *b, const uint8_t *p, size_t size, size_t *off, i
     case 0xc0: annal_buf_puts(b, "null"); return 0;
     case 0xc2: annal_buf_puts(b, "false"); return 0;
     case 0xc3: annal_buf_puts(b, "true"); return 0;
-    case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf: {
         int w = 1 << (c - 0xcc);
         if (left < (size_t) w)
             return -1;
@@ -139,7 +142,10 @@ static int s_value(annal_buf_t *b, const uint8_t *p, size_t size, size_t *off, i
         annal_buf_puts(b, num);
         return 0;
     }
-    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
         int w = 1 << (c - 0xd0);
         if (left < (size_t) w)
             return -1;
@@ -150,7 +156,8 @@ static int s_value(annal_buf_t *b, const uint8_t *p, size_t size, size_t *off, i
         annal_buf_puts(b, num);
         return 0;
     }
-    case 0xca: case 0xcb: {
+    case 0xca:
+    case 0xcb: {
         double d;
         if (c == 0xca) {
             if (left < 4)
@@ -173,8 +180,7 @@ static int s_value(annal_buf_t *b, const uint8_t *p, size_t size, size_t *off, i
         annal_json_double(b, d);
         return 0;
     }
-    default:
-        break;
+    default: break;
     }
     if ((c & 0xe0) == 0xa0)
         n = c & 0x1f;

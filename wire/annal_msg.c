@@ -15,7 +15,7 @@
 #define MSG_MAX_DEPTH 64
 
 struct annal_msg_t {
-    annal_node_t root;             /* this message's map */
+    annal_node_t root;       /* this message's map */
     json_t *json;            /* owned JSON tree (top-level message only) */
     msgpack_unpacked mp;     /* owned MessagePack zone (top-level only) */
     uint8_t *bytes;          /* the MessagePack bytes mp points into (top-level only) */
@@ -63,7 +63,8 @@ annal_msg_t *annal_msg_decode(const uint8_t *data, size_t size)
     if (annal_node_json_start(b)) {
         json_error_t err;
         self->json = json_loadb((const char *) data, size, JSON_ALLOW_NUL, &err);
-        if (json_is_object(self->json) && annal_node_json_depth(self->json, MSG_MAX_DEPTH + 1) <= MSG_MAX_DEPTH) {
+        if (json_is_object(self->json)
+            && annal_node_json_depth(self->json, MSG_MAX_DEPTH + 1) <= MSG_MAX_DEPTH) {
             self->root.j = self->json;
             return self;
         }

@@ -21,7 +21,8 @@ annal_node_kind_t annal_node_kind(const annal_node_t *n)
         case JSON_STRING: return ANNAL_NODE_STR;
         case JSON_INTEGER: return ANNAL_NODE_INT;
         case JSON_REAL: return ANNAL_NODE_FLOAT;
-        case JSON_TRUE: case JSON_FALSE: return ANNAL_NODE_BOOL;
+        case JSON_TRUE:
+        case JSON_FALSE: return ANNAL_NODE_BOOL;
         case JSON_NULL: return ANNAL_NODE_NULL;
         }
     }
@@ -32,8 +33,10 @@ annal_node_kind_t annal_node_kind(const annal_node_t *n)
         case MSGPACK_OBJECT_POSITIVE_INTEGER:
             return n->m->via.u64 > INT64_MAX ? ANNAL_NODE_BIGUINT : ANNAL_NODE_INT;
         case MSGPACK_OBJECT_NEGATIVE_INTEGER: return ANNAL_NODE_INT;
-        case MSGPACK_OBJECT_FLOAT32: case MSGPACK_OBJECT_FLOAT64: return ANNAL_NODE_FLOAT;
-        case MSGPACK_OBJECT_STR: case MSGPACK_OBJECT_BIN: return ANNAL_NODE_STR;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64: return ANNAL_NODE_FLOAT;
+        case MSGPACK_OBJECT_STR:
+        case MSGPACK_OBJECT_BIN: return ANNAL_NODE_STR;
         case MSGPACK_OBJECT_ARRAY: return ANNAL_NODE_ARRAY;
         case MSGPACK_OBJECT_MAP: return ANNAL_NODE_MAP;
         default: return ANNAL_NODE_ABSENT;
@@ -120,7 +123,8 @@ int annal_node_pack(const annal_node_t *n, annal_blob_t *out, const char **why)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = n->j ? annal_value_pack_json(&pk, n->j, why) : annal_value_pack_msgpack(&pk, n->m, why);
+    int rc =
+        n->j ? annal_value_pack_json(&pk, n->j, why) : annal_value_pack_msgpack(&pk, n->m, why);
     if (rc == 0 && !sb.data) {
         *why = "out of memory";
         rc = -1;
@@ -161,8 +165,7 @@ int annal_node_json_depth(const json_t *v, int limit)
     if (json_is_object(v)) {
         const char *k;
         json_t *m;
-        json_object_foreach((json_t *) v, k, m)
-        {
+        json_object_foreach ((json_t *) v, k, m) {
             int d = annal_node_json_depth(m, limit - 1);
             if (d > best)
                 best = d;

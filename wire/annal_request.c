@@ -193,8 +193,7 @@ static annal_err_t s_append(ctx_t *c, const annal_node_t *root, annal_request_t 
             return s_fail(c, "field 'version' must be an integer >= 0, \"any\" or \"exists\"");
         break;
     }
-    default:
-        return s_fail(c, "field 'version' must be an integer >= 0, \"any\" or \"exists\"");
+    default: return s_fail(c, "field 'version' must be an integer >= 0, \"any\" or \"exists\"");
     }
     annal_node_t events = annal_node_get(root, "events");
     if (annal_node_kind(&events) == ANNAL_NODE_ABSENT) {
@@ -261,8 +260,7 @@ static annal_err_t s_command(ctx_t *c, const annal_command_t *command, const ann
     switch (req->cmd) {
     case ANNAL_CMD_STATUS:
     case ANNAL_CMD_INIT:
-    case ANNAL_CMD_GET_SNAPSHOT:
-        return ANNAL_OK;
+    case ANNAL_CMD_GET_SNAPSHOT: return ANNAL_OK;
     case ANNAL_CMD_READ_ALL: {
         bool present;
         if ((rc = s_uint_field(c, root, "from_sequence", &present, &req->from)))
@@ -309,8 +307,7 @@ static annal_err_t s_command(ctx_t *c, const annal_command_t *command, const ann
         }
         return ANNAL_OK;
     }
-    case ANNAL_CMD_APPEND:
-        return s_append(c, root, req);
+    case ANNAL_CMD_APPEND: return s_append(c, root, req);
     case ANNAL_CMD_CREATE_SNAPSHOT: {
         annal_node_t st = annal_node_get(root, "state");
         if (annal_node_kind(&st) != ANNAL_NODE_ABSENT) {
@@ -357,8 +354,7 @@ static annal_err_t s_command(ctx_t *c, const annal_command_t *command, const ann
         }
         return ANNAL_OK;
     }
-    default:
-        return ANNAL_OK;
+    default: return ANNAL_OK;
     }
 }
 
@@ -396,8 +392,8 @@ annal_err_t annal_request_decode(const uint8_t *body, size_t size, const annal_l
         json_error_t err;
         json = json_loadb((const char *) body, size, JSON_ALLOW_NUL, &err);
         if (!json) {
-            rc = s_fail(&c, "invalid JSON at line %d column %d: %s", err.line, err.column,
-                        err.text);
+            rc =
+                s_fail(&c, "invalid JSON at line %d column %d: %s", err.line, err.column, err.text);
             goto cleanup;
         }
         if (!json_is_object(json)) {

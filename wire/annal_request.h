@@ -22,30 +22,30 @@
 
 /* A decoded request; every pointer is owned and freed by annal_request_reset. */
 typedef struct {
-    annal_cmd_t cmd;          /* which command */
-    bool has_msg_id;          /* false: in_reply_to is null */
-    int64_t msg_id;           /* the request's msg_id */
-    char *aggregate_id;       /* validated, NUL-terminated, or NULL */
-    annal_expect_t expect;    /* append: kind of version check */
+    annal_cmd_t cmd;           /* which command */
+    bool has_msg_id;           /* false: in_reply_to is null */
+    int64_t msg_id;            /* the request's msg_id */
+    char *aggregate_id;        /* validated, NUL-terminated, or NULL */
+    annal_expect_t expect;     /* append: kind of version check */
     uint64_t expected_version; /* append: with ANNAL_EXPECT_EXACT */
-    bool batch;               /* append: "events" form */
+    bool batch;                /* append: "events" form */
     annal_new_event_t *events; /* append: 1 (single) or more (batch) */
-    size_t event_count;       /* entries in events */
-    bool has_state;           /* create_snapshot: client state given */
-    annal_blob_t state;       /* create_snapshot: the client state */
-    bool has_version;         /* create_snapshot, replay: version given */
-    uint64_t version;         /* create_snapshot, replay: as of this version */
-    bool use_snapshot;        /* replay */
-    char *timestamp;          /* get_state: the text as given (echoed) */
-    int64_t timestamp_us;     /* get_state: parsed */
-    bool has_from;            /* read: from_version given */
-    uint64_t from;            /* read: from_version; read_all: from_sequence */
-    uint64_t max_count;       /* read, read_all: as asked, before the cap */
-    bool backward;            /* read: direction */
-    char *prefix;             /* read_all: aggregate id prefix, or NULL */
-    size_t prefix_len;        /* read_all: bytes in prefix */
-    char **event_types;       /* read_all: type filter, or NULL */
-    size_t event_type_count;  /* read_all: entries in event_types */
+    size_t event_count;        /* entries in events */
+    bool has_state;            /* create_snapshot: client state given */
+    annal_blob_t state;        /* create_snapshot: the client state */
+    bool has_version;          /* create_snapshot, replay: version given */
+    uint64_t version;          /* create_snapshot, replay: as of this version */
+    bool use_snapshot;         /* replay */
+    char *timestamp;           /* get_state: the text as given (echoed) */
+    int64_t timestamp_us;      /* get_state: parsed */
+    bool has_from;             /* read: from_version given */
+    uint64_t from;             /* read: from_version; read_all: from_sequence */
+    uint64_t max_count;        /* read, read_all: as asked, before the cap */
+    bool backward;             /* read: direction */
+    char *prefix;              /* read_all: aggregate id prefix, or NULL */
+    size_t prefix_len;         /* read_all: bytes in prefix */
+    char **event_types;        /* read_all: type filter, or NULL */
+    size_t event_type_count;   /* read_all: entries in event_types */
 } annal_request_t;
 
 /* Decodes one request body under limits (NULL: the defaults; max_body is

@@ -39,8 +39,8 @@ int annal_time_parse(const char *t, size_t len, int64_t *us)
 {
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int y, mo, d, h, mi, s;
-    if (len < 20 || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != 't')
-        || t[13] != ':' || t[16] != ':')
+    if (len < 20 || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != 't') || t[13] != ':'
+        || t[16] != ':')
         return -1;
     if (s_digits(t, 4, &y) || s_digits(t + 5, 2, &mo) || s_digits(t + 8, 2, &d)
         || s_digits(t + 11, 2, &h) || s_digits(t + 14, 2, &mi) || s_digits(t + 17, 2, &s))

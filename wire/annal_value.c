@@ -253,8 +253,7 @@ int annal_value_pack_json(msgpack_packer *pk, const json_t *v, const char **why)
         size_t klen;
         json_t *m;
         msgpack_pack_map(pk, json_object_size(v));
-        json_object_keylen_foreach((json_t *) v, k, klen, m)
-        {
+        json_object_keylen_foreach ((json_t *) v, k, klen, m) {
             msgpack_pack_str_with_body(pk, k, klen);
             if (annal_value_pack_json(pk, m, why))
                 return -1;
@@ -271,16 +270,11 @@ int annal_value_pack_json(msgpack_packer *pk, const json_t *v, const char **why)
     }
     case JSON_STRING:
         return msgpack_pack_str_with_body(pk, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return msgpack_pack_int64(pk, json_integer_value(v));
-    case JSON_REAL:
-        return msgpack_pack_double(pk, json_real_value(v));
-    case JSON_TRUE:
-        return msgpack_pack_true(pk);
-    case JSON_FALSE:
-        return msgpack_pack_false(pk);
-    case JSON_NULL:
-        return msgpack_pack_nil(pk);
+    case JSON_INTEGER: return msgpack_pack_int64(pk, json_integer_value(v));
+    case JSON_REAL: return msgpack_pack_double(pk, json_real_value(v));
+    case JSON_TRUE: return msgpack_pack_true(pk);
+    case JSON_FALSE: return msgpack_pack_false(pk);
+    case JSON_NULL: return msgpack_pack_nil(pk);
     }
     *why = "unknown JSON value";
     return -1;
@@ -317,7 +311,8 @@ static int s_key_cmp(const void *a, const void *b)
 static bool s_same_key(const msgpack_object *a, const msgpack_object *b)
 {
     return a->via.str.size == b->via.str.size
-           && (a->via.str.size == 0 || memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
+           && (a->via.str.size == 0
+               || memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
 }
 
 /* Whether map o names a key twice: pairwise for small maps (no allocation on
@@ -367,7 +362,7 @@ static int s_pack_map(msgpack_packer *pk, const msgpack_object *o, const char **
         }
         for (uint32_t i = 0; i < n; i++) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
-            keys[i] = (map_key_t) {k->via.str.ptr, k->via.str.size, i};
+            keys[i] = (map_key_t){k->via.str.ptr, k->via.str.size, i};
         }
         qsort(keys, n, sizeof *keys, s_key_cmp);
         for (uint32_t i = 0; i < n;) {
@@ -390,7 +385,9 @@ static int s_pack_map(msgpack_packer *pk, const msgpack_object *o, const char **
         uint32_t v = value ? value[i] : i;
         if (v != UINT32_MAX)
             rc = annal_value_pack_msgpack(pk, &o->via.map.ptr[i].key, why)
-                 || annal_value_pack_msgpack(pk, &o->via.map.ptr[v].val, why) ? -1 : 0;
+                         || annal_value_pack_msgpack(pk, &o->via.map.ptr[v].val, why)
+                     ? -1
+                     : 0;
     }
     free(value);
     return rc;
@@ -399,8 +396,7 @@ static int s_pack_map(msgpack_packer *pk, const msgpack_object *o, const char **
 int annal_value_pack_msgpack(msgpack_packer *pk, const msgpack_object *o, const char **why)
 {
     switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        return msgpack_pack_nil(pk);
+    case MSGPACK_OBJECT_NIL: return msgpack_pack_nil(pk);
     case MSGPACK_OBJECT_BOOLEAN:
         return o->via.boolean ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
@@ -409,8 +405,7 @@ int annal_value_pack_msgpack(msgpack_packer *pk, const msgpack_object *o, const 
             return -1;
         }
         return msgpack_pack_int64(pk, (int64_t) o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return msgpack_pack_int64(pk, o->via.i64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return msgpack_pack_int64(pk, o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
         if (!isfinite(o->via.f64)) {
@@ -418,21 +413,16 @@ int annal_value_pack_msgpack(msgpack_packer *pk, const msgpack_object *o, const 
             return -1;
         }
         return msgpack_pack_double(pk, o->via.f64);
-    case MSGPACK_OBJECT_STR:
-        return s_pack_text(pk, o->via.str.ptr, o->via.str.size, why);
-    case MSGPACK_OBJECT_BIN:
-        return s_pack_text(pk, o->via.bin.ptr, o->via.bin.size, why);
+    case MSGPACK_OBJECT_STR: return s_pack_text(pk, o->via.str.ptr, o->via.str.size, why);
+    case MSGPACK_OBJECT_BIN: return s_pack_text(pk, o->via.bin.ptr, o->via.bin.size, why);
     case MSGPACK_OBJECT_ARRAY:
         msgpack_pack_array(pk, o->via.array.size);
         for (uint32_t i = 0; i < o->via.array.size; i++)
             if (annal_value_pack_msgpack(pk, &o->via.array.ptr[i], why))
                 return -1;
         return 0;
-    case MSGPACK_OBJECT_MAP:
-        return s_pack_map(pk, o, why);
-    default:
-        *why = "MessagePack ext types are not accepted";
-        return -1;
+    case MSGPACK_OBJECT_MAP: return s_pack_map(pk, o, why);
+    default: *why = "MessagePack ext types are not accepted"; return -1;
     }
 }
 
@@ -446,19 +436,14 @@ static const char *s_text(const msgpack_object *o)
 static json_t *s_to_json(const msgpack_object *o)
 {
     switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        return json_null();
-    case MSGPACK_OBJECT_BOOLEAN:
-        return json_boolean(o->via.boolean);
+    case MSGPACK_OBJECT_NIL: return json_null();
+    case MSGPACK_OBJECT_BOOLEAN: return json_boolean(o->via.boolean);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         return o->via.u64 > INT64_MAX ? NULL : json_integer((json_int_t) o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return json_integer(o->via.i64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer(o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        return json_real(o->via.f64);
-    case MSGPACK_OBJECT_STR:
-        return json_stringn_nocheck(s_text(o), o->via.str.size);
+    case MSGPACK_OBJECT_FLOAT64: return json_real(o->via.f64);
+    case MSGPACK_OBJECT_STR: return json_stringn_nocheck(s_text(o), o->via.str.size);
     case MSGPACK_OBJECT_ARRAY: {
         json_t *a = json_array();
         for (uint32_t i = 0; a && i < o->via.array.size; i++) {
@@ -482,8 +467,7 @@ static json_t *s_to_json(const msgpack_object *o)
         }
         return obj;
     }
-    default:
-        return NULL;
+    default: return NULL;
     }
 }
 
@@ -533,8 +517,7 @@ static json_t *s_merge(json_t *target, json_t *patch)
     const char *k;
     size_t klen;
     json_t *v;
-    json_object_keylen_foreach(patch, k, klen, v)
-    {
+    json_object_keylen_foreach (patch, k, klen, v) {
         if (json_is_null(v)) {
             json_object_deln(target, k, klen);
             continue;

@@ -56,13 +56,13 @@ int annal_json_value(annal_buf_t *b, const uint8_t *blob, size_t size);
 
 /* What a node holds, whichever encoding it came in. */
 typedef enum {
-    ANNAL_NODE_ABSENT,  /* no such member, or a MessagePack type JSON has no name for */
+    ANNAL_NODE_ABSENT, /* no such member, or a MessagePack type JSON has no name for */
     ANNAL_NODE_NULL,
     ANNAL_NODE_BOOL,
     ANNAL_NODE_INT,     /* fits int64 */
     ANNAL_NODE_BIGUINT, /* MessagePack unsigned past INT64_MAX */
     ANNAL_NODE_FLOAT,
-    ANNAL_NODE_STR,     /* JSON string, MessagePack str or bin */
+    ANNAL_NODE_STR, /* JSON string, MessagePack str or bin */
     ANNAL_NODE_ARRAY,
     ANNAL_NODE_MAP
 } annal_node_kind_t;

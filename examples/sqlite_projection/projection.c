@@ -38,9 +38,9 @@ static int s_apply(const annal_record_t *r, void *arg)
 {
     sqlite3 *db = arg;
     sqlite3_stmt *st = NULL;
-    int sign = strcmp(r->event_type, "Deposited") == 0 ? 1
+    int sign = strcmp(r->event_type, "Deposited") == 0   ? 1
                : strcmp(r->event_type, "Withdrawn") == 0 ? -1
-                                                          : 0;
+                                                         : 0;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return -1;
     int ok = sqlite3_prepare_v2(db, "INSERT INTO applied VALUES (?1)", -1, &st, NULL) == SQLITE_OK
@@ -48,12 +48,14 @@ static int s_apply(const annal_record_t *r, void *arg)
              && sqlite3_step(st) == SQLITE_DONE;
     sqlite3_finalize(st);
     if (ok && sign) {
-        ok = sqlite3_prepare_v2(db,
-                                "INSERT INTO accounts VALUES (?1, ?2 * json_extract(?3, '$.amount'), 1)"
-                                " ON CONFLICT (id) DO UPDATE SET"
-                                " balance = balance + ?2 * json_extract(?3, '$.amount'),"
-                                " events = events + 1",
-                                -1, &st, NULL) == SQLITE_OK
+        ok = sqlite3_prepare_v2(
+                 db,
+                 "INSERT INTO accounts VALUES (?1, ?2 * json_extract(?3, '$.amount'), 1)"
+                 " ON CONFLICT (id) DO UPDATE SET"
+                 " balance = balance + ?2 * json_extract(?3, '$.amount'),"
+                 " events = events + 1",
+                 -1, &st, NULL)
+                 == SQLITE_OK
              && sqlite3_bind_text(st, 1, r->aggregate_id, -1, SQLITE_STATIC) == SQLITE_OK
              && sqlite3_bind_int(st, 2, sign) == SQLITE_OK
              && sqlite3_bind_text(st, 3, r->event_data, -1, SQLITE_STATIC) == SQLITE_OK
@@ -61,7 +63,8 @@ static int s_apply(const annal_record_t *r, void *arg)
         sqlite3_finalize(st);
     }
     if (ok) {
-        ok = sqlite3_prepare_v2(db, "UPDATE checkpoint SET position = ?1", -1, &st, NULL) == SQLITE_OK
+        ok = sqlite3_prepare_v2(db, "UPDATE checkpoint SET position = ?1", -1, &st, NULL)
+                 == SQLITE_OK
              && sqlite3_bind_int64(st, 1, (sqlite3_int64) r->sequence_number + 1) == SQLITE_OK
              && sqlite3_step(st) == SQLITE_DONE;
         sqlite3_finalize(st);

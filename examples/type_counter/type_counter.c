@@ -14,10 +14,10 @@
 #define MAX_TYPES 1024
 
 typedef struct {
-    char *names[MAX_TYPES];     /* event types seen */
+    char *names[MAX_TYPES]; /* event types seen */
     unsigned long counts[MAX_TYPES];
-    size_t n;                   /* types in use */
-    bool changed;               /* since the last print */
+    size_t n;     /* types in use */
+    bool changed; /* since the last print */
 } counter_t;
 
 static volatile sig_atomic_t s_stop;

@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-#define ANNAL_ANY (-1)    /* expected version: no check */
+#define ANNAL_ANY    (-1) /* expected version: no check */
 #define ANNAL_EXISTS (-2) /* expected version: at least one event */
 
 typedef enum {
@@ -35,11 +35,11 @@ typedef enum {
 /* The protocol's error codes, as result.code carries them with ANNAL_FAILED
    (docs/protocol.md, section 5). */
 #define ANNAL_CODE_UNKNOWN_TYPE 10 /* annald does not know the request's type */
-#define ANNAL_CODE_UNAVAILABLE 11  /* store busy, disk full, backend away: retry later */
-#define ANNAL_CODE_MALFORMED 12    /* the request broke a rule; the text says which */
-#define ANNAL_CODE_INTERNAL 13     /* a bug in annald; nothing partial was written */
-#define ANNAL_CODE_NOT_FOUND 20    /* no such snapshot (or consumer group) */
-#define ANNAL_CODE_DELETED 21      /* the aggregate was deleted for good */
+#define ANNAL_CODE_UNAVAILABLE  11 /* store busy, disk full, backend away: retry later */
+#define ANNAL_CODE_MALFORMED    12 /* the request broke a rule; the text says which */
+#define ANNAL_CODE_INTERNAL     13 /* a bug in annald; nothing partial was written */
+#define ANNAL_CODE_NOT_FOUND    20 /* no such snapshot (or consumer group) */
+#define ANNAL_CODE_DELETED      21 /* the aggregate was deleted for good */
 
 /* A short name for status ("success", "conflict", ...); borrowed, static. */
 ANNAL_EXPORT const char *annal_status_str(annal_status_t status);
@@ -55,22 +55,22 @@ typedef struct {
     uint64_t sequence_number; /* global, dense */
     const char *event_id;     /* UUID text */
     const char *aggregate_id;
-    uint64_t version;         /* within the aggregate */
+    uint64_t version; /* within the aggregate */
     const char *event_type;
-    const char *event_data;   /* JSON text */
-    const char *metadata;     /* JSON text */
-    const char *recorded_at;  /* RFC 3339 UTC */
-    const char *json;         /* the whole record as one JSON object */
+    const char *event_data;  /* JSON text */
+    const char *metadata;    /* JSON text */
+    const char *recorded_at; /* RFC 3339 UTC */
+    const char *json;        /* the whole record as one JSON object */
 } annal_record_t;
 
 /* One page of a read. */
 typedef struct {
     annal_record_t *records; /* count records */
     size_t count;
-    uint64_t version;        /* read: the aggregate's current version */
-    uint64_t next;           /* read: next_version (0 at the end); read_all: next_sequence */
-    uint64_t head_sequence;  /* read_all: the store's head */
-    void *internal;          /* owns the strings */
+    uint64_t version;       /* read: the aggregate's current version */
+    uint64_t next;          /* read: next_version (0 at the end); read_all: next_sequence */
+    uint64_t head_sequence; /* read_all: the store's head */
+    void *internal;         /* owns the strings */
 } annal_page_t;
 
 /* An event to append. */
@@ -113,54 +113,56 @@ ANNAL_EXPORT annal_client_t *annal_client_new(const char *endpoint, int timeout_
 /* The same over CURVE (curve NULL: plaintext). A key annald does not admit
    looks like an annald that does not answer: calls end ANNAL_TIMEOUT. */
 ANNAL_EXPORT annal_client_t *annal_client_new_curve(const char *endpoint, int timeout_ms,
-                                       const annal_curve_t *curve);
+                                                    const annal_curve_t *curve);
 ANNAL_EXPORT void annal_client_destroy(annal_client_t **self);
 
 /* Appends n events (n == 1: single form, n > 1: one atomic batch) after
    checking expected (a version >= 0, ANNAL_ANY or ANNAL_EXISTS). */
 ANNAL_EXPORT annal_status_t annal_client_append(annal_client_t *self, const char *aggregate_id,
-                                   int64_t expected, const annal_event_spec_t *events, size_t n,
-                                   annal_appended_t *out, annal_result_t *result);
+                                                int64_t expected, const annal_event_spec_t *events,
+                                                size_t n, annal_appended_t *out,
+                                                annal_result_t *result);
 
 /* Reads up to max events of one aggregate from version from (0: the start,
    or the end when backward). *page is the caller's: annal_page_destroy. */
-ANNAL_EXPORT annal_status_t annal_client_read(annal_client_t *self, const char *aggregate_id, uint64_t from,
-                                 size_t max, bool backward, annal_page_t **page,
-                                 annal_result_t *result);
+ANNAL_EXPORT annal_status_t annal_client_read(annal_client_t *self, const char *aggregate_id,
+                                              uint64_t from, size_t max, bool backward,
+                                              annal_page_t **page, annal_result_t *result);
 
 /* Reads up to max events of the global log from sequence from, optionally
    filtered by aggregate id prefix and event types. */
 ANNAL_EXPORT annal_status_t annal_client_read_all(annal_client_t *self, uint64_t from, size_t max,
-                                     const char *prefix, const char *const *types, size_t ntypes,
-                                     annal_page_t **page, annal_result_t *result);
+                                                  const char *prefix, const char *const *types,
+                                                  size_t ntypes, annal_page_t **page,
+                                                  annal_result_t *result);
 
 ANNAL_EXPORT void annal_page_destroy(annal_page_t **page);
 
 /* Saves a snapshot: state (JSON text) as given, or the default fold when
    NULL; version < 0 means the current version. *version_out: its version. */
 ANNAL_EXPORT annal_status_t annal_client_snapshot(annal_client_t *self, const char *aggregate_id,
-                                     const char *state, int64_t version, uint64_t *version_out,
-                                     annal_result_t *result);
+                                                  const char *state, int64_t version,
+                                                  uint64_t *version_out, annal_result_t *result);
 
 /* The latest snapshot; *state is malloc'd JSON text. ANNAL_FAILED, code 20,
    when there is none. */
-ANNAL_EXPORT annal_status_t annal_client_get_snapshot(annal_client_t *self, const char *aggregate_id,
-                                         uint64_t *version, char **state,
-                                         annal_result_t *result);
+ANNAL_EXPORT annal_status_t annal_client_get_snapshot(annal_client_t *self,
+                                                      const char *aggregate_id, uint64_t *version,
+                                                      char **state, annal_result_t *result);
 
 /* Rebuilds state (up to version when >= 0), from the latest snapshot when
    use_snapshot. */
 ANNAL_EXPORT annal_status_t annal_client_replay(annal_client_t *self, const char *aggregate_id,
-                                   bool use_snapshot, int64_t version, annal_replayed_t *out,
-                                   annal_result_t *result);
+                                                bool use_snapshot, int64_t version,
+                                                annal_replayed_t *out, annal_result_t *result);
 
 /* State as of timestamp (RFC 3339); *state is malloc'd JSON text. */
 ANNAL_EXPORT annal_status_t annal_client_get_state(annal_client_t *self, const char *aggregate_id,
-                                      const char *timestamp, uint64_t *version, char **state,
-                                      annal_result_t *result);
+                                                   const char *timestamp, uint64_t *version,
+                                                   char **state, annal_result_t *result);
 
 ANNAL_EXPORT annal_status_t annal_client_status(annal_client_t *self, annal_store_status_t *out,
-                                   annal_result_t *result);
+                                                annal_result_t *result);
 
 /* The last reply received, as JSON text (owned by the client, valid until
    the next call); NULL before any. */
@@ -171,11 +173,12 @@ ANNAL_EXPORT const char *annal_client_last_reply(annal_client_t *self);
    with synchronous calls on one client: a synchronous call drops replies to
    pipelined requests still outstanding. */
 ANNAL_EXPORT annal_status_t annal_client_send_append(annal_client_t *self, const char *aggregate_id,
-                                        int64_t expected, const annal_event_spec_t *events,
-                                        size_t n, uint64_t *ticket, annal_result_t *result);
+                                                     int64_t expected,
+                                                     const annal_event_spec_t *events, size_t n,
+                                                     uint64_t *ticket, annal_result_t *result);
 ANNAL_EXPORT annal_status_t annal_client_recv_append(annal_client_t *self, uint64_t *ticket,
-                                        annal_appended_t *out, int timeout_ms,
-                                        annal_result_t *result);
+                                                     annal_appended_t *out, int timeout_ms,
+                                                     annal_result_t *result);
 
 /* Writes a new random UUID (RFC 4122 text, 36 characters and a NUL) into
    out, for an event id chosen before the first try. */

@@ -23,12 +23,12 @@ extern "C" {
 #define ANNAL_FROM_NOW 0 /* config.from: only events committed after the start */
 
 typedef struct {
-    const char *commands; /* annald's command endpoint */
-    const char *events;   /* annald's event endpoint */
-    const char *prefix;   /* aggregate id prefix; NULL or "" for every event */
-    uint64_t from;        /* first sequence to deliver (1: all history), or ANNAL_FROM_NOW */
-    int timeout_ms;       /* per request (<= 0: 5000) */
-    int rcvhwm;           /* live messages buffered before ZeroMQ drops (<= 0: 10000) */
+    const char *commands;       /* annald's command endpoint */
+    const char *events;         /* annald's event endpoint */
+    const char *prefix;         /* aggregate id prefix; NULL or "" for every event */
+    uint64_t from;              /* first sequence to deliver (1: all history), or ANNAL_FROM_NOW */
+    int timeout_ms;             /* per request (<= 0: 5000) */
+    int rcvhwm;                 /* live messages buffered before ZeroMQ drops (<= 0: 10000) */
     const annal_curve_t *curve; /* CURVE keys for both sockets, or NULL (copied) */
 } annal_subscription_config_t;
 
@@ -39,7 +39,7 @@ typedef int (*annal_handler_fn)(const annal_record_t *record, void *arg);
 typedef struct annal_subscription_t annal_subscription_t;
 
 ANNAL_EXPORT annal_subscription_t *annal_subscription_new(const annal_subscription_config_t *config,
-                                             annal_handler_fn handler, void *arg);
+                                                          annal_handler_fn handler, void *arg);
 ANNAL_EXPORT void annal_subscription_destroy(annal_subscription_t **self);
 
 /* Delivers events until stopped, the handler says stop, or duration_ms
@@ -50,7 +50,7 @@ ANNAL_EXPORT void annal_subscription_destroy(annal_subscription_t **self);
    position (annald now serves another or a restored store: continuing
    would skip events silently). */
 ANNAL_EXPORT annal_status_t annal_subscription_run(annal_subscription_t *self, int duration_ms,
-                                      annal_result_t *result);
+                                                   annal_result_t *result);
 
 /* Asks run to return soon, and every later run at once; safe from a signal
    handler or another thread. */
@@ -67,7 +67,8 @@ typedef struct {
 
 /* Counters, for monitoring: a subscriber that keeps falling back on reads
    is too slow for the live stream. */
-ANNAL_EXPORT void annal_subscription_stats(const annal_subscription_t *self, annal_subscription_stats_t *out);
+ANNAL_EXPORT void annal_subscription_stats(const annal_subscription_t *self,
+                                           annal_subscription_stats_t *out);
 
 #ifdef __cplusplus
 }

@@ -14,8 +14,8 @@
 static int s_same(const annal_value_t *a, const annal_value_t *b)
 {
     annal_blob_t x = {0}, y = {0};
-    int same = annal_value_encode(a, &x) == 0 && annal_value_encode(b, &y) == 0
-               && x.size == y.size && memcmp(x.data, y.data, x.size) == 0;
+    int same = annal_value_encode(a, &x) == 0 && annal_value_encode(b, &y) == 0 && x.size == y.size
+               && memcmp(x.data, y.data, x.size) == 0;
     annal_blob_free(&x);
     annal_blob_free(&y);
     return same;

@@ -11,7 +11,7 @@
 #include "annal_admin.h"
 
 #define EXIT_FAILED 1
-#define EXIT_USAGE 2
+#define EXIT_USAGE  2
 
 /* The options of one invocation. */
 typedef struct {
@@ -30,14 +30,17 @@ static const struct {
     int nargs;                  /* positional arguments it takes */
     int (*run)(const opts_t *); /* what it does */
 } s_commands[] = {
-    {"backup", "backup --data DIR DEST\n"
-               "  copies the store in DIR into the new folder DEST while annald goes on serving\n"
-               "  it (run it on annald's machine); `annald --data DEST` serves the copy", 1,
-     s_backup},
-    {"migrate", "migrate --from DIR --to postgresql://...\n"
-                "  copies the LMDB store in DIR (stop its annald first) into an empty\n"
-                "  PostgreSQL database, keeping sequence numbers, versions, event ids,\n"
-                "  timestamps and snapshots; progress on stderr", 0, s_migrate},
+    {"backup",
+     "backup --data DIR DEST\n"
+     "  copies the store in DIR into the new folder DEST while annald goes on serving\n"
+     "  it (run it on annald's machine); `annald --data DEST` serves the copy",
+     1, s_backup},
+    {"migrate",
+     "migrate --from DIR --to postgresql://...\n"
+     "  copies the LMDB store in DIR (stop its annald first) into an empty\n"
+     "  PostgreSQL database, keeping sequence numbers, versions, event ids,\n"
+     "  timestamps and snapshots; progress on stderr",
+     0, s_migrate},
 };
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 
@@ -75,8 +78,9 @@ static void s_progress(void *arg, uint64_t events, uint64_t total, uint64_t snap
     if (now - pr->last < 1000 && events < total)
         return;
     pr->last = now;
-    fprintf(stderr, "annal-admin: migrate: %" PRIu64 " of %" PRIu64 " events (%d%%), %" PRIu64
-                    " snapshots, %.1f s\n",
+    fprintf(stderr,
+            "annal-admin: migrate: %" PRIu64 " of %" PRIu64 " events (%d%%), %" PRIu64
+            " snapshots, %.1f s\n",
             events, total, total ? (int) (events * 100 / total) : 100, snapshots,
             (double) (now - pr->start) / 1000);
 }

@@ -16,13 +16,13 @@
 #include "annal_codec.h"
 #include <annal/annal.h>
 
-#define EXIT_FAILED 1
-#define EXIT_USAGE 2
-#define EXIT_CONFLICT 3
-#define EXIT_NOT_FOUND 4
+#define EXIT_FAILED      1
+#define EXIT_USAGE       2
+#define EXIT_CONFLICT    3
+#define EXIT_NOT_FOUND   4
 #define EXIT_UNREACHABLE 5
-#define IMPORT_BATCH 500
-#define IMPORT_BYTES (256 * 1024)
+#define IMPORT_BATCH     500
+#define IMPORT_BYTES     (256 * 1024)
 
 /* Options of one invocation. */
 typedef struct {
@@ -57,37 +57,56 @@ static int s_import(annal_client_t *c, opts_t *o);
 
 /* One row per command: the CLI's table, dispatched by name. */
 static const struct {
-    const char *name;   /* the command */
-    const char *usage;  /* its synopsis and help */
-    int nargs;          /* positional arguments it takes */
-    bool optional_arg;  /* nargs or none */
-    run_kind_t kind;    /* what run needs */
+    const char *name;  /* the command */
+    const char *usage; /* its synopsis and help */
+    int nargs;         /* positional arguments it takes */
+    bool optional_arg; /* nargs or none */
+    run_kind_t kind;   /* what run needs */
     int (*run)(annal_client_t *c, opts_t *o);
 } s_commands[] = {
-    {"append", "append AGGREGATE TYPE DATA [--expect V|any|exists] [--metadata JSON] [--event-id UUID]\n"
-               "  appends one event (DATA is JSON); default --expect any", 3, false, RUN_CLIENT, s_append},
-    {"read", "read AGGREGATE [--from VERSION] [--max N] [--backward]\n"
-             "  prints the aggregate's events, one JSON object per line", 1, false, RUN_CLIENT, s_read},
-    {"read-all", "read-all [--from SEQUENCE] [--prefix P] [--types T1,T2] [--max N]\n"
-                 "  prints the global log up to its current head", 0, false, RUN_CLIENT, s_read_all},
-    {"tail", "tail [--from SEQUENCE] [--prefix P]\n"
-             "  a subscription: history from --from (default: only new events), then live;\n"
-             "  one JSON event per line until interrupted", 0, false, RUN_ALONE, s_tail},
-    {"snapshot", "snapshot AGGREGATE [--version V] [--state JSON]\n"
-                 "  saves a snapshot (the default fold, or STATE as given)", 1, false, RUN_CLIENT, s_snapshot},
-    {"get-snapshot", "get-snapshot AGGREGATE\n  prints the latest snapshot", 1, false, RUN_CLIENT, s_get_snapshot},
-    {"replay", "replay AGGREGATE [--use-snapshot] [--version V]\n  rebuilds the state", 1, false, RUN_CLIENT, s_replay},
-    {"state", "state AGGREGATE --at TIMESTAMP\n  the state as of an RFC 3339 time", 1, false, RUN_CLIENT, s_state},
+    {"append",
+     "append AGGREGATE TYPE DATA [--expect V|any|exists] [--metadata JSON] [--event-id UUID]\n"
+     "  appends one event (DATA is JSON); default --expect any",
+     3, false, RUN_CLIENT, s_append},
+    {"read",
+     "read AGGREGATE [--from VERSION] [--max N] [--backward]\n"
+     "  prints the aggregate's events, one JSON object per line",
+     1, false, RUN_CLIENT, s_read},
+    {"read-all",
+     "read-all [--from SEQUENCE] [--prefix P] [--types T1,T2] [--max N]\n"
+     "  prints the global log up to its current head",
+     0, false, RUN_CLIENT, s_read_all},
+    {"tail",
+     "tail [--from SEQUENCE] [--prefix P]\n"
+     "  a subscription: history from --from (default: only new events), then live;\n"
+     "  one JSON event per line until interrupted",
+     0, false, RUN_ALONE, s_tail},
+    {"snapshot",
+     "snapshot AGGREGATE [--version V] [--state JSON]\n"
+     "  saves a snapshot (the default fold, or STATE as given)",
+     1, false, RUN_CLIENT, s_snapshot},
+    {"get-snapshot", "get-snapshot AGGREGATE\n  prints the latest snapshot", 1, false, RUN_CLIENT,
+     s_get_snapshot},
+    {"replay", "replay AGGREGATE [--use-snapshot] [--version V]\n  rebuilds the state", 1, false,
+     RUN_CLIENT, s_replay},
+    {"state", "state AGGREGATE --at TIMESTAMP\n  the state as of an RFC 3339 time", 1, false,
+     RUN_CLIENT, s_state},
     {"status", "status\n  the store's counters", 0, false, RUN_CLIENT, s_status},
-    {"export", "export [--from SEQUENCE] [--prefix P]\n"
-               "  writes events as JSON lines (progress on stderr when it is a terminal)", 0, false, RUN_CLIENT, s_export},
-    {"keygen", "keygen NAME\n"
-               "  writes a new CURVE key pair: NAME (the public certificate, to hand out or to\n"
-               "  put in annald's --curve-allow folder) and NAME_secret (keep it private)", 1, false, RUN_ALONE, s_keygen},
-    {"import", "import [FILE]\n"
-               "  appends exported JSON lines (FILE or stdin) in batches, keeping event ids,\n"
-               "  types, data, metadata and versions (sequence numbers too, into an empty\n"
-               "  store); running it again writes nothing twice", 1, true, RUN_CLIENT, s_import},
+    {"export",
+     "export [--from SEQUENCE] [--prefix P]\n"
+     "  writes events as JSON lines (progress on stderr when it is a terminal)",
+     0, false, RUN_CLIENT, s_export},
+    {"keygen",
+     "keygen NAME\n"
+     "  writes a new CURVE key pair: NAME (the public certificate, to hand out or to\n"
+     "  put in annald's --curve-allow folder) and NAME_secret (keep it private)",
+     1, false, RUN_ALONE, s_keygen},
+    {"import",
+     "import [FILE]\n"
+     "  appends exported JSON lines (FILE or stdin) in batches, keeping event ids,\n"
+     "  types, data, metadata and versions (sequence numbers too, into an empty\n"
+     "  store); running it again writes nothing twice",
+     1, true, RUN_CLIENT, s_import},
 };
 
 static void s_usage(FILE *out)
@@ -145,8 +164,10 @@ static int s_append(annal_client_t *c, opts_t *o)
     annal_result_t res;
     if (annal_client_append(c, o->args[0], expected, &ev, 1, NULL, &res)) {
         if (res.status == ANNAL_TIMEOUT)
-            fprintf(stderr, "annal: the append may or may not have been written; retry it with "
-                            "--event-id %s to be sure it is written once\n", ev.event_id);
+            fprintf(stderr,
+                    "annal: the append may or may not have been written; retry it with "
+                    "--event-id %s to be sure it is written once\n",
+                    ev.event_id);
         return s_exit(&res);
     }
     printf("%s\n", annal_client_last_reply(c));
@@ -204,7 +225,8 @@ static int s_scan(annal_client_t *c, opts_t *o, bool progress)
         annal_page_t *page = NULL;
         annal_result_t res;
         size_t want = max > 1000 ? 1000 : (size_t) max;
-        if (annal_client_read_all(c, (uint64_t) from, want, o->prefix, types, ntypes, &page, &res)) {
+        if (annal_client_read_all(c, (uint64_t) from, want, o->prefix, types, ntypes, &page,
+                                  &res)) {
             rc = s_exit(&res);
             break;
         }
@@ -216,7 +238,8 @@ static int s_scan(annal_client_t *c, opts_t *o, bool progress)
         if (progress)
             fprintf(stderr, "\rexport: %" PRIu64 " events, sequence %" PRId64 " of %" PRIu64,
                     printed, from - 1, end);
-        bool done = max <= 0 || (uint64_t) from > end || (page->count == 0 && (uint64_t) from > page->head_sequence);
+        bool done = max <= 0 || (uint64_t) from > end
+                    || (page->count == 0 && (uint64_t) from > page->head_sequence);
         annal_page_destroy(&page);
         if (done)
             break;
@@ -262,8 +285,10 @@ static int s_tail(annal_client_t *c, opts_t *o)
         fprintf(stderr, "annal: --from takes a sequence number\n");
         return EXIT_USAGE;
     }
-    annal_subscription_config_t config = {.commands = o->commands, .events = o->events,
-                                          .prefix = o->prefix, .from = (uint64_t) from,
+    annal_subscription_config_t config = {.commands = o->commands,
+                                          .events = o->events,
+                                          .prefix = o->prefix,
+                                          .from = (uint64_t) from,
                                           .timeout_ms = o->timeout_ms,
                                           .curve = o->curve_key ? &o->curve : NULL};
     s_tailing = annal_subscription_new(&config, s_print_event, NULL);
@@ -327,8 +352,8 @@ static int s_replay(annal_client_t *c, opts_t *o)
         return EXIT_USAGE;
     annal_result_t res;
     annal_replayed_t replayed = {0};
-    annal_status_t st = annal_client_replay(c, o->args[0], o->use_snapshot, version, &replayed,
-                                            &res);
+    annal_status_t st =
+        annal_client_replay(c, o->args[0], o->use_snapshot, version, &replayed, &res);
     free(replayed.state);
     return s_reply(c, st, &res);
 }
@@ -355,11 +380,11 @@ static int s_status(annal_client_t *c, opts_t *o)
 
 /* One batch of the import: consecutive events of one aggregate. */
 typedef struct {
-    annal_msg_t *msgs[IMPORT_BATCH];   /* decoded lines */
+    annal_msg_t *msgs[IMPORT_BATCH]; /* decoded lines */
     annal_event_spec_t specs[IMPORT_BATCH];
     size_t n, bytes;
-    const char *aggregate;             /* owned by msgs[0] */
-    uint64_t first_version;            /* version of msgs[0] */
+    const char *aggregate;  /* owned by msgs[0] */
+    uint64_t first_version; /* version of msgs[0] */
 } batch_t;
 
 static int s_flush(annal_client_t *c, batch_t *b, uint64_t *done)
@@ -458,8 +483,10 @@ static int s_import(annal_client_t *c, opts_t *o)
 static int s_admin(char **argv, const char *cmd)
 {
     /* argv[1] is cmd; argv ends with NULL, as main's does */
-    fprintf(stderr, "annal: `annal %s` is now `annal-admin %s` (it runs on the store's "
-                    "machine); this spelling goes away in the next release\n", cmd, cmd);
+    fprintf(stderr,
+            "annal: `annal %s` is now `annal-admin %s` (it runs on the store's "
+            "machine); this spelling goes away in the next release\n",
+            cmd, cmd);
     char self[4096], path[4096 + 16];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n > 0) {
@@ -512,15 +539,23 @@ int main(int argc, char **argv)
         bool flag;        /* takes no value */
     } options[] = {
 #define OPT(n, f, fl) {n, offsetof(opts_t, f), fl}
-        OPT("--commands", commands, false), OPT("--events", events, false),
-        OPT("--expect", expect, false),     OPT("--metadata", metadata, false),
-        OPT("--event-id", event_id, false), OPT("--prefix", prefix, false),
-        OPT("--types", types, false),       OPT("--state", state, false),
-        OPT("--at", at, false),             OPT("--from", from, false),
-        OPT("--max", max, false),           OPT("--version", version, false),
-        OPT("--backward", backward, true),  OPT("--use-snapshot", use_snapshot, true),
+        OPT("--commands", commands, false),
+        OPT("--events", events, false),
+        OPT("--expect", expect, false),
+        OPT("--metadata", metadata, false),
+        OPT("--event-id", event_id, false),
+        OPT("--prefix", prefix, false),
+        OPT("--types", types, false),
+        OPT("--state", state, false),
+        OPT("--at", at, false),
+        OPT("--from", from, false),
+        OPT("--max", max, false),
+        OPT("--version", version, false),
+        OPT("--backward", backward, true),
+        OPT("--use-snapshot", use_snapshot, true),
         OPT("--help", help, true),
-        OPT("--curve-key", curve_key, false), OPT("--curve-server", curve_server, false),
+        OPT("--curve-key", curve_key, false),
+        OPT("--curve-server", curve_server, false),
 #undef OPT
     };
     for (int i = 1; i < argc; i++) {

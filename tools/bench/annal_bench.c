@@ -25,37 +25,37 @@
 
 #include "annal_codec.h"
 
-#define ID_BASE ((int64_t) 1 << 33) /* msg_ids from here always take 9 MessagePack bytes */
+#define ID_BASE       ((int64_t) 1 << 33) /* msg_ids from here always take 9 MessagePack bytes */
 #define T_PLACEHOLDER 1700000000000000000LL
-#define MAX_BROKERS 8
+#define MAX_BROKERS   8
 
 typedef struct {
-    const char *workload;   /* W1 .. W8 */
-    annal_encoding_t enc;   /* request encoding */
-    int clients, depth;     /* W1/W3/W7: concurrent clients, requests in flight each */
-    int payload;            /* bytes of padding in event_data */
-    double duration;        /* seconds per measured run */
-    const char *connect;    /* running annald's commands endpoint(s, comma-separated), or NULL */
-    const char *events;     /* its events endpoint (W7) */
-    bool json;              /* JSON lines output */
-    int writers;            /* W4 */
-    int subscribers;        /* W7 */
-    int batch;              /* W3: events per append (0: 10, 100 and 1000) */
-    char self_dir[4096];    /* where annald is */
+    const char *workload; /* W1 .. W8 */
+    annal_encoding_t enc; /* request encoding */
+    int clients, depth;   /* W1/W3/W7: concurrent clients, requests in flight each */
+    int payload;          /* bytes of padding in event_data */
+    double duration;      /* seconds per measured run */
+    const char *connect;  /* running annald's commands endpoint(s, comma-separated), or NULL */
+    const char *events;   /* its events endpoint (W7) */
+    bool json;            /* JSON lines output */
+    int writers;          /* W4 */
+    int subscribers;      /* W7 */
+    int batch;            /* W3: events per append (0: 10, 100 and 1000) */
+    char self_dir[4096];  /* where annald is */
 } opts_t;
 
 typedef struct {
-    pid_t pid;              /* annald we started, or 0 */
-    char dir[4096];         /* its data folder */
+    pid_t pid;      /* annald we started, or 0 */
+    char dir[4096]; /* its data folder */
     char commands[256], events[256];
     char brokers[MAX_BROKERS][256]; /* --connect's endpoints: client i uses i % nbrokers */
-    int nbrokers;           /* 1 unless --connect names several */
-    bool echo;              /* the ZMQ reference's echo, not annald */
+    int nbrokers;                   /* 1 unless --connect names several */
+    bool echo;                      /* the ZMQ reference's echo, not annald */
 } target_t;
 
 typedef struct {
     uint64_t ok, errors, conflicts; /* replies */
-    float *lat;             /* latencies in ms */
+    float *lat;                     /* latencies in ms */
     size_t nlat, caplat;
 } stats_t;
 
@@ -296,11 +296,11 @@ typedef struct {
     const opts_t *o;
     void *ctx;
     const char *endpoint;
-    int id;            /* client number */
-    int batch;         /* events per append */
-    int depth;         /* in flight */
-    double until;      /* stop sending at */
-    bool echo;         /* any reply counts (the ZMQ reference) */
+    int id;       /* client number */
+    int batch;    /* events per append */
+    int depth;    /* in flight */
+    double until; /* stop sending at */
+    bool echo;    /* any reply counts (the ZMQ reference) */
     stats_t stats;
 } client_t;
 
@@ -368,9 +368,9 @@ static double s_appenders(const opts_t *o, const target_t *t, void *ctx, int cli
     pthread_t *th = calloc((size_t) clients, sizeof *th);
     double start = s_now();
     for (int i = 0; i < clients; i++) {
-        cs[i] = (client_t){o, ctx, t->brokers[i % t->nbrokers], i, batch, depth,
-                           start + o->duration,
-                           t->pid == 0 && t->echo, {0}};
+        cs[i] = (client_t){o,     ctx,   t->brokers[i % t->nbrokers], i,
+                           batch, depth, start + o->duration,         t->pid == 0 && t->echo,
+                           {0}};
         pthread_create(&th[i], NULL, s_client, &cs[i]);
     }
     for (int i = 0; i < clients; i++) {
@@ -513,8 +513,8 @@ static int s_w3(const opts_t *o, void *ctx)
         char label[64], extra[64];
         snprintf(label, sizeof label, "batches of %d, %d clients x 4", sizes[i], clients);
         snprintf(extra, sizeof extra, ", \"batch\": %d", sizes[i]);
-        result_t r = {"W3", label, clients, 4, (double) st.ok / secs, &st, st.errors,
-                      o->json ? extra : ""};
+        result_t r = {
+            "W3", label, clients, 4, (double) st.ok / secs, &st, st.errors, o->json ? extra : ""};
         s_report(o, &t, &r);
         free(st.lat);
         s_stop(&t);
@@ -693,40 +693,41 @@ static int s_reads(const opts_t *o, void *ctx, bool all)
             events += rs[i].events;
         }
     }
-    else do {
-        uint64_t from = 1;
-        for (;;) {
-            double t0 = s_now();
-            annal_body_begin_plain(b);
-            annal_body_str(b, "type", "read", 4);
-            annal_body_int(b, "msg_id", id++);
-            annal_body_str(b, "aggregate_id", "one", 3);
-            annal_body_u64(b, "from_version", from);
-            annal_body_int(b, "max_count", 10000);
-            annal_msg_t *m = s_call(sock, b, o->enc);
-            size_t got = m ? annal_msg_len(m, "events") : 0;
-            int64_t next = 0;
-            bool more = m && annal_msg_int(m, "next_version", &next);
-            annal_msg_destroy(&m);
-            if (!m && !got && !more && from == 1) {
-                st.errors++;
-                break;
+    else
+        do {
+            uint64_t from = 1;
+            for (;;) {
+                double t0 = s_now();
+                annal_body_begin_plain(b);
+                annal_body_str(b, "type", "read", 4);
+                annal_body_int(b, "msg_id", id++);
+                annal_body_str(b, "aggregate_id", "one", 3);
+                annal_body_u64(b, "from_version", from);
+                annal_body_int(b, "max_count", 10000);
+                annal_msg_t *m = s_call(sock, b, o->enc);
+                size_t got = m ? annal_msg_len(m, "events") : 0;
+                int64_t next = 0;
+                bool more = m && annal_msg_int(m, "next_version", &next);
+                annal_msg_destroy(&m);
+                if (!m && !got && !more && from == 1) {
+                    st.errors++;
+                    break;
+                }
+                events += got;
+                s_lat(&st, (s_now() - t0) * 1000);
+                if (!got || !more || (uint64_t) next <= from)
+                    break;
+                from = (uint64_t) next;
             }
-            events += got;
-            s_lat(&st, (s_now() - t0) * 1000);
-            if (!got || !more || (uint64_t) next <= from)
-                break;
-            from = (uint64_t) next;
-        }
-        rounds++;
-    } while (s_now() - start < o->duration);
+            rounds++;
+        } while (s_now() - start < o->duration);
     double secs = s_now() - start;
     char label[64];
     if (all && t.nbrokers > 1)
         snprintf(label, sizeof label, "read_all of %d events x %d", n, t.nbrokers);
     else
-        snprintf(label, sizeof label, all ? "read_all of %d events" : "read of a %d-event aggregate",
-                 n);
+        snprintf(label, sizeof label,
+                 all ? "read_all of %d events" : "read of a %d-event aggregate", n);
     result_t r = {all ? "W5" : "W6", label, 1, 1, (double) events / secs, &st, st.errors, ""};
     s_report(o, &t, &r);
     free(st.lat);
@@ -809,10 +810,11 @@ static int s_w7(const opts_t *o, void *ctx)
     char label[64], extra[160];
     snprintf(label, sizeof label, "%d subscribers during W1", o->subscribers);
     snprintf(extra, sizeof extra,
-             o->json ? ", \"appended_per_s\": %.0f, \"lost\": %" PRIu64 : "appended %.0f/s lost %" PRIu64,
+             o->json ? ", \"appended_per_s\": %.0f, \"lost\": %" PRIu64
+                     : "appended %.0f/s lost %" PRIu64,
              (double) st.ok / secs, st.ok > least ? st.ok - least : 0);
-    result_t r = {"W7", label, o->clients, o->depth, (double) least / secs, &delivery, st.errors,
-                  extra};
+    result_t r = {"W7",      label,     o->clients, o->depth, (double) least / secs,
+                  &delivery, st.errors, extra};
     s_report(o, &t, &r);
     free(st.lat);
     free(delivery.lat);
@@ -864,10 +866,17 @@ static int s_w8(const opts_t *o, void *ctx)
     for (int with = 0; with < 2; with++) {
         char extra[128];
         snprintf(extra, sizeof extra,
-                 o->json ? ", \"replays_per_s\": %.1f, \"speedup\": %.1f" : "replays %.1f/s speedup %.1fx",
+                 o->json ? ", \"replays_per_s\": %.1f, \"speedup\": %.1f"
+                         : "replays %.1f/s speedup %.1fx",
                  rate[with], rate[1] / rate[0]);
-        result_t r = {"W8", with ? "replay from a snapshot" : "replay of 10000 events", 1, 1,
-                      rate[with] * (with ? 1 : 10000), &st[with], st[with].errors, extra};
+        result_t r = {"W8",
+                      with ? "replay from a snapshot" : "replay of 10000 events",
+                      1,
+                      1,
+                      rate[with] * (with ? 1 : 10000),
+                      &st[with],
+                      st[with].errors,
+                      extra};
         s_report(o, &t, &r);
         free(st[with].lat);
     }
@@ -914,8 +923,7 @@ static int s_disk(const opts_t *o)
     double elapsed = s_now() - start;
     close(fd);
     target_t t = {0};
-    result_t r = {"DISK", "300-byte write + fdatasync", 1, 1, st.ok / elapsed, &st, st.errors,
-                  ""};
+    result_t r = {"DISK", "300-byte write + fdatasync", 1, 1, st.ok / elapsed, &st, st.errors, ""};
     s_report(o, &t, &r);
     free(st.lat);
     return st.errors ? 1 : 0;
@@ -984,24 +992,30 @@ static int s_zmq(const opts_t *o, void *ctx)
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: annal-bench W1..W8|all [--encoding msgpack|json] [--clients C] [--depth D]\n"
-            "       [--payload BYTES] [--duration S] [--connect ENDPOINT[,...]] [--events ENDPOINT]\n"
-            "       [--writers K] [--subscribers S] [--batch N] [--json]\n"
-            "  W1 appends from C clients x D in flight   W2 one client, one in flight (latency)\n"
-            "  W3 batch appends of 10, 100, 1000          W4 K writers on one aggregate, retrying\n"
-            "  W5 read_all of 1,000,000 events            W6 read of a 10,000-event aggregate\n"
-            "  W7 S subscribers during W1                 W8 replay with and without a snapshot\n"
-            "  DISK fdatasyncs/s of 300-byte writes      ZMQ pipelined echo requests/s (C x D)\n"
-            "Without --connect each workload starts its own annald on a temporary store.\n"
-            "--connect A,B: brokers on one store; client i uses broker i mod 2 (W2: a client\n"
-            "on each; W5: a reader of the whole log on each, after the preload through A).\n");
+    fprintf(
+        out,
+        "usage: annal-bench W1..W8|all [--encoding msgpack|json] [--clients C] [--depth D]\n"
+        "       [--payload BYTES] [--duration S] [--connect ENDPOINT[,...]] [--events ENDPOINT]\n"
+        "       [--writers K] [--subscribers S] [--batch N] [--json]\n"
+        "  W1 appends from C clients x D in flight   W2 one client, one in flight (latency)\n"
+        "  W3 batch appends of 10, 100, 1000          W4 K writers on one aggregate, retrying\n"
+        "  W5 read_all of 1,000,000 events            W6 read of a 10,000-event aggregate\n"
+        "  W7 S subscribers during W1                 W8 replay with and without a snapshot\n"
+        "  DISK fdatasyncs/s of 300-byte writes      ZMQ pipelined echo requests/s (C x D)\n"
+        "Without --connect each workload starts its own annald on a temporary store.\n"
+        "--connect A,B: brokers on one store; client i uses broker i mod 2 (W2: a client\n"
+        "on each; W5: a reader of the whole log on each, after the preload through A).\n");
 }
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.enc = ANNAL_ENC_MSGPACK, .clients = 64, .depth = 16, .payload = 256,
-                .duration = 5, .writers = 8, .subscribers = 4};
+    opts_t o = {.enc = ANNAL_ENC_MSGPACK,
+                .clients = 64,
+                .depth = 16,
+                .payload = 256,
+                .duration = 5,
+                .writers = 8,
+                .subscribers = 4};
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     self[n > 0 ? n : 0] = 0;
@@ -1014,19 +1028,34 @@ int main(int argc, char **argv)
             s_usage(stdout);
             return 0;
         }
-        else if (v && strcmp(a, "--encoding") == 0 && (strcmp(v, "json") == 0 || strcmp(v, "msgpack") == 0)) {
+        else if (v && strcmp(a, "--encoding") == 0
+                 && (strcmp(v, "json") == 0 || strcmp(v, "msgpack") == 0)) {
             o.enc = strcmp(v, "json") == 0 ? ANNAL_ENC_JSON : ANNAL_ENC_MSGPACK;
             i++;
         }
-        else if (v && strcmp(a, "--clients") == 0 && (o.clients = atoi(v)) > 0) i++;
-        else if (v && strcmp(a, "--depth") == 0 && (o.depth = atoi(v)) > 0) i++;
-        else if (v && strcmp(a, "--payload") == 0 && (o.payload = atoi(v)) >= 0 && o.payload < (1 << 20)) i++;
-        else if (v && strcmp(a, "--duration") == 0 && (o.duration = atof(v)) > 0) i++;
-        else if (v && strcmp(a, "--writers") == 0 && (o.writers = atoi(v)) > 0) i++;
-        else if (v && strcmp(a, "--subscribers") == 0 && (o.subscribers = atoi(v)) > 0) i++;
-        else if (v && strcmp(a, "--batch") == 0 && (o.batch = atoi(v)) > 0) i++;
-        else if (v && strcmp(a, "--connect") == 0) { o.connect = v; i++; }
-        else if (v && strcmp(a, "--events") == 0) { o.events = v; i++; }
+        else if (v && strcmp(a, "--clients") == 0 && (o.clients = atoi(v)) > 0)
+            i++;
+        else if (v && strcmp(a, "--depth") == 0 && (o.depth = atoi(v)) > 0)
+            i++;
+        else if (v && strcmp(a, "--payload") == 0 && (o.payload = atoi(v)) >= 0
+                 && o.payload < (1 << 20))
+            i++;
+        else if (v && strcmp(a, "--duration") == 0 && (o.duration = atof(v)) > 0)
+            i++;
+        else if (v && strcmp(a, "--writers") == 0 && (o.writers = atoi(v)) > 0)
+            i++;
+        else if (v && strcmp(a, "--subscribers") == 0 && (o.subscribers = atoi(v)) > 0)
+            i++;
+        else if (v && strcmp(a, "--batch") == 0 && (o.batch = atoi(v)) > 0)
+            i++;
+        else if (v && strcmp(a, "--connect") == 0) {
+            o.connect = v;
+            i++;
+        }
+        else if (v && strcmp(a, "--events") == 0) {
+            o.events = v;
+            i++;
+        }
         else if (!o.workload && a[0] != '-')
             o.workload = a;
         else {

@@ -43,7 +43,8 @@ static zsock_t *s_connect(const char *endpoint, const annal_curve_t *curve)
         return NULL;
     zsock_set_rcvtimeo(dealer, REPLY_TIMEOUT_MS);
     zsock_set_linger(dealer, 0);
-    if (annal_curve_apply(zsock_resolve(dealer), curve) || zsock_connect(dealer, "%s", endpoint) < 0)
+    if (annal_curve_apply(zsock_resolve(dealer), curve)
+        || zsock_connect(dealer, "%s", endpoint) < 0)
         zsock_destroy(&dealer);
     return dealer;
 }
@@ -86,11 +87,16 @@ int main(int argc, char **argv)
     const char *curve_key = NULL, *curve_server = NULL;
     annal_encoding_t pub_format = ANNAL_ENC_MSGPACK;
     static const struct option options[] = {
-        {"data", required_argument, 0, 'd'},     {"connect", required_argument, 0, 'C'},
-        {"commands", required_argument, 0, 'c'}, {"events", required_argument, 0, 'e'},
-        {"pub-format", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},        {"curve-key", required_argument, 0, 'k'},
-        {"curve-server", required_argument, 0, 's'}, {0, 0, 0, 0},
+        {"data", required_argument, 0, 'd'},
+        {"connect", required_argument, 0, 'C'},
+        {"commands", required_argument, 0, 'c'},
+        {"events", required_argument, 0, 'e'},
+        {"pub-format", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {"curve-key", required_argument, 0, 'k'},
+        {"curve-server", required_argument, 0, 's'},
+        {0, 0, 0, 0},
     };
     int opt;
     opterr = 0;

@@ -11,9 +11,9 @@
 
 struct annal_line_t {
     json_t *msg_id; /* the body's "msg_id", or NULL */
-    json_t *src;  /* the request's "src", or null */
-    json_t *dest; /* the request's "dest", or null */
-    char *body;   /* the request body as compact JSON text */
+    json_t *src;    /* the request's "src", or null */
+    json_t *dest;   /* the request's "dest", or null */
+    char *body;     /* the request body as compact JSON text */
 };
 
 int annal_line_parse(const char *text, size_t len, annal_line_t **self, char *why, size_t whylen)
@@ -92,7 +92,7 @@ static int s_pythonize(annal_buf_t *b, const char *t, size_t n)
                 return -1;
             for (size_t k = 0; k < len; k++)
                 esc[k] = (char) (k >= 2 && t[i + k] >= 'A' && t[i + k] <= 'F' ? t[i + k] - 'A' + 'a'
-                                                                                : t[i + k]);
+                                                                              : t[i + k]);
             annal_buf_put(b, esc, len);
             i += len - 1;
         }
@@ -114,8 +114,12 @@ static int s_pythonize(annal_buf_t *b, const char *t, size_t n)
                 count = 2;
             }
             for (int k = 0; k < count; k++) {
-                char u[6] = {'\\', 'u', hex[units[k] >> 12], hex[(units[k] >> 8) & 15],
-                             hex[(units[k] >> 4) & 15], hex[units[k] & 15]};
+                char u[6] = {'\\',
+                             'u',
+                             hex[units[k] >> 12],
+                             hex[(units[k] >> 8) & 15],
+                             hex[(units[k] >> 4) & 15],
+                             hex[units[k] & 15]};
                 annal_buf_put(b, u, 6);
             }
             i += len - 1;

@@ -13,8 +13,7 @@ typedef struct annal_line_t annal_line_t;
 /* Parses one input line. Returns 0 with *self set (owned by the caller),
    1 for a blank line, or -1 with a reason in why when the line is not a
    JSON object. */
-int annal_line_parse(const char *text, size_t len, annal_line_t **self, char *why,
-                     size_t whylen);
+int annal_line_parse(const char *text, size_t len, annal_line_t **self, char *why, size_t whylen);
 
 /* The request body as compact JSON text ("null" when the line had none);
    borrowed from self. */
