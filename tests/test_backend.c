@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "annal_codec.h"
+#include "testutil_request.h"
 #include "annal_store.h"
 #include "annal_time.h"
 
@@ -54,20 +54,6 @@ static annal_event_list_t s_list; /* the last read */
 #define MALFORMED    ANNAL_ERR_MALFORMED, 0, 0, 0, false
 #define SEQS(...)    ((const uint64_t[]){__VA_ARGS__, 0})
 #define NONE         ((const uint64_t[]){0})
-
-/* Decodes a JSON append request (the events to append). */
-static annal_request_t s_req(const char *json)
-{
-    annal_request_t req;
-    annal_encoding_t enc;
-    char reason[256];
-    if (annal_request_decode((const uint8_t *) json, strlen(json), NULL, &req, &enc, reason,
-                             sizeof reason)) {
-        fprintf(stderr, "bad test request %s: %s\n", json, reason);
-        exit(1);
-    }
-    return req;
-}
 
 #ifdef ANNAL_WITH_PG
 /* Runs sql on ANNAL_TEST_PG; 0, or -1 (said on stderr). */
@@ -186,7 +172,7 @@ static annal_err_t s_batch(const char *const *json, size_t n, bool hints, bool o
 {
     annal_request_t req[16];
     for (size_t i = 0; i < n; i++)
-        req[i] = s_req(json[i]);
+        req[i] = t_request(json[i]);
     annal_err_t err = s_run(req, n, hints, open, errs, res);
     for (size_t i = 0; i < n; i++)
         annal_request_reset(&req[i]);
@@ -223,7 +209,7 @@ static bool s_one(const char *json, annal_err_t want, uint64_t first, uint64_t l
 static bool s_in(const char *json, annal_err_t want, uint64_t first, uint64_t last,
                  uint64_t version, bool dup)
 {
-    annal_request_t req = s_req(json);
+    annal_request_t req = t_request(json);
     annal_append_result_t res;
     annal_err_t err =
         annal_store_append(s_store, req.aggregate_id, req.expect, req.expected_version, req.events,
@@ -558,13 +544,13 @@ static void t_read(void)
     CHECK(s_fresh());
     annal_request_t req[3] = {
         /* kept: the ids the codec made for them */
-        s_req(MANY("a", "0",
+        t_request(MANY("a", "0",
                    "{\"event_type\":\"Opened\",\"event_data\":{\"n\":1,\"s\":\"x\"},"
                    "\"metadata\":{\"by\":\"me\"},\"event_id\":\"" ID1 "\"},"
                    "{\"event_type\":\"Noted\",\"event_data\":[1,\"two\",3.5,null,true]},"
                    "{\"event_type\":\"Noted\",\"event_data\":\"text\"}")),
-        s_req(ONE("ab", "0", "Other")), /* a neighbour in key order */
-        s_req(MANY("a", "3", EV("Closed") "," EV_ID("Closed", ID2))),
+        t_request(ONE("ab", "0", "Other")), /* a neighbour in key order */
+        t_request(MANY("a", "3", EV("Closed") "," EV_ID("Closed", ID2))),
     };
     annal_append_result_t res;
     annal_err_t err;

@@ -7,25 +7,11 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "annal_codec.h"
+#include "testutil_request.h"
 #include "annal_fold.h"
 #include "annal_store.h"
 
 static char why[512];
-
-/* Decodes a JSON append request (the events to append). */
-static annal_request_t s_req(const char *json)
-{
-    annal_request_t req;
-    annal_encoding_t enc;
-    char reason[256];
-    if (annal_request_decode((const uint8_t *) json, strlen(json), NULL, &req, &enc, reason,
-                             sizeof reason)) {
-        fprintf(stderr, "bad test request %s: %s\n", json, reason);
-        exit(1);
-    }
-    return req;
-}
 
 static annal_store_t *s_open(const char *dir, size_t map)
 {
@@ -39,7 +25,7 @@ static annal_store_t *s_open(const char *dir, size_t map)
 /* Appends in its own batch, running it again after a map resize. */
 static annal_err_t s_append(annal_store_t *store, const char *json, annal_append_result_t *res)
 {
-    annal_request_t req = s_req(json);
+    annal_request_t req = t_request(json);
     annal_err_t err;
     do {
         if ((err = annal_store_begin(store)))
@@ -496,7 +482,7 @@ static void t_close_drops_open_batch(void)
                    "\"event_data\":{},\"version\":0}",
                    &res)
           == ANNAL_OK);
-    annal_request_t req = s_req("{\"type\":\"append\",\"msg_id\":2,\"aggregate_id\":\"o\","
+    annal_request_t req = t_request("{\"type\":\"append\",\"msg_id\":2,\"aggregate_id\":\"o\","
                                 "\"event_type\":\"T\",\"event_data\":{},\"version\":1}");
     CHECK(annal_store_begin(store) == ANNAL_OK);
     CHECK(annal_store_append(store, req.aggregate_id, req.expect, req.expected_version, req.events,
@@ -614,7 +600,7 @@ static int s_fold_is(annal_store_t *store, const char *agg, uint64_t to, int64_t
     annal_store_abort(store);
     if (err)
         return 0;
-    annal_request_t want = s_req(want_json); /* {"type":"create_snapshot",...,"state":X} */
+    annal_request_t want = t_request(want_json); /* {"type":"create_snapshot",...,"state":X} */
     int same = want.state.size == fold.state.size
                && memcmp(want.state.data, fold.state.data, fold.state.size) == 0
                && fold.version == want_version;
