@@ -545,10 +545,10 @@ static void t_read(void)
     annal_request_t req[3] = {
         /* kept: the ids the codec made for them */
         t_request(MANY("a", "0",
-                   "{\"event_type\":\"Opened\",\"event_data\":{\"n\":1,\"s\":\"x\"},"
-                   "\"metadata\":{\"by\":\"me\"},\"event_id\":\"" ID1 "\"},"
-                   "{\"event_type\":\"Noted\",\"event_data\":[1,\"two\",3.5,null,true]},"
-                   "{\"event_type\":\"Noted\",\"event_data\":\"text\"}")),
+                       "{\"event_type\":\"Opened\",\"event_data\":{\"n\":1,\"s\":\"x\"},"
+                       "\"metadata\":{\"by\":\"me\"},\"event_id\":\"" ID1 "\"},"
+                       "{\"event_type\":\"Noted\",\"event_data\":[1,\"two\",3.5,null,true]},"
+                       "{\"event_type\":\"Noted\",\"event_data\":\"text\"}")),
         t_request(ONE("ab", "0", "Other")), /* a neighbour in key order */
         t_request(MANY("a", "3", EV("Closed") "," EV_ID("Closed", ID2))),
     };
