@@ -483,7 +483,7 @@ static void t_close_drops_open_batch(void)
                    &res)
           == ANNAL_OK);
     annal_request_t req = t_request("{\"type\":\"append\",\"msg_id\":2,\"aggregate_id\":\"o\","
-                                "\"event_type\":\"T\",\"event_data\":{},\"version\":1}");
+                                    "\"event_type\":\"T\",\"event_data\":{},\"version\":1}");
     CHECK(annal_store_begin(store) == ANNAL_OK);
     CHECK(annal_store_append(store, req.aggregate_id, req.expect, req.expected_version, req.events,
                              req.event_count, &res, why, sizeof why)
