@@ -497,8 +497,19 @@ static annal_err_t s_init(annal_broker_t *self, pending_t *p)
     return s_finish(self, p);
 }
 
+/* Consumer groups are decoded and checked (docs/protocol.md, section 6)
+   but not served yet: a well-formed request is answered error 10. */
+static annal_err_t s_group_planned(annal_broker_t *self, pending_t *p)
+{
+    char text[128];
+    snprintf(text, sizeof text, "%s: consumer groups are not served by this annald yet",
+             annal_cmd_name(p->req.cmd));
+    s_error_reply(self, p, ANNAL_ERR_UNKNOWN_TYPE, text);
+    return ANNAL_OK;
+}
+
 /* The broker's columns of the command table, indexed by annal_cmd_t; the
-   rest of each row (name, needs_aggregate, writes) is the wire's
+   rest of each row (name, needs_aggregate, needs_group, writes) is the wire's
    (annal_command.h). */
 static const struct {
     handler_fn handler; /* runs it inside the batch */
@@ -512,6 +523,15 @@ static const struct {
     [ANNAL_CMD_READ_ALL] = {s_read_all},
     [ANNAL_CMD_STATUS] = {s_status},
     [ANNAL_CMD_INIT] = {s_init},
+    [ANNAL_CMD_GROUP_CREATE] = {s_group_planned},
+    [ANNAL_CMD_GROUP_FETCH] = {s_group_planned},
+    [ANNAL_CMD_GROUP_ACK] = {s_group_planned},
+    [ANNAL_CMD_GROUP_NACK] = {s_group_planned},
+    [ANNAL_CMD_GROUP_INFO] = {s_group_planned},
+    [ANNAL_CMD_GROUP_LIST] = {s_group_planned},
+    [ANNAL_CMD_GROUP_DELETE] = {s_group_planned},
+    [ANNAL_CMD_GROUP_PARKED] = {s_group_planned},
+    [ANNAL_CMD_GROUP_REPLAY_PARKED] = {s_group_planned},
 };
 _Static_assert(sizeof s_commands / sizeof s_commands[0] == ANNAL_CMD_COUNT,
                "a handler per command");

@@ -198,6 +198,11 @@ def t_errors():
             ({"type": "append", "aggregate_id": "e-1", "event_type": "", "event_data": 1, "version": 0}, 12),
             ({"type": "append", "aggregate_id": "e-1", "event_type": "$deleted", "event_data": 1,
               "version": 1}, 12),
+            # consumer groups: checked field by field, not served yet
+            ({"type": "group_create", "group": "g"}, 10),
+            ({"type": "group_fetch", "group": "g", "consumer": "c", "wait_ms": 100}, 10),
+            ({"type": "group_create", "group": "$g"}, 12),
+            ({"type": "group_ack", "group": "g", "consumer": "c", "sequences": [0]}, 12),
             ({"type": "append", "aggregate_id": "e-1", "version": 1,
               "events": [{"event_type": "T", "event_data": 1}, {"event_type": "$x", "event_data": 1}]}, 12),
             ({"type": "append", "aggregate_id": "e-1", "event_type": "T", "event_data": {"x": "y" * 3000},

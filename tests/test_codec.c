@@ -289,6 +289,100 @@ static void t_repeated_keys(void)
     }
 }
 
+/* The consumer group commands (docs/protocol.md, section 6): every field
+   checked, the defaults filled in. */
+static void t_group_requests(void)
+{
+    static const struct {
+        const char *json; /* the request, less "msg_id" */
+        annal_err_t rc;   /* what decoding it gives */
+    } cases[] = {
+        {"\"type\":\"group_create\",\"group\":\"g\"", ANNAL_OK},
+        {"\"type\":\"group_create\",\"group\":\"g\",\"prefix\":\"user-\",\"event_types\":[\"A\"],"
+         "\"from_sequence\":\"end\",\"ordering\":\"none\",\"ack_timeout_ms\":100,"
+         "\"max_deliveries\":1000",
+         ANNAL_OK},
+        {"\"type\":\"group_create\"", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":\"\"", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":\"$g\"", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":\"g\\u0001\"", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":7", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":\"g\",\"ack_timeout_ms\":99", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":\"g\",\"ack_timeout_ms\":3600001",
+         ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":\"g\",\"max_deliveries\":0", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":\"g\",\"max_deliveries\":1001", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":\"g\",\"ordering\":\"x\"", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":\"g\",\"from_sequence\":0", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":\"g\",\"from_sequence\":\"start\"",
+         ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_create\",\"group\":\"g\",\"event_types\":\"A\"", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_fetch\",\"group\":\"g\",\"consumer\":\"c\"", ANNAL_OK},
+        {"\"type\":\"group_fetch\",\"group\":\"g\",\"consumer\":\"c\",\"wait_ms\":30000", ANNAL_OK},
+        {"\"type\":\"group_fetch\",\"group\":\"g\",\"consumer\":\"c\",\"wait_ms\":30001",
+         ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_fetch\",\"group\":\"g\"", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_ack\",\"group\":\"g\",\"consumer\":\"c\",\"sequences\":[1,2]", ANNAL_OK},
+        {"\"type\":\"group_ack\",\"group\":\"g\",\"consumer\":\"c\",\"sequences\":[]", ANNAL_OK},
+        {"\"type\":\"group_ack\",\"group\":\"g\",\"consumer\":\"c\",\"sequences\":[0]",
+         ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_ack\",\"group\":\"g\",\"consumer\":\"c\",\"sequences\":[\"1\"]",
+         ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_ack\",\"group\":\"g\",\"consumer\":\"c\"", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_nack\",\"group\":\"g\",\"consumer\":\"c\",\"sequences\":[3],"
+         "\"action\":\"park\",\"reason\":\"bad data\"",
+         ANNAL_OK},
+        {"\"type\":\"group_nack\",\"group\":\"g\",\"consumer\":\"c\",\"sequences\":[3]",
+         ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_nack\",\"group\":\"g\",\"consumer\":\"c\",\"sequences\":[3],"
+         "\"action\":\"drop\"",
+         ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_nack\",\"group\":\"g\",\"consumer\":\"c\",\"sequences\":[3],"
+         "\"action\":\"retry\",\"reason\":5",
+         ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_info\",\"group\":\"g\"", ANNAL_OK},
+        {"\"type\":\"group_list\"", ANNAL_OK},
+        {"\"type\":\"group_delete\"", ANNAL_ERR_MALFORMED},
+        {"\"type\":\"group_parked\",\"group\":\"g\",\"from_sequence\":5,\"max_count\":10",
+         ANNAL_OK},
+        {"\"type\":\"group_replay_parked\",\"group\":\"g\"", ANNAL_OK},
+        {"\"type\":\"group_replay_parked\",\"group\":\"g\",\"sequences\":[4]", ANNAL_OK},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[512], why[256];
+        snprintf(body, sizeof body, "{\"msg_id\":9,%s}", cases[i].json);
+        annal_request_t req;
+        annal_encoding_t enc;
+        annal_err_t rc = annal_request_decode((const uint8_t *) body, strlen(body), NULL, &req,
+                                              &enc, why, sizeof why);
+        if (rc != cases[i].rc)
+            fprintf(stderr, "  %s: %d (%s)\n", body, (int) rc, why);
+        CHECK(rc == cases[i].rc && req.has_msg_id && req.msg_id == 9);
+        if (i == 0) /* the defaults */
+            CHECK(req.cmd == ANNAL_CMD_GROUP_CREATE && strcmp(req.group, "g") == 0 && req.from == 1
+                  && !req.from_end && !req.unordered && req.ack_timeout_ms == 30000
+                  && req.max_deliveries == 5 && !req.prefix && !req.event_types);
+        if (i == 1)
+            CHECK(req.from_end && req.unordered && req.ack_timeout_ms == 100
+                  && req.max_deliveries == 1000 && strcmp(req.prefix, "user-") == 0
+                  && req.event_type_count == 1 && strcmp(req.event_types[0], "A") == 0);
+        if (strstr(cases[i].json, "group_fetch") && rc == ANNAL_OK)
+            CHECK(strcmp(req.consumer, "c") == 0 && req.max_count == 100
+                  && req.wait_ms == (strstr(cases[i].json, "wait_ms") ? 30000u : 0u));
+        if (strstr(cases[i].json, "[1,2]"))
+            CHECK(req.has_sequences && req.sequence_count == 2 && req.sequences[0] == 1
+                  && req.sequences[1] == 2);
+        if (strstr(cases[i].json, "bad data"))
+            CHECK(req.action == ANNAL_NACK_PARK && strcmp(req.reason, "bad data") == 0
+                  && req.sequence_count == 1 && req.sequences[0] == 3);
+        if (strstr(cases[i].json, "group_parked"))
+            CHECK(req.from == 5 && req.max_count == 10);
+        if (strstr(cases[i].json, "group_replay_parked"))
+            CHECK(req.has_sequences == (strstr(cases[i].json, "[4]") != NULL));
+        annal_request_reset(&req);
+    }
+}
+
 static void t_names(void)
 {
     CHECK(annal_aggregate_id_check("user-1", 6) == NULL);
@@ -330,10 +424,15 @@ static void t_line_style(void)
 }
 
 static const t_case_t s_cases[] = {
-    {"corpus", t_corpus},         {"msg_id_kept", t_msg_id_kept},
-    {"reply_both", t_reply_both}, {"time", t_time},
-    {"names", t_names},           {"values", t_values},
-    {"line_style", t_line_style}, {"repeated_keys", t_repeated_keys},
+    {"corpus", t_corpus},
+    {"msg_id_kept", t_msg_id_kept},
+    {"reply_both", t_reply_both},
+    {"time", t_time},
+    {"names", t_names},
+    {"values", t_values},
+    {"line_style", t_line_style},
+    {"repeated_keys", t_repeated_keys},
+    {"group_requests", t_group_requests},
 };
 
 int main(int argc, char **argv)

@@ -5,19 +5,30 @@
 
 /* A row, placed at its command's index: the table cannot list a command
    under another's row. */
-#define ROW(cmd, name, needs_aggregate, writes) [cmd] = {cmd, name, needs_aggregate, writes}
+#define ROW(cmd, name, needs_aggregate, needs_group, writes) \
+    [cmd] = {cmd, name, needs_aggregate, needs_group, writes}
 
 static const annal_command_t s_commands[] = {
-    /*  command                    "type"             aggregate writes */
-    ROW(ANNAL_CMD_APPEND, "append", true, true),
-    ROW(ANNAL_CMD_CREATE_SNAPSHOT, "create_snapshot", true, true),
-    ROW(ANNAL_CMD_GET_SNAPSHOT, "get_snapshot", true, false),
-    ROW(ANNAL_CMD_REPLAY, "replay", true, false),
-    ROW(ANNAL_CMD_GET_STATE, "get_state", true, false),
-    ROW(ANNAL_CMD_READ, "read", true, false),
-    ROW(ANNAL_CMD_READ_ALL, "read_all", false, false),
-    ROW(ANNAL_CMD_STATUS, "status", false, false),
-    ROW(ANNAL_CMD_INIT, "init", false, false),
+    /*  command                    "type"             aggregate group writes */
+    ROW(ANNAL_CMD_APPEND, "append", true, false, true),
+    ROW(ANNAL_CMD_CREATE_SNAPSHOT, "create_snapshot", true, false, true),
+    ROW(ANNAL_CMD_GET_SNAPSHOT, "get_snapshot", true, false, false),
+    ROW(ANNAL_CMD_REPLAY, "replay", true, false, false),
+    ROW(ANNAL_CMD_GET_STATE, "get_state", true, false, false),
+    ROW(ANNAL_CMD_READ, "read", true, false, false),
+    ROW(ANNAL_CMD_READ_ALL, "read_all", false, false, false),
+    ROW(ANNAL_CMD_STATUS, "status", false, false, false),
+    ROW(ANNAL_CMD_INIT, "init", false, false, false),
+    /* a fetch writes: its leases are shared state on a shared store */
+    ROW(ANNAL_CMD_GROUP_CREATE, "group_create", false, true, true),
+    ROW(ANNAL_CMD_GROUP_FETCH, "group_fetch", false, true, true),
+    ROW(ANNAL_CMD_GROUP_ACK, "group_ack", false, true, true),
+    ROW(ANNAL_CMD_GROUP_NACK, "group_nack", false, true, true),
+    ROW(ANNAL_CMD_GROUP_INFO, "group_info", false, true, false),
+    ROW(ANNAL_CMD_GROUP_LIST, "group_list", false, false, false),
+    ROW(ANNAL_CMD_GROUP_DELETE, "group_delete", false, true, true),
+    ROW(ANNAL_CMD_GROUP_PARKED, "group_parked", false, true, false),
+    ROW(ANNAL_CMD_GROUP_REPLAY_PARKED, "group_replay_parked", false, true, true),
 };
 _Static_assert(sizeof s_commands / sizeof s_commands[0] == ANNAL_CMD_COUNT, "one row per command");
 

@@ -1,9 +1,10 @@
 /*  annal_command.h: the commands of the protocol (docs/protocol.md,
-    section 4), one row each in one table: the name a request gives in
-    "type", whether it names an aggregate, whether it may write.
+    sections 4 and 6), one row each in one table: the name a request gives
+    in "type", whether it names an aggregate or a consumer group, whether
+    it may write.
 
     The codec reads the table to decode a request (the name, the aggregate
-    id rule); the broker extends it with a handler per command
+    id and group name rules); the broker extends it with a handler per command
     (broker/annal_broker.c) and reads "writes" from it when a batch's
     writes fail. Invariant: row i of the table is the command i, and every
     command has a row. */
@@ -23,6 +24,15 @@ typedef enum {
     ANNAL_CMD_READ_ALL,
     ANNAL_CMD_STATUS,
     ANNAL_CMD_INIT,
+    ANNAL_CMD_GROUP_CREATE, /* consumer groups: docs/protocol.md, section 6 */
+    ANNAL_CMD_GROUP_FETCH,
+    ANNAL_CMD_GROUP_ACK,
+    ANNAL_CMD_GROUP_NACK,
+    ANNAL_CMD_GROUP_INFO,
+    ANNAL_CMD_GROUP_LIST,
+    ANNAL_CMD_GROUP_DELETE,
+    ANNAL_CMD_GROUP_PARKED,
+    ANNAL_CMD_GROUP_REPLAY_PARKED,
     ANNAL_CMD_COUNT
 } annal_cmd_t;
 
@@ -31,6 +41,7 @@ typedef struct {
     annal_cmd_t cmd;      /* the command, its row in the table */
     const char *name;     /* as in "type" */
     bool needs_aggregate; /* the request must carry a valid aggregate_id */
+    bool needs_group;     /* the request must carry a valid group name */
     bool writes;          /* it may write to the store */
 } annal_command_t;
 

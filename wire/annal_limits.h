@@ -39,6 +39,15 @@
 #define ANNAL_PUB_HWM_DEFAULT  50000 /* events queued per subscriber before PUB drops */
 #define ANNAL_CLIENT_HWM       1000  /* requests queued per client connection (--client-hwm) */
 #define ANNAL_MAX_CLIENTS      1024  /* client connections at once (--max-clients) */
+/* consumer groups (docs/protocol.md, section 6) */
+#define ANNAL_ACK_TIMEOUT_DEFAULT    30000   /* ms a lease lasts, unless group_create says */
+#define ANNAL_ACK_TIMEOUT_MIN        100     /* the least ack_timeout_ms */
+#define ANNAL_ACK_TIMEOUT_MAX        3600000 /* the most ack_timeout_ms */
+#define ANNAL_MAX_DELIVERIES_DEFAULT 5       /* deliveries before an event is parked */
+#define ANNAL_MAX_DELIVERIES_CEILING 1000    /* the most max_deliveries */
+#define ANNAL_FETCH_DEFAULT          100     /* group_fetch's max_count when it has none */
+#define ANNAL_WAIT_MAX               30000   /* the longest wait_ms of a group_fetch */
+#define ANNAL_MAX_REASON             1024    /* bytes of a group_nack's reason */
 
 /* The limits annald enforces, each an annald flag. */
 typedef struct {

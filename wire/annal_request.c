@@ -247,6 +247,206 @@ static annal_err_t s_append(ctx_t *c, const annal_node_t *root, annal_request_t 
     return ANNAL_OK;
 }
 
+/* The prefix and event_types filters of read_all and group_create. */
+static annal_err_t s_filters(ctx_t *c, const annal_node_t *root, annal_request_t *req)
+{
+    annal_node_t p = annal_node_get(root, "prefix");
+    if (!annal_node_absent(&p)) {
+        size_t len;
+        const char *s = s_text(&p, &len);
+        if (!s)
+            return s_fail(c, "field 'prefix' must be a string");
+        if (len > ANNAL_MAX_AGGREGATE_ID || !annal_utf8_valid(s, len))
+            return s_fail(c, "field 'prefix' must be UTF-8 of at most %d bytes",
+                          ANNAL_MAX_AGGREGATE_ID);
+        req->prefix = annal_node_str_dup(&p);
+        req->prefix_len = len;
+        if (!req->prefix)
+            return ANNAL_ERR_INTERNAL;
+    }
+    annal_node_t t = annal_node_get(root, "event_types");
+    if (!annal_node_absent(&t)) {
+        if (annal_node_kind(&t) != ANNAL_NODE_ARRAY)
+            return s_fail(c, "field 'event_types' must be an array of strings");
+        size_t n = annal_node_size(&t);
+        if (n > ANNAL_MAX_EVENT_TYPES)
+            return s_fail(c, "field 'event_types' has more than %d entries", ANNAL_MAX_EVENT_TYPES);
+        req->event_types = calloc(n ? n : 1, sizeof(char *));
+        if (!req->event_types)
+            return ANNAL_ERR_INTERNAL;
+        for (size_t i = 0; i < n; i++) {
+            annal_node_t e = annal_node_at(&t, i);
+            size_t len;
+            const char *s = s_text(&e, &len);
+            if (!s || s_name_check(s, len, c->lim->max_event_type))
+                return s_fail(c, "event_types[%zu] must be a valid event type", i);
+            if (!(req->event_types[i] = annal_node_str_dup(&e)))
+                return ANNAL_ERR_INTERNAL;
+            req->event_type_count++;
+        }
+    }
+    return ANNAL_OK;
+}
+
+/* A name with the aggregate id rules (group, consumer); *out owned. */
+static annal_err_t s_group_name(ctx_t *c, const annal_node_t *root, const char *key, char **out)
+{
+    annal_node_t n = annal_node_get(root, key);
+    if (annal_node_absent(&n))
+        return s_fail(c, "missing field '%s'", key);
+    size_t len;
+    const char *s = s_text(&n, &len);
+    if (!s)
+        return s_fail(c, "field '%s' must be a string", key);
+    const char *why = s_aggregate_check(s, len, ANNAL_MAX_AGGREGATE_ID);
+    if (why)
+        return s_fail(c, "field '%s' %s", key, why);
+    *out = annal_node_str_dup(&n);
+    return *out ? ANNAL_OK : ANNAL_ERR_INTERNAL;
+}
+
+/* An optional integer in lo..hi, or def when absent. */
+static annal_err_t s_ranged(ctx_t *c, const annal_node_t *root, const char *key, uint64_t lo,
+                            uint64_t hi, uint64_t def, uint64_t *out)
+{
+    bool present = false;
+    annal_err_t rc = s_uint_field(c, root, key, &present, out);
+    if (rc)
+        return rc;
+    if (!present)
+        *out = def;
+    else if (*out < lo || *out > hi)
+        return s_fail(c, "field '%s' must be an integer from %llu to %llu", key,
+                      (unsigned long long) lo, (unsigned long long) hi);
+    return ANNAL_OK;
+}
+
+/* The sequences an ack, a nack or a replay names: an array of integers >= 1,
+   at most max_batch of them. */
+static annal_err_t s_sequences(ctx_t *c, const annal_node_t *root, annal_request_t *req)
+{
+    annal_node_t a = annal_node_get(root, "sequences");
+    if (annal_node_absent(&a))
+        return s_fail(c, "missing field 'sequences'");
+    if (annal_node_kind(&a) != ANNAL_NODE_ARRAY)
+        return s_fail(c, "field 'sequences' must be an array of sequence numbers");
+    size_t n = annal_node_size(&a);
+    if (n > c->lim->max_batch)
+        return s_fail(c, "field 'sequences' has %zu entries, more than the limit of %zu", n,
+                      c->lim->max_batch);
+    req->sequences = calloc(n ? n : 1, sizeof *req->sequences);
+    if (!req->sequences)
+        return ANNAL_ERR_INTERNAL;
+    for (size_t i = 0; i < n; i++) {
+        annal_node_t e = annal_node_at(&a, i);
+        if (annal_node_kind(&e) != ANNAL_NODE_INT || annal_node_int(&e) < 1)
+            return s_fail(c, "sequences[%zu] must be a sequence number (an integer >= 1)", i);
+        req->sequences[i] = (uint64_t) annal_node_int(&e);
+    }
+    req->sequence_count = n;
+    req->has_sequences = true;
+    return ANNAL_OK;
+}
+
+/* One of the words of choices (NULL-terminated) at key, as its index; def
+   when absent. */
+static annal_err_t s_choice(ctx_t *c, const annal_node_t *root, const char *key,
+                            const char *const *choices, const char *hint, int def, int *out)
+{
+    annal_node_t n = annal_node_get(root, key);
+    *out = def;
+    if (annal_node_absent(&n))
+        return def >= 0 ? ANNAL_OK : s_fail(c, "missing field '%s' (%s)", key, hint);
+    size_t len;
+    const char *s = s_text(&n, &len);
+    for (int i = 0; s && choices[i]; i++)
+        if (strlen(choices[i]) == len && memcmp(choices[i], s, len) == 0) {
+            *out = i;
+            return ANNAL_OK;
+        }
+    return s_fail(c, "field '%s' must be %s", key, hint);
+}
+
+/* The fields of the consumer group commands, after the group's name. */
+static annal_err_t s_group_command(ctx_t *c, const annal_node_t *root, annal_request_t *req)
+{
+    annal_err_t rc = ANNAL_OK;
+    uint64_t v;
+    int choice;
+    switch (req->cmd) {
+    case ANNAL_CMD_GROUP_CREATE: {
+        if ((rc = s_filters(c, root, req)))
+            return rc;
+        annal_node_t f = annal_node_get(root, "from_sequence");
+        size_t len;
+        const char *s = s_text(&f, &len);
+        if (s && len == 3 && memcmp(s, "end", 3) == 0)
+            req->from_end = true;
+        else if (annal_node_absent(&f))
+            req->from = 1;
+        else if (annal_node_kind(&f) != ANNAL_NODE_INT || annal_node_int(&f) < 1)
+            return s_fail(c, "field 'from_sequence' must be an integer >= 1 or \"end\"");
+        else
+            req->from = (uint64_t) annal_node_int(&f);
+        static const char *const orderings[] = {"aggregate", "none", NULL};
+        if ((rc =
+                 s_choice(c, root, "ordering", orderings, "\"aggregate\" or \"none\"", 0, &choice)))
+            return rc;
+        req->unordered = choice == 1;
+        if ((rc = s_ranged(c, root, "ack_timeout_ms", ANNAL_ACK_TIMEOUT_MIN, ANNAL_ACK_TIMEOUT_MAX,
+                           ANNAL_ACK_TIMEOUT_DEFAULT, &v)))
+            return rc;
+        req->ack_timeout_ms = (uint32_t) v;
+        if ((rc = s_ranged(c, root, "max_deliveries", 1, ANNAL_MAX_DELIVERIES_CEILING,
+                           ANNAL_MAX_DELIVERIES_DEFAULT, &v)))
+            return rc;
+        req->max_deliveries = (uint32_t) v;
+        return ANNAL_OK;
+    }
+    case ANNAL_CMD_GROUP_FETCH:
+        if ((rc = s_group_name(c, root, "consumer", &req->consumer)))
+            return rc;
+        if ((rc = s_ranged(c, root, "max_count", 0, UINT64_MAX, ANNAL_FETCH_DEFAULT,
+                           &req->max_count)))
+            return rc;
+        if ((rc = s_ranged(c, root, "wait_ms", 0, ANNAL_WAIT_MAX, 0, &v)))
+            return rc;
+        req->wait_ms = (uint32_t) v;
+        return ANNAL_OK;
+    case ANNAL_CMD_GROUP_ACK:
+    case ANNAL_CMD_GROUP_NACK: {
+        if ((rc = s_group_name(c, root, "consumer", &req->consumer)))
+            return rc;
+        if ((rc = s_sequences(c, root, req)) || req->cmd == ANNAL_CMD_GROUP_ACK)
+            return rc;
+        static const char *const actions[] = {"retry", "park", "skip", NULL};
+        if ((rc = s_choice(c, root, "action", actions, "\"retry\", \"park\" or \"skip\"", -1,
+                           &choice)))
+            return rc;
+        req->action = (annal_nack_t) choice;
+        annal_node_t r = annal_node_get(root, "reason");
+        if (annal_node_absent(&r))
+            return ANNAL_OK;
+        size_t len;
+        const char *s = s_text(&r, &len);
+        if (!s || len > ANNAL_MAX_REASON || !annal_utf8_valid(s, len) || memchr(s, 0, len))
+            return s_fail(c, "field 'reason' must be text of at most %d bytes", ANNAL_MAX_REASON);
+        req->reason = annal_node_str_dup(&r);
+        return req->reason ? ANNAL_OK : ANNAL_ERR_INTERNAL;
+    }
+    case ANNAL_CMD_GROUP_PARKED:
+        if ((rc = s_ranged(c, root, "from_sequence", 0, UINT64_MAX, 1, &req->from)))
+            return rc;
+        req->from = req->from ? req->from : 1;
+        return s_max_count(c, root, &req->max_count);
+    case ANNAL_CMD_GROUP_REPLAY_PARKED: {
+        annal_node_t a = annal_node_get(root, "sequences");
+        return annal_node_absent(&a) ? ANNAL_OK : s_sequences(c, root, req);
+    }
+    default: return ANNAL_OK;
+    }
+}
+
 /* The fields of command's request, in the order they are checked: its
    aggregate_id first when it needs one. */
 static annal_err_t s_command(ctx_t *c, const annal_command_t *command, const annal_node_t *root,
@@ -257,6 +457,11 @@ static annal_err_t s_command(ctx_t *c, const annal_command_t *command, const ann
     if (command->needs_aggregate
         && (rc = s_name_field(c, root, "aggregate_id", true, &req->aggregate_id)))
         return rc;
+    if (command->needs_group) {
+        if ((rc = s_group_name(c, root, "group", &req->group)))
+            return rc;
+        return s_group_command(c, root, req);
+    }
     switch (req->cmd) {
     case ANNAL_CMD_STATUS:
     case ANNAL_CMD_INIT:
@@ -269,43 +474,7 @@ static annal_err_t s_command(ctx_t *c, const annal_command_t *command, const ann
             req->from = 1;
         if ((rc = s_max_count(c, root, &req->max_count)))
             return rc;
-        annal_node_t p = annal_node_get(root, "prefix");
-        if (!annal_node_absent(&p)) {
-            size_t len;
-            const char *s = s_text(&p, &len);
-            if (!s)
-                return s_fail(c, "field 'prefix' must be a string");
-            if (len > ANNAL_MAX_AGGREGATE_ID || !annal_utf8_valid(s, len))
-                return s_fail(c, "field 'prefix' must be UTF-8 of at most %d bytes",
-                              ANNAL_MAX_AGGREGATE_ID);
-            req->prefix = annal_node_str_dup(&p);
-            req->prefix_len = len;
-            if (!req->prefix)
-                return ANNAL_ERR_INTERNAL;
-        }
-        annal_node_t t = annal_node_get(root, "event_types");
-        if (!annal_node_absent(&t)) {
-            if (annal_node_kind(&t) != ANNAL_NODE_ARRAY)
-                return s_fail(c, "field 'event_types' must be an array of strings");
-            size_t n = annal_node_size(&t);
-            if (n > ANNAL_MAX_EVENT_TYPES)
-                return s_fail(c, "field 'event_types' has more than %d entries",
-                              ANNAL_MAX_EVENT_TYPES);
-            req->event_types = calloc(n ? n : 1, sizeof(char *));
-            if (!req->event_types)
-                return ANNAL_ERR_INTERNAL;
-            for (size_t i = 0; i < n; i++) {
-                annal_node_t e = annal_node_at(&t, i);
-                size_t len;
-                const char *s = s_text(&e, &len);
-                if (!s || s_name_check(s, len, c->lim->max_event_type))
-                    return s_fail(c, "event_types[%zu] must be a valid event type", i);
-                if (!(req->event_types[i] = annal_node_str_dup(&e)))
-                    return ANNAL_ERR_INTERNAL;
-                req->event_type_count++;
-            }
-        }
-        return ANNAL_OK;
+        return s_filters(c, root, req);
     }
     case ANNAL_CMD_APPEND: return s_append(c, root, req);
     case ANNAL_CMD_CREATE_SNAPSHOT: {
@@ -482,5 +651,9 @@ void annal_request_reset(annal_request_t *req)
     for (size_t i = 0; i < req->event_type_count; i++)
         free(req->event_types[i]);
     free(req->event_types);
+    free(req->group);
+    free(req->consumer);
+    free(req->sequences);
+    free(req->reason);
     memset(req, 0, sizeof *req);
 }

@@ -20,6 +20,13 @@
 #include "annal_limits.h"
 #include "annal_value.h"
 
+/* What group_nack does with the events it names. */
+typedef enum {
+    ANNAL_NACK_RETRY, /* ready again now */
+    ANNAL_NACK_PARK,  /* parked, with the reason */
+    ANNAL_NACK_SKIP   /* as acked */
+} annal_nack_t;
+
 /* A decoded request; every pointer is owned and freed by annal_request_reset. */
 typedef struct {
     annal_cmd_t cmd;           /* which command */
@@ -44,8 +51,23 @@ typedef struct {
     bool backward;             /* read: direction */
     char *prefix;              /* read_all: aggregate id prefix, or NULL */
     size_t prefix_len;         /* read_all: bytes in prefix */
-    char **event_types;        /* read_all: type filter, or NULL */
-    size_t event_type_count;   /* read_all: entries in event_types */
+    char **event_types;        /* read_all, group_create: type filter, or NULL */
+    size_t event_type_count;   /* read_all, group_create: entries in event_types */
+    /* consumer groups (docs/protocol.md, section 6); read_all's fields above
+       carry group_create's prefix, event_types and from_sequence (from),
+       and group_parked's from_sequence and max_count */
+    char *group;             /* group_*: the group's name, validated */
+    char *consumer;          /* group_fetch, _ack, _nack: the consumer's name, validated */
+    bool from_end;           /* group_create: from_sequence "end" */
+    bool unordered;          /* group_create: ordering "none" (else "aggregate") */
+    uint32_t ack_timeout_ms; /* group_create: lease length */
+    uint32_t max_deliveries; /* group_create: deliveries before parking */
+    uint32_t wait_ms;        /* group_fetch: how long to wait for events, 0: not */
+    uint64_t *sequences;     /* group_ack, _nack, _replay_parked: the events named */
+    size_t sequence_count;   /* entries in sequences */
+    bool has_sequences;      /* group_replay_parked: named (else all parked) */
+    annal_nack_t action;     /* group_nack */
+    char *reason;            /* group_nack: why (parked events keep it), or NULL */
 } annal_request_t;
 
 /* Decodes one request body under limits (NULL: the defaults; max_body is
