@@ -77,8 +77,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 
+#include "annal_event_id.h"
 #include "annal_journal.h"
 #include "annal_limits.h"
 #include "annal_lmdb_private.h"
@@ -827,8 +827,8 @@ static annal_err_t s_retry(lmdb_t *self, const char *agg, const annal_new_event_
         return ANNAL_ERR_INTERNAL;
     }
     size_t alen = strlen(agg);
-    char text[37];
-    uuid_unparse_lower(events[0].event_id, text);
+    char text[ANNAL_EVENT_ID_TEXT];
+    annal_event_id_format(events[0].event_id, text);
     if (ev.aggregate_id_len != alen || memcmp(ev.aggregate_id, agg, alen) != 0) {
         snprintf(why, whylen, "event_id %s is already stored for another aggregate", text);
         return ANNAL_ERR_MALFORMED;
@@ -885,8 +885,8 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
             return s_err(self, rc);
         if (i == 0)
             return s_retry(self, agg, events, n, s_get64(val.mv_data), res, why, whylen);
-        char text[37];
-        uuid_unparse_lower(events[i].event_id, text);
+        char text[ANNAL_EVENT_ID_TEXT];
+        annal_event_id_format(events[i].event_id, text);
         snprintf(why, whylen,
                  "events[%zu]: event_id %s is already stored; a batch is either a retry of an "
                  "earlier batch or all new events",

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "annal_event_id.h"
 #include "annal_pg_private.h"
 #include "annal_time.h"
 
@@ -59,12 +60,10 @@ uint64_t annal_pg_u64(const PGresult *r, int row, int col)
     return v;
 }
 
-/* The 36 characters of a UUID, into buf (37 bytes). */
+/* The 36 characters of a UUID, into buf (ANNAL_EVENT_ID_TEXT bytes); buf. */
 char *annal_pg_uuid_text(const uint8_t *u, char *buf)
 {
-    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-             u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-             u[14], u[15]);
+    annal_event_id_format(u, buf);
     return buf;
 }
 

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <uuid/uuid.h>
 #include <czmq.h>
 #include <zmq.h>
 
@@ -108,10 +107,11 @@ const char *annal_client_last_reply(annal_client_t *self)
     return self->last ? annal_msg_json(self->last, NULL) : NULL;
 }
 
-/* Starts a request body of type with a fresh msg_id. */
-static int64_t s_begin(annal_client_t *self, const char *type)
+/* Starts a request body of command cmd with a fresh msg_id. */
+static int64_t s_begin(annal_client_t *self, annal_cmd_t cmd)
 {
     int64_t id = self->next_id++;
+    const char *type = annal_cmd_name(cmd);
     annal_body_begin_plain(self->body);
     annal_body_str(self->body, "type", type, strlen(type));
     annal_body_int(self->body, "msg_id", id);
@@ -257,7 +257,7 @@ static annal_status_t s_build_append(annal_client_t *self, const char *agg, int6
             s_free_events(ev, n);
             return s_result(res, ANNAL_INVALID, 0, "event %zu: metadata must be an object", i);
         }
-        if (s->event_id ? uuid_parse(s->event_id, ev[i].event_id) != 0 : false) {
+        if (s->event_id && annal_event_id_parse(s->event_id, strlen(s->event_id), ev[i].event_id)) {
             s_free_events(ev, n);
             return s_result(res, ANNAL_INVALID, 0, "event %zu: event_id is not a UUID", i);
         }
@@ -265,7 +265,7 @@ static annal_status_t s_build_append(annal_client_t *self, const char *agg, int6
             annal_event_id_new(ev[i].event_id);
         ev[i].client_id = true;
     }
-    *msg_id = s_begin(self, "append");
+    *msg_id = s_begin(self, ANNAL_CMD_APPEND);
     annal_body_str(self->body, "aggregate_id", agg, strlen(agg));
     if (expected == ANNAL_ANY)
         annal_body_str(self->body, "version", "any", 3);
@@ -424,7 +424,7 @@ annal_status_t annal_client_read(annal_client_t *self, const char *agg, uint64_t
     annal_status_t st = s_check_id(agg, res);
     if (st)
         return st;
-    int64_t id = s_begin(self, "read");
+    int64_t id = s_begin(self, ANNAL_CMD_READ);
     annal_body_str(self->body, "aggregate_id", agg, strlen(agg));
     if (from)
         annal_body_u64(self->body, "from_version", from);
@@ -439,7 +439,7 @@ annal_status_t annal_client_read_all(annal_client_t *self, uint64_t from, size_t
                                      const char *prefix, const char *const *types, size_t ntypes,
                                      annal_page_t **page, annal_result_t *res)
 {
-    int64_t id = s_begin(self, "read_all");
+    int64_t id = s_begin(self, ANNAL_CMD_READ_ALL);
     annal_body_u64(self->body, "from_sequence", from);
     annal_body_u64(self->body, "max_count", max);
     if (prefix && *prefix)
@@ -469,7 +469,7 @@ annal_status_t annal_client_snapshot(annal_client_t *self, const char *agg, cons
     char why[256];
     if (state && annal_value_from_json_text(state, strlen(state), &blob, why, sizeof why))
         return s_result(res, ANNAL_INVALID, 0, "state: %s", why);
-    int64_t id = s_begin(self, "create_snapshot");
+    int64_t id = s_begin(self, ANNAL_CMD_CREATE_SNAPSHOT);
     annal_body_str(self->body, "aggregate_id", agg, strlen(agg));
     if (state)
         annal_body_value(self->body, "state", blob.data, blob.size);
@@ -488,7 +488,7 @@ annal_status_t annal_client_get_snapshot(annal_client_t *self, const char *agg, 
     annal_status_t st = s_check_id(agg, res);
     if (st)
         return st;
-    int64_t id = s_begin(self, "get_snapshot");
+    int64_t id = s_begin(self, ANNAL_CMD_GET_SNAPSHOT);
     annal_body_str(self->body, "aggregate_id", agg, strlen(agg));
     st = s_call(self, id, "snapshot", res);
     if (st == ANNAL_SUCCESS) {
@@ -506,7 +506,7 @@ annal_status_t annal_client_replay(annal_client_t *self, const char *agg, bool u
     annal_status_t st = s_check_id(agg, res);
     if (st)
         return st;
-    int64_t id = s_begin(self, "replay");
+    int64_t id = s_begin(self, ANNAL_CMD_REPLAY);
     annal_body_str(self->body, "aggregate_id", agg, strlen(agg));
     if (use_snapshot)
         annal_body_bool(self->body, "use_snapshot", true);
@@ -530,7 +530,7 @@ annal_status_t annal_client_get_state(annal_client_t *self, const char *agg, con
         return st;
     if (!timestamp)
         return s_result(res, ANNAL_INVALID, 0, "a timestamp is needed");
-    int64_t id = s_begin(self, "get_state");
+    int64_t id = s_begin(self, ANNAL_CMD_GET_STATE);
     annal_body_str(self->body, "aggregate_id", agg, strlen(agg));
     annal_body_str(self->body, "timestamp", timestamp, strlen(timestamp));
     st = s_call(self, id, "state", res);
@@ -546,7 +546,7 @@ annal_status_t annal_client_get_state(annal_client_t *self, const char *agg, con
 annal_status_t annal_client_status(annal_client_t *self, annal_store_status_t *out,
                                    annal_result_t *res)
 {
-    int64_t id = s_begin(self, "status");
+    int64_t id = s_begin(self, ANNAL_CMD_STATUS);
     annal_status_t st = s_call(self, id, "status_ok", res);
     if (st == ANNAL_SUCCESS && out) {
         memset(out, 0, sizeof *out);
@@ -567,5 +567,5 @@ void annal_uuid_new(char out[37])
 {
     uint8_t id[16];
     annal_event_id_new(id);
-    uuid_unparse_lower(id, out);
+    annal_event_id_format(id, out);
 }

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char why[256];
     why[0] = 0;
     annal_err_t err = annal_request_decode(data, size, NULL, &req, &enc, why, sizeof why);
-    annal_request_reset(&req); /* after success or failure, as annal_codec.h says */
+    annal_request_reset(&req); /* after success or failure, as annal_request.h says */
     if (err != ANNAL_OK && !why[0]) {
         fprintf(stderr, "error %d without a reason\n", (int) err);
         abort();
