@@ -472,7 +472,7 @@ annal_err_t annal_pg_load_begin(void *handle, annal_sink_t *sink, char *why, siz
     if (head || snaps) {
         snprintf(why, whylen,
                  "the target already holds %llu events and %llu snapshots; "
-                 "annal migrate copies into an empty store only",
+                 "annal-admin migrate copies into an empty store only",
                  head, snaps);
         annal_pg_exec(self->conn, "ROLLBACK", NULL, 0);
         return ANNAL_ERR_CONFLICT;

@@ -336,6 +336,12 @@ def t_old_spellings():
         rc, _, err = cli(None, "migrate", "--from", d.data)
         check(rc == 2 and "annal-admin migrate" in err and "usage: annal-admin migrate" in err,
               (rc, err))
+        # the old annal took options anywhere: before the command too
+        rc, _, err = cli(None, "--data", d.data, "backup", dest + "-2")
+        check(rc == 0 and "annal-admin backup" in err, (rc, err))
+        check(os.path.exists(os.path.join(dest + "-2", "data.mdb")), err)
+        rc, out, err = cli(None, "--help", "backup")
+        check(rc == 0 and "usage: annal-admin backup" in out, (rc, out, err))
         rc, _, err = admin("frobnicate")
         check(rc == 2 and "unknown command" in err, (rc, err))
         needed = subprocess.run(["readelf", "-d", ANNAL], capture_output=True, text=True).stdout
@@ -344,6 +350,7 @@ def t_old_spellings():
     finally:
         d.cleanup()
         shutil.rmtree(dest, ignore_errors=True)
+        shutil.rmtree(dest + "-2", ignore_errors=True)
 
 
 def t_dead_reader():

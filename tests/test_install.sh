@@ -9,7 +9,9 @@ build=$1
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
-export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+# lib, or lib/x86_64-linux-gnu in a build for prefix /usr (GNUInstallDirs)
+libdir=$prefix/$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$build/CMakeCache.txt")
+export PKG_CONFIG_PATH=$libdir/pkgconfig
 cat >"$prefix/app.c" <<'C'
 #include <annal/annal.h>
 #include <stdio.h>
@@ -24,7 +26,7 @@ int main(void)
 }
 C
 cc "$prefix/app.c" $(pkg-config --cflags --libs annal) -o "$prefix/app"
-LD_LIBRARY_PATH=$prefix/lib "$prefix/app"
+LD_LIBRARY_PATH=$libdir "$prefix/app"
 mkdir "$prefix/cmake-app"
 cat >"$prefix/cmake-app/CMakeLists.txt" <<'CMAKE'
 cmake_minimum_required(VERSION 3.18)
@@ -32,11 +34,14 @@ project(app C)
 find_package(annal 0.1 REQUIRED)
 add_executable(app ../app.c)
 target_link_libraries(app PRIVATE annal::annal)
+add_executable(app_static ../app.c)
+target_link_libraries(app_static PRIVATE annal::annal_static)
 CMAKE
 cmake -S "$prefix/cmake-app" -B "$prefix/cmake-app/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$prefix/cmake-app/build" >/dev/null
-LD_LIBRARY_PATH=$prefix/lib "$prefix/cmake-app/build/app"
+LD_LIBRARY_PATH=$libdir "$prefix/cmake-app/build/app"
+"$prefix/cmake-app/build/app_static"
 for p in annal annald annal-admin; do test -x "$prefix/bin/$p"; done
 for p in annal-bench annal-bridge; do test ! -e "$prefix/bin/$p" && test -x "$prefix/libexec/annal/$p"; done
-test -f "$prefix/lib/libannal.a" && test -f "$prefix/include/annal/annal.h"
+test -f "$libdir/libannal.a" && test -f "$prefix/include/annal/annal.h"
 echo "1 passed, 0 failed"

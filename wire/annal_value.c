@@ -329,6 +329,15 @@ static bool s_has_repeats(const msgpack_object *o)
     return false;
 }
 
+/* A packer's writer that keeps nothing: for checking a value's rules. */
+static int s_discard(void *data, const char *buf, size_t len)
+{
+    (void) data;
+    (void) buf;
+    (void) len;
+    return 0;
+}
+
 /* Packs a map canonically. A key that appears more than once keeps its
    first place and its last value, as a JSON object parsed by jansson does,
    so that both encodings store the same value. O(n log n) in the keys. */
@@ -379,8 +388,29 @@ static int s_pack_map(msgpack_packer *pk, const msgpack_object *o, const char **
         }
         free(keys);
     }
-    msgpack_pack_map(pk, out);
     int rc = 0;
+    if (value) {
+        /* a value that a later one replaces is not stored, but it is still
+           held to the rules of a value: the request is refused as it was
+           before repeats were folded, and as JSON's parser refuses it */
+        bool *stored = calloc(n, sizeof *stored);
+        if (!stored) {
+            free(value);
+            *why = "out of memory";
+            return -1;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            if (value[i] != UINT32_MAX)
+                stored[value[i]] = true;
+        msgpack_packer discard;
+        msgpack_packer_init(&discard, NULL, s_discard);
+        for (uint32_t i = 0; i < n && rc == 0; i++)
+            if (!stored[i])
+                rc = annal_value_pack_msgpack(&discard, &o->via.map.ptr[i].val, why);
+        free(stored);
+    }
+    if (rc == 0)
+        msgpack_pack_map(pk, out);
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         uint32_t v = value ? value[i] : i;
         if (v != UINT32_MAX)

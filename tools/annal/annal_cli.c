@@ -477,31 +477,104 @@ static int s_import(annal_client_t *c, opts_t *o)
     return rc;
 }
 
-/* The old spellings of annal-admin's commands (backup, migrate), kept for
-   one release: runs annal-admin from this program's folder, else from PATH,
-   with argv[1..] (argv[0] is overwritten). */
-static int s_admin(char **argv, const char *cmd)
+/* annal's options. */
+static const struct {
+    const char *name; /* --name */
+    size_t offset;    /* where its value goes in opts_t */
+    bool flag;        /* takes no value */
+} s_options[] = {
+    {"--commands", offsetof(opts_t, commands), false},
+    {"--events", offsetof(opts_t, events), false},
+    {"--expect", offsetof(opts_t, expect), false},
+    {"--metadata", offsetof(opts_t, metadata), false},
+    {"--event-id", offsetof(opts_t, event_id), false},
+    {"--prefix", offsetof(opts_t, prefix), false},
+    {"--types", offsetof(opts_t, types), false},
+    {"--state", offsetof(opts_t, state), false},
+    {"--at", offsetof(opts_t, at), false},
+    {"--from", offsetof(opts_t, from), false},
+    {"--max", offsetof(opts_t, max), false},
+    {"--version", offsetof(opts_t, version), false},
+    {"--backward", offsetof(opts_t, backward), true},
+    {"--use-snapshot", offsetof(opts_t, use_snapshot), true},
+    {"--help", offsetof(opts_t, help), true},
+    {"--curve-key", offsetof(opts_t, curve_key), false},
+    {"--curve-server", offsetof(opts_t, curve_server), false},
+};
+
+/* Whether a is one of annal's options (--timeout too); *value: whether it
+   takes a value. */
+static bool s_is_option(const char *a, bool *value)
 {
-    /* argv[1] is cmd; argv ends with NULL, as main's does */
+    *value = true;
+    if (strcmp(a, "--timeout") == 0)
+        return true;
+    for (size_t k = 0; k < sizeof s_options / sizeof s_options[0]; k++)
+        if (strcmp(s_options[k].name, a) == 0) {
+            *value = !s_options[k].flag;
+            return true;
+        }
+    return false;
+}
+
+/* Whether a is an option of annal-admin's backup or migrate. */
+static bool s_is_admin_option(const char *a)
+{
+    return strcmp(a, "--data") == 0 || strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0
+           || strcmp(a, "--help") == 0;
+}
+
+/* The old spellings of annal-admin's commands (backup, migrate), kept for
+   one release: runs annal-admin from this program's folder, else from PATH.
+   argv[at] is the command. The old annal took options anywhere, so
+   annal-admin gets the command, then the rest of argv in order, without
+   annal's own options (--commands, --timeout ...), which backup and migrate
+   never used. */
+static int s_admin(int argc, char **argv, int at)
+{
+    const char *cmd = argv[at];
     fprintf(stderr,
             "annal: `annal %s` is now `annal-admin %s` (it runs on the store's "
             "machine); this spelling goes away in the next release\n",
             cmd, cmd);
+    char **args = calloc((size_t) argc + 2, sizeof *args);
+    if (!args) {
+        fprintf(stderr, "annal: out of memory\n");
+        return EXIT_FAILED;
+    }
+    int n = 1;
+    args[n++] = (char *) cmd;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool value;
+        if (i == at)
+            continue;
+        if (s_is_admin_option(a)) {
+            args[n++] = argv[i];
+            if (strcmp(a, "--help") != 0 && i + 1 < argc)
+                args[n++] = argv[++i]; /* its value, even a word such as "backup" */
+        }
+        else if (s_is_option(a, &value))
+            i += value; /* annal's option, and its value */
+        else
+            args[n++] = argv[i];
+    }
     char self[4096], path[4096 + 16];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = 0;
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0) {
+        self[len] = 0;
         char *slash = strrchr(self, '/');
         if (slash) {
             *slash = 0;
             snprintf(path, sizeof path, "%s/annal-admin", self);
-            argv[0] = path;
-            execv(path, argv);
+            args[0] = path;
+            execv(path, args);
         }
     }
-    argv[0] = "annal-admin";
-    execvp("annal-admin", argv);
+    args[0] = "annal-admin";
+    execvp("annal-admin", args);
     fprintf(stderr, "annal: cannot run annal-admin: %s\n", strerror(errno));
+    free(args);
     return EXIT_FAILED;
 }
 
@@ -533,35 +606,25 @@ int main(int argc, char **argv)
         o.events = "tcp://127.0.0.1:5556";
     o.timeout_ms = 5000;
     const char *cmd = NULL;
-    static const struct {
-        const char *name; /* --name */
-        size_t offset;    /* where its value goes in opts_t */
-        bool flag;        /* takes no value */
-    } options[] = {
-#define OPT(n, f, fl) {n, offsetof(opts_t, f), fl}
-        OPT("--commands", commands, false),
-        OPT("--events", events, false),
-        OPT("--expect", expect, false),
-        OPT("--metadata", metadata, false),
-        OPT("--event-id", event_id, false),
-        OPT("--prefix", prefix, false),
-        OPT("--types", types, false),
-        OPT("--state", state, false),
-        OPT("--at", at, false),
-        OPT("--from", from, false),
-        OPT("--max", max, false),
-        OPT("--version", version, false),
-        OPT("--backward", backward, true),
-        OPT("--use-snapshot", use_snapshot, true),
-        OPT("--help", help, true),
-        OPT("--curve-key", curve_key, false),
-        OPT("--curve-server", curve_server, false),
-#undef OPT
-    };
+    /* The old spellings (annal backup, annal migrate): the command is the
+       first word that is neither an option nor an option's value, annal's
+       (--from ...) or annal-admin's (--data, --to). */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!cmd && (strcmp(a, "backup") == 0 || strcmp(a, "migrate") == 0))
-            return s_admin(argv + i - 1, a);
+        bool value;
+        if ((s_is_admin_option(a) && strcmp(a, "--help") != 0)
+            || (s_is_option(a, &value) && value)) {
+            i++;
+            continue;
+        }
+        if (strncmp(a, "--", 2) == 0 && a[2])
+            continue;
+        if (strcmp(a, "backup") == 0 || strcmp(a, "migrate") == 0)
+            return s_admin(argc, argv, i);
+        break;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
         if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
             int64_t t;
             if (!s_number(argv[++i], &t) || t == 0 || t > 3600000) {
@@ -572,17 +635,17 @@ int main(int argc, char **argv)
             continue;
         }
         if (strncmp(a, "--", 2) == 0 && a[2]) {
-            size_t k = 0, n = sizeof options / sizeof options[0];
-            while (k < n && strcmp(options[k].name, a) != 0)
+            size_t k = 0, n = sizeof s_options / sizeof s_options[0];
+            while (k < n && strcmp(s_options[k].name, a) != 0)
                 k++;
-            if (k == n || (!options[k].flag && i + 1 >= argc)) {
+            if (k == n || (!s_options[k].flag && i + 1 >= argc)) {
                 fprintf(stderr, "annal: unknown or incomplete option %s\n", a);
                 return EXIT_USAGE;
             }
-            if (options[k].flag)
-                *(bool *) ((char *) &o + options[k].offset) = true;
+            if (s_options[k].flag)
+                *(bool *) ((char *) &o + s_options[k].offset) = true;
             else
-                *(const char **) ((char *) &o + options[k].offset) = argv[++i];
+                *(const char **) ((char *) &o + s_options[k].offset) = argv[++i];
             continue;
         }
         if (!cmd)

@@ -41,7 +41,7 @@ typedef struct {
     int writers;          /* W4 */
     int subscribers;      /* W7 */
     int batch;            /* W3: events per append (0: 10, 100 and 1000) */
-    char self_dir[4096];  /* where annald is */
+    char self_dir[4096];  /* the folder annal-bench runs from */
 } opts_t;
 
 typedef struct {
@@ -133,8 +133,14 @@ static int s_start(const opts_t *o, target_t *t, const char *extra)
     snprintf(t->dir, sizeof t->dir, "%s/annal-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(t->dir))
         return -1;
+    /* annald beside annal-bench (the build folder), else where the install
+       puts it (annal-bench is in libexec/annal, annald in bin), else PATH */
     char annald[4200];
     snprintf(annald, sizeof annald, "%s/annald", o->self_dir);
+    if (access(annald, X_OK) != 0)
+        snprintf(annald, sizeof annald, "%s/%s/annald", o->self_dir, ANNAL_BENCH_TO_BINDIR);
+    if (access(annald, X_OK) != 0)
+        snprintf(annald, sizeof annald, "annald");
     int fds[2];
     if (pipe(fds))
         return -1;
@@ -142,8 +148,8 @@ static int s_start(const opts_t *o, target_t *t, const char *extra)
     if (t->pid == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
-        execl(annald, "annald", "--data", t->dir, "--commands", "tcp://127.0.0.1:*", "--events",
-              "tcp://127.0.0.1:*", "--max-body", "8388608", extra, (char *) NULL);
+        execlp(annald, "annald", "--data", t->dir, "--commands", "tcp://127.0.0.1:*", "--events",
+               "tcp://127.0.0.1:*", "--max-body", "8388608", extra, (char *) NULL);
         _exit(127);
     }
     close(fds[1]);
