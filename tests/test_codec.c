@@ -65,6 +65,18 @@ static void t_msg_id_kept(void)
     CHECK(req.has_msg_id && req.msg_id == 42);
     CHECK(strstr(why, "aggregate_id"));
     annal_request_reset(&req);
+    /* a body that is not decoded (over the size limit, say) answers the
+       msg_id that a decoded one would: the last one */
+    const uint8_t twice[] = {0x83, 0xa6, 'm', 's', 'g', '_', 'i',  'd',  0x01, 0xa6,
+                             'm',  's',  'g', '_', 'i', 'd', 0x02, 0xa1, 'x',  0xc1};
+    CHECK(annal_request_peek(twice, sizeof twice, &req) == ANNAL_ENC_MSGPACK);
+    CHECK(req.has_msg_id && req.msg_id == 2);
+    annal_request_reset(&req);
+    const uint8_t then_text[] = {0x82, 0xa6, 'm', 's', 'g', '_', 'i', 'd',  0x01,
+                                 0xa6, 'm',  's', 'g', '_', 'i', 'd', 0xa1, 'x'};
+    CHECK(annal_request_peek(then_text, sizeof then_text, &req) == ANNAL_ENC_MSGPACK);
+    CHECK(!req.has_msg_id);
+    annal_request_reset(&req);
 }
 
 static void t_reply_both(void)

@@ -207,21 +207,22 @@ int annal_msgpack_find_int(const uint8_t *p, size_t size, const char *key, int64
     }
     if (s_header(p, size, &off, &skip, &items))
         return -1;
+    int found = -1; /* the last one counts, as when the body decodes */
     for (uint64_t i = 0; i < items / 2; i++) {
         size_t kstart = off;
         if (off >= size)
-            return -1;
+            return found;
         uint8_t c = p[off];
         if (s_skip(p, size, &off))
-            return -1;
+            return found;
         bool match = (c & 0xe0) == 0xa0 && (size_t) (c & 0x1f) == klen
                      && memcmp(p + kstart + 1, key, klen) == 0;
         if (match && off < size) {
+            found = -1;
             msgpack_unpacked u;
             msgpack_unpacked_init(&u);
             size_t voff = off;
             size_t vend = off, unused = 0;
-            int found = -1;
             if (s_skip(p, size, &vend) == 0
                 && msgpack_unpack_next(&u, (const char *) p + voff, vend - voff, &unused)
                        == MSGPACK_UNPACK_SUCCESS) {
@@ -235,12 +236,11 @@ int annal_msgpack_find_int(const uint8_t *p, size_t size, const char *key, int64
                 }
             }
             msgpack_unpacked_destroy(&u);
-            return found;
         }
         if (s_skip(p, size, &off))
-            return -1;
+            return found;
     }
-    return -1;
+    return found;
 }
 
 /* --- conversions ----------------------------------------------------------- */

@@ -18,8 +18,10 @@
 int annal_msgpack_check(const uint8_t *data, size_t size, int max_depth, const char **why);
 
 /* Finds key in the top-level map of possibly malformed or too deeply nested
-   MessagePack (no recursion) and reads its integer value. Returns 0, or -1
-   when the key is absent or its value is not an int64. */
+   MessagePack (no recursion) and reads its integer value; of a key given
+   twice, the last (as a decoded body counts it), up to where the body
+   breaks off. Returns 0, or -1 when the key is absent or its value is not
+   an int64. */
 int annal_msgpack_find_int(const uint8_t *data, size_t size, const char *key, int64_t *value);
 
 /* Packs a JSON value canonically. Returns 0 or -1 with a reason. */
