@@ -183,3 +183,66 @@ void annal_event_list_free(annal_event_list_t *list)
     free(list->items);
     memset(list, 0, sizeof *list);
 }
+
+/* --- consumer groups --------------------------------------------------------------- */
+
+bool annal_store_has_groups(const annal_store_t *self)
+{
+    return self->ops->group_put != NULL;
+}
+
+#define GROUP_OP(op, ...) \
+    (self->ops->op ? self->ops->op(self->backend, __VA_ARGS__) : ANNAL_ERR_UNKNOWN_TYPE)
+
+annal_err_t annal_store_group_put(annal_store_t *self, const annal_group_def_t *def)
+{
+    return GROUP_OP(group_put, def);
+}
+
+annal_err_t annal_store_group_get(annal_store_t *self, const char *name, annal_group_def_t *out)
+{
+    return GROUP_OP(group_get, name, out);
+}
+
+annal_err_t annal_store_group_each(annal_store_t *self,
+                                   annal_err_t (*fn)(void *arg, const annal_group_def_t *def),
+                                   void *arg)
+{
+    return GROUP_OP(group_each, fn, arg);
+}
+
+annal_err_t annal_store_group_delete(annal_store_t *self, const char *name)
+{
+    return GROUP_OP(group_delete, name);
+}
+
+annal_err_t annal_store_group_mark(annal_store_t *self, const char *name,
+                                   const annal_group_mark_t *mark)
+{
+    return GROUP_OP(group_mark, name, mark);
+}
+
+annal_err_t annal_store_group_unmark(annal_store_t *self, const char *name, uint64_t sequence)
+{
+    return GROUP_OP(group_unmark, name, sequence);
+}
+
+annal_err_t annal_store_group_marks(annal_store_t *self, const char *name, uint64_t from,
+                                    size_t max, annal_mark_t mark, annal_mark_list_t *out,
+                                    uint64_t *next)
+{
+    return GROUP_OP(group_marks, name, from, max, mark, out, next);
+}
+
+annal_err_t annal_store_group_floor(annal_store_t *self, const char *name, uint64_t floor)
+{
+    return GROUP_OP(group_floor, name, floor);
+}
+
+#undef GROUP_OP
+
+void annal_mark_list_free(annal_mark_list_t *list)
+{
+    free(list->items);
+    memset(list, 0, sizeof *list);
+}

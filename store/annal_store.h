@@ -93,6 +93,49 @@ typedef struct {
     size_t cap;           /* entries allocated */
 } annal_event_list_t;
 
+/* --- consumer groups (docs/protocol.md, section 6): their durable state.
+   The broker's engine (broker/annal_group.h) decides what is ready, leased,
+   acked or parked; the store keeps the group's settings, its floor and the
+   marks above it, so that acks and parks outlive annald. */
+
+/* A group as stored: its settings, fixed at creation, and its floor. */
+typedef struct {
+    const char *name;        /* the group */
+    const char *prefix;      /* aggregate id prefix, "" for every aggregate */
+    char *const *types;      /* event types, or NULL (ntypes 0) for every type */
+    size_t ntypes;           /* entries in types */
+    uint64_t start;          /* start_sequence */
+    bool unordered;          /* ordering "none" (else "aggregate") */
+    uint32_t ack_timeout_ms; /* lease length */
+    uint32_t max_deliveries; /* deliveries before parking */
+    uint64_t floor;          /* every group event up to it is acked or parked, but those
+                                marked ANNAL_MARK_READY */
+} annal_group_def_t;
+
+/* What a mark says of one group event. */
+typedef enum {
+    ANNAL_MARK_ACKED = 1,  /* acked or skipped (above the floor only) */
+    ANNAL_MARK_PARKED = 2, /* parked, with its delivery count and reason */
+    ANNAL_MARK_READY = 3   /* a parked event at or below the floor, replayed: ready again */
+} annal_mark_t;
+
+/* One mark; reason is borrowed (not NUL-terminated). */
+typedef struct {
+    uint64_t sequence;  /* the event */
+    annal_mark_t mark;  /* what it says */
+    uint32_t delivery;  /* parked: the deliveries it had */
+    const char *reason; /* parked: why, or NULL */
+    size_t reason_len;  /* bytes in reason */
+} annal_group_mark_t;
+
+/* A growable list of marks, reused across calls; reasons borrowed from the
+   store until its next call. */
+typedef struct {
+    annal_group_mark_t *items; /* marks, in sequence order */
+    size_t count;              /* entries in use */
+    size_t cap;                /* entries allocated */
+} annal_mark_list_t;
+
 /* The operations a backend provides. Unless said otherwise each runs inside
    a batch (between begin and commit/abort) and returns ANNAL_OK or an
    error. LMDB's block on nothing but the disk; PostgreSQL's wait for the
@@ -170,6 +213,31 @@ typedef struct {
     annal_err_t (*dump)(void *self, const annal_sink_t *sink, char *why, size_t whylen);
     annal_err_t (*load_begin)(void *self, annal_sink_t *sink, char *why, size_t whylen);
     annal_err_t (*load_end)(void *self, bool keep, char *why, size_t whylen);
+    /* Consumer groups, inside batches; each optional (NULL: the backend
+       keeps no groups, and annald answers their commands error 10).
+       group_put: stores def (a new group, or a new floor for one); its
+       strings are copied. group_get: the group named, or
+       ANNAL_ERR_NOT_FOUND; out's strings and types are borrowed until the
+       next call. group_each: calls fn for every group, in name order
+       (def borrowed for the call); an error from fn stops it and is
+       returned. group_delete: the group and all its marks, or
+       ANNAL_ERR_NOT_FOUND. group_mark: puts a mark (replacing one of the
+       same sequence). group_unmark: removes sequence's mark, if any.
+       group_marks: up to max marks from sequence from on, of kind mark (0:
+       any), into out (cleared first); *next is the sequence after the last
+       one examined (0 at the end). group_floor: stores a new floor and
+       drops the ANNAL_MARK_ACKED marks at or below it. */
+    annal_err_t (*group_put)(void *self, const annal_group_def_t *def);
+    annal_err_t (*group_get)(void *self, const char *name, annal_group_def_t *out);
+    annal_err_t (*group_each)(void *self,
+                              annal_err_t (*fn)(void *arg, const annal_group_def_t *def),
+                              void *arg);
+    annal_err_t (*group_delete)(void *self, const char *name);
+    annal_err_t (*group_mark)(void *self, const char *name, const annal_group_mark_t *mark);
+    annal_err_t (*group_unmark)(void *self, const char *name, uint64_t sequence);
+    annal_err_t (*group_marks)(void *self, const char *name, uint64_t from, size_t max,
+                               annal_mark_t mark, annal_mark_list_t *out, uint64_t *next);
+    annal_err_t (*group_floor)(void *self, const char *name, uint64_t floor);
 } annal_store_ops_t;
 
 typedef struct annal_store_t annal_store_t;
@@ -221,6 +289,24 @@ annal_err_t annal_store_dump(annal_store_t *self, const annal_sink_t *sink, char
 annal_err_t annal_store_load_begin(annal_store_t *self, annal_sink_t *sink, char *why,
                                    size_t whylen);
 annal_err_t annal_store_load_end(annal_store_t *self, bool keep, char *why, size_t whylen);
+
+/* Consumer groups (the ops above); ANNAL_ERR_UNKNOWN_TYPE when the backend
+   keeps none. */
+bool annal_store_has_groups(const annal_store_t *self);
+annal_err_t annal_store_group_put(annal_store_t *self, const annal_group_def_t *def);
+annal_err_t annal_store_group_get(annal_store_t *self, const char *name, annal_group_def_t *out);
+annal_err_t annal_store_group_each(annal_store_t *self,
+                                   annal_err_t (*fn)(void *arg, const annal_group_def_t *def),
+                                   void *arg);
+annal_err_t annal_store_group_delete(annal_store_t *self, const char *name);
+annal_err_t annal_store_group_mark(annal_store_t *self, const char *name,
+                                   const annal_group_mark_t *mark);
+annal_err_t annal_store_group_unmark(annal_store_t *self, const char *name, uint64_t sequence);
+annal_err_t annal_store_group_marks(annal_store_t *self, const char *name, uint64_t from,
+                                    size_t max, annal_mark_t mark, annal_mark_list_t *out,
+                                    uint64_t *next);
+annal_err_t annal_store_group_floor(annal_store_t *self, const char *name, uint64_t floor);
+void annal_mark_list_free(annal_mark_list_t *list);
 
 /* Appends a view to list (growing it). Returns 0, or -1 out of memory. */
 int annal_event_list_push(annal_event_list_t *list, const annal_event_t *ev);
