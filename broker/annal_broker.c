@@ -33,6 +33,7 @@
 #include "annal_command.h"
 #include "annal_fold.h"
 #include "annal_gate.h"
+#include "annal_group.h"
 #include "annal_limits.h"
 #include "annal_pool.h"
 #include "annal_store.h"
@@ -82,6 +83,10 @@ struct annal_broker_t {
     uint64_t published;           /* last sequence published on PUB: every one up to it went
                                      out, in order, other brokers' too on a shared store */
     bool behind;                  /* s_catch_up stopped with more to publish */
+    zhashx_t *groups;             /* consumer groups in use, by name: group_t, loaded lazily */
+    struct waiter_s *waiters;     /* fetches waiting for events */
+    size_t nwaiters, capwaiters;  /* in use, allocated */
+    bool carry;                   /* pending[0] holds a group request for the next turn */
     int64_t started;              /* start time (monotonic ms) */
 };
 
@@ -497,15 +502,702 @@ static annal_err_t s_init(annal_broker_t *self, pending_t *p)
     return s_finish(self, p);
 }
 
-/* Consumer groups are decoded and checked (docs/protocol.md, section 6)
-   but not served yet: a well-formed request is answered error 10. */
-static annal_err_t s_group_planned(annal_broker_t *self, pending_t *p)
+/* --- consumer groups (docs/protocol.md, section 6) -------------------------------- */
+
+/* A group request runs alone, in a store batch of its own, in arrival order
+   with the batches around it: the engine (annal_group.h) changes only once
+   what it reports is durable, so a batch that fails leaves it as it was.
+   Leases live in the engine only. A fetch that finds nothing and may wait
+   moves to the waiting list, and runs again when events may have become
+   ready (a commit that appended, an ack, a nack, a replay, a lease's end)
+   and at its deadline. */
+
+/* A group mark loaded from the store, for an event not fed to the engine yet. */
+typedef struct {
+    uint64_t sequence;         /* the event */
+    annal_group_state_t state; /* ACKED or PARKED */
+} early_mark_t;
+
+/* One consumer group the broker serves. */
+typedef struct {
+    annal_group_def_t def;  /* its settings; def.name, .prefix, .types owned */
+    annal_group_t *engine;  /* its state */
+    uint64_t floor;         /* the floor stored last */
+    uint64_t parked;        /* events parked now */
+    early_mark_t *marks;    /* marks above the floor, not yet fed, in order */
+    size_t nmarks, markpos; /* entries, and the next one to apply */
+} group_t;
+
+/* A fetch waiting for events. */
+typedef struct waiter_s {
+    pending_t p;      /* the request, its envelope and encoding */
+    int64_t deadline; /* when it is answered [] (monotonic ms) */
+} waiter_t;
+
+static void s_group_free(void *item)
 {
-    char text[128];
-    snprintf(text, sizeof text, "%s: consumer groups are not served by this annald yet",
-             annal_cmd_name(p->req.cmd));
-    s_error_reply(self, p, ANNAL_ERR_UNKNOWN_TYPE, text);
+    group_t *g = item;
+    free((char *) g->def.name);
+    free((char *) g->def.prefix);
+    for (size_t i = 0; i < g->def.ntypes; i++)
+        free(g->def.types[i]);
+    free((void *) g->def.types);
+    annal_group_destroy(&g->engine);
+    free(g->marks);
+    free(g);
+}
+
+static void s_group_destructor(void **item)
+{
+    if (*item) {
+        s_group_free(*item);
+        *item = NULL;
+    }
+}
+
+static bool s_is_group_request(const pending_t *p)
+{
+    const annal_command_t *c = annal_command_get(p->req.cmd);
+    return !p->err && c && (c->needs_group || p->req.cmd == ANNAL_CMD_GROUP_LIST);
+}
+
+/* A group's settings and state from the store: its marks above the floor,
+   replayed parked events below it. NULL with *err when it is unknown
+   (ANNAL_ERR_NOT_FOUND) or unreadable. Inside a batch. */
+static group_t *s_group_load(annal_broker_t *self, const annal_group_def_t *def, annal_err_t *err)
+{
+    group_t *g = calloc(1, sizeof *g);
+    *err = ANNAL_ERR_INTERNAL;
+    if (!g)
+        return NULL;
+    g->def = *def;
+    g->def.name = strdup(def->name);
+    g->def.prefix = strdup(def->prefix ? def->prefix : "");
+    g->def.types = def->ntypes ? calloc(def->ntypes, sizeof(char *)) : NULL;
+    g->def.ntypes = 0;
+    g->engine =
+        annal_group_new(def->start, !def->unordered, def->ack_timeout_ms, def->max_deliveries);
+    g->floor = def->floor;
+    bool ok = g->def.name && g->def.prefix && g->engine && (!def->ntypes || g->def.types);
+    for (size_t i = 0; ok && i < def->ntypes; i++)
+        ok = (((char **) g->def.types)[g->def.ntypes++] = strdup(def->types[i])) != NULL;
+    if (!ok) {
+        s_group_free(g);
+        return NULL;
+    }
+    annal_group_scanned(g->engine, def->floor + 1);
+    uint64_t from = 1, next;
+    annal_mark_list_t marks = {0};
+    while (
+        from
+        && (*err = annal_store_group_marks(self->store, g->def.name, from, 1000, 0, &marks, &next))
+               == ANNAL_OK) {
+        for (size_t i = 0; i < marks.count; i++) {
+            const annal_group_mark_t *m = &marks.items[i];
+            g->parked += m->mark == ANNAL_MARK_PARKED;
+            if (m->mark == ANNAL_MARK_READY) {
+                /* a parked event replayed at or below the floor: it needs its
+                   aggregate, read from the store */
+                annal_event_list_t one = {0};
+                uint64_t after;
+                annal_err_t rc = annal_store_read_all(self->store, m->sequence, 1, 1, NULL, 0, NULL,
+                                                      0, &one, &after);
+                if (!rc && one.count && one.items[0].sequence == m->sequence)
+                    annal_group_replay(g->engine, m->sequence, one.items[0].aggregate_id,
+                                       one.items[0].aggregate_id_len);
+                annal_event_list_free(&one);
+                continue;
+            }
+            if (m->sequence <= def->floor)
+                continue; /* a parked one behind the floor: counted, nothing to do */
+            early_mark_t *more = realloc(g->marks, (g->nmarks + 1) * sizeof *more);
+            if (!more) {
+                *err = ANNAL_ERR_INTERNAL;
+                break;
+            }
+            g->marks = more;
+            g->marks[g->nmarks++] = (early_mark_t){
+                m->sequence, m->mark == ANNAL_MARK_ACKED ? ANNAL_GROUP_ACKED : ANNAL_GROUP_PARKED};
+        }
+        from = next;
+    }
+    annal_mark_list_free(&marks);
+    if (*err) {
+        s_group_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+/* The group named, loaded when first used; NULL with *err (NOT_FOUND when
+   there is none). Inside a batch. */
+static group_t *s_group(annal_broker_t *self, const char *name, annal_err_t *err)
+{
+    group_t *g = zhashx_lookup(self->groups, name);
+    if (g)
+        return g;
+    annal_group_def_t def;
+    if ((*err = annal_store_group_get(self->store, name, &def)))
+        return NULL;
+    if ((g = s_group_load(self, &def, err)))
+        zhashx_insert(self->groups, g->def.name, g);
+    return g;
+}
+
+/* Feeds g's engine the matching events after its scan position, a page at
+   a time, until want events are pending and not leased, or the head. */
+static annal_err_t s_group_scan(annal_broker_t *self, group_t *g, size_t want)
+{
+    for (int pages = 0; pages < 8; pages++) {
+        annal_group_t *e = g->engine;
+        if (annal_group_pending(e) - annal_group_leased(e) >= want)
+            return ANNAL_OK;
+        uint64_t from = annal_group_scan_position(e), next;
+        annal_err_t err = annal_store_read_all(
+            self->store, from, 1000, ANNAL_SCAN_CAP, *g->def.prefix ? g->def.prefix : NULL,
+            strlen(g->def.prefix), g->def.types, g->def.ntypes, &self->list, &next);
+        if (err)
+            return err;
+        for (size_t i = 0; i < self->list.count; i++) {
+            const annal_event_t *ev = &self->list.items[i];
+            if (annal_group_feed(e, ev->sequence, ev->aggregate_id, ev->aggregate_id_len))
+                return ANNAL_ERR_INTERNAL;
+            while (g->markpos < g->nmarks && g->marks[g->markpos].sequence < ev->sequence)
+                g->markpos++;
+            if (g->markpos < g->nmarks && g->marks[g->markpos].sequence == ev->sequence)
+                annal_group_mark(e, ev->sequence, g->marks[g->markpos++].state);
+        }
+        annal_group_scanned(e, next);
+        if (next == from || self->list.count == 0)
+            return ANNAL_OK; /* at the head */
+    }
     return ANNAL_OK;
+}
+
+/* Copies of events read one by one, for a reply (each read reuses the
+   store's memory): freed by s_copies_free. */
+typedef struct {
+    annal_group_event_t *items;
+    size_t count;
+} copies_t;
+
+static void s_copies_free(copies_t *c)
+{
+    for (size_t i = 0; i < c->count; i++)
+        free((void *) c->items[i].event.event_id); /* the block holding all of it */
+    free(c->items);
+    memset(c, 0, sizeof *c);
+}
+
+/* Reads event sequence and adds a copy to c. */
+static annal_err_t s_copy_event(annal_broker_t *self, uint64_t sequence, uint32_t delivery,
+                                const char *reason, size_t reason_len, copies_t *c)
+{
+    uint64_t next;
+    annal_err_t err =
+        annal_store_read_all(self->store, sequence, 1, 1, NULL, 0, NULL, 0, &self->list, &next);
+    if (err)
+        return err;
+    if (self->list.count == 0 || self->list.items[0].sequence != sequence)
+        return ANNAL_OK; /* removed since: nothing to hand out */
+    const annal_event_t *ev = &self->list.items[0];
+    size_t size = 16 + ev->aggregate_id_len + ev->event_type_len + ev->data_len + ev->metadata_len
+                  + reason_len;
+    uint8_t *block = malloc(size ? size : 1);
+    annal_group_event_t *items = realloc(c->items, (c->count + 1) * sizeof *items);
+    if (!block || !items) {
+        free(block);
+        if (items)
+            c->items = items;
+        return ANNAL_ERR_INTERNAL;
+    }
+    c->items = items;
+    annal_group_event_t *ge = &c->items[c->count++];
+    *ge = (annal_group_event_t){*ev, delivery, NULL, 0};
+    uint8_t *at = block;
+    memcpy(at, ev->event_id, 16);
+    ge->event.event_id = at;
+    at += 16;
+    memcpy(at, ev->aggregate_id, ev->aggregate_id_len);
+    ge->event.aggregate_id = (const char *) at;
+    at += ev->aggregate_id_len;
+    memcpy(at, ev->event_type, ev->event_type_len);
+    ge->event.event_type = (const char *) at;
+    at += ev->event_type_len;
+    memcpy(at, ev->data, ev->data_len);
+    ge->event.data = at;
+    at += ev->data_len;
+    memcpy(at, ev->metadata, ev->metadata_len);
+    ge->event.metadata = at;
+    at += ev->metadata_len;
+    if (reason) {
+        memcpy(at, reason, reason_len);
+        ge->reason = (const char *) at;
+        ge->reason_len = reason_len;
+    }
+    return ANNAL_OK;
+}
+
+/* Parks, durably, the events whose last lease has ended. Inside a batch;
+   the engine learns of them after commit (s_group_commit). */
+typedef struct {
+    group_t *group; /* the group the batch changes */
+    uint64_t *seqs; /* the events it marks */
+    annal_group_state_t *states;
+    size_t n, cap;
+} changes_t;
+
+static int s_change(changes_t *ch, uint64_t seq, annal_group_state_t state)
+{
+    if (ch->n == ch->cap) {
+        size_t cap = ch->cap ? ch->cap * 2 : 64;
+        uint64_t *seqs = realloc(ch->seqs, cap * sizeof *seqs);
+        if (seqs)
+            ch->seqs = seqs;
+        annal_group_state_t *states = realloc(ch->states, cap * sizeof *states);
+        if (states)
+            ch->states = states;
+        if (!seqs || !states)
+            return -1;
+        ch->cap = cap;
+    }
+    ch->seqs[ch->n] = seq;
+    ch->states[ch->n++] = state;
+    return 0;
+}
+
+static annal_err_t s_expire(annal_broker_t *self, group_t *g, changes_t *ch)
+{
+    uint64_t park[256];
+    size_t n = annal_group_expire(g->engine, zclock_mono(), park, 256);
+    for (size_t i = 0; i < n && i < 256; i++) {
+        uint32_t delivery = 0;
+        annal_group_state_t st;
+        annal_group_state(g->engine, park[i], &st, &delivery);
+        annal_group_mark_t m = {park[i], ANNAL_MARK_PARKED, delivery, "max deliveries", 14};
+        annal_err_t err = annal_store_group_mark(self->store, g->def.name, &m);
+        if (err)
+            return err;
+        if (s_change(ch, park[i], ANNAL_GROUP_PARKED))
+            return ANNAL_ERR_INTERNAL;
+    }
+    return ANNAL_OK;
+}
+
+/* After a commit: the engine takes the batch's changes. */
+static void s_group_commit(changes_t *ch)
+{
+    for (size_t i = 0; ch->group && i < ch->n; i++) {
+        annal_group_state_t before;
+        uint32_t delivery;
+        bool was_parked = annal_group_state(ch->group->engine, ch->seqs[i], &before, &delivery)
+                          && before == ANNAL_GROUP_PARKED;
+        if (annal_group_mark(ch->group->engine, ch->seqs[i], ch->states[i]) == 0)
+            ch->group->parked += (ch->states[i] == ANNAL_GROUP_PARKED) - was_parked;
+    }
+}
+
+static void s_changes_free(changes_t *ch)
+{
+    free(ch->seqs);
+    free(ch->states);
+    memset(ch, 0, sizeof *ch);
+}
+
+static void s_group_info(annal_broker_t *self, const group_t *g, uint64_t head,
+                         annal_group_info_t *out)
+{
+    (void) self;
+    *out = (annal_group_info_t){g->def.name,
+                                g->def.prefix,
+                                g->def.ntypes ? g->def.types : NULL,
+                                g->def.ntypes,
+                                g->def.unordered,
+                                g->def.ack_timeout_ms,
+                                g->def.max_deliveries,
+                                g->def.start,
+                                annal_group_acked_through(g->engine),
+                                annal_group_leased(g->engine),
+                                g->parked,
+                                head};
+}
+
+/* What a group request's write phase found, for its answer. */
+typedef struct {
+    group_t *group;  /* the group, loaded (NULL: create makes it) */
+    changes_t ch;    /* marks made durable, for the engine after commit */
+    size_t count;    /* acks, nacks or replays that counted */
+    uint64_t start;  /* create: the start sequence */
+    bool created;    /* create: a new group */
+    uint64_t *retry; /* nack retry, replay: the events ready again */
+    size_t nretry;   /* entries in retry */
+    bool may_wait;   /* fetch: it may wait (not when its wait is over) */
+} group_ctx_t;
+
+/* Whether a create's settings are the stored group's. */
+static bool s_same_settings(const annal_request_t *r, const annal_group_def_t *d)
+{
+    const char *prefix = r->prefix ? r->prefix : "";
+    if (strcmp(prefix, d->prefix ? d->prefix : "") || r->unordered != d->unordered
+        || r->ack_timeout_ms != d->ack_timeout_ms || r->max_deliveries != d->max_deliveries
+        || r->event_type_count != d->ntypes)
+        return false;
+    if (!r->from_end && r->from != d->start)
+        return false;
+    for (size_t i = 0; i < d->ntypes; i++)
+        if (strcmp(r->event_types[i], d->types[i]))
+            return false;
+    return true;
+}
+
+/* The write phase: what must be durable before the answer, inside a batch
+   (run again from the start when the store grows). */
+static annal_err_t s_group_write(annal_broker_t *self, pending_t *p, group_ctx_t *c)
+{
+    annal_request_t *r = &p->req;
+    annal_err_t err = ANNAL_OK;
+    if (r->cmd == ANNAL_CMD_GROUP_LIST)
+        return ANNAL_OK;
+    if (r->cmd == ANNAL_CMD_GROUP_CREATE) {
+        annal_group_def_t d;
+        err = annal_store_group_get(self->store, r->group, &d);
+        if (err == ANNAL_OK) {
+            if (!s_same_settings(r, &d)) {
+                snprintf(p->why, WHY_MAX, "group '%s' exists with other settings", r->group);
+                return ANNAL_ERR_MALFORMED;
+            }
+            c->start = d.start;
+            return ANNAL_OK;
+        }
+        if (err != ANNAL_ERR_NOT_FOUND)
+            return err;
+        annal_store_stats_t st;
+        if ((err = annal_store_stats(self->store, &st)))
+            return err;
+        c->start = r->from_end ? st.head_sequence + 1 : r->from;
+        annal_group_def_t def = {r->group,          r->prefix ? r->prefix : "",
+                                 r->event_types,    r->event_type_count,
+                                 c->start,          r->unordered,
+                                 r->ack_timeout_ms, r->max_deliveries,
+                                 c->start - 1};
+        c->created = true;
+        return annal_store_group_put(self->store, &def);
+    }
+    if (!(c->group = s_group(self, r->group, &err))) {
+        if (err == ANNAL_ERR_NOT_FOUND)
+            snprintf(p->why, WHY_MAX, "no consumer group '%s'", r->group);
+        return err;
+    }
+    group_t *g = c->group;
+    c->ch.group = g;
+    switch (r->cmd) {
+    case ANNAL_CMD_GROUP_FETCH: return s_expire(self, g, &c->ch);
+    case ANNAL_CMD_GROUP_ACK:
+    case ANNAL_CMD_GROUP_NACK:
+        for (size_t i = 0; i < r->sequence_count && !err; i++) {
+            uint64_t seq = r->sequences[i];
+            bool again = false;
+            for (size_t k = 0; k < i && !again; k++)
+                again = r->sequences[k] == seq; /* named twice: counts once */
+            if (again || !annal_group_counts(g->engine, r->consumer, seq))
+                continue;
+            c->count++;
+            bool park =
+                r->cmd == ANNAL_CMD_GROUP_NACK
+                && (r->action == ANNAL_NACK_PARK
+                    || (r->action == ANNAL_NACK_RETRY && annal_group_spent(g->engine, seq)));
+            if (r->cmd == ANNAL_CMD_GROUP_NACK && r->action == ANNAL_NACK_RETRY && !park) {
+                uint64_t *more = realloc(c->retry, (c->nretry + 1) * sizeof *more);
+                if (!more)
+                    return ANNAL_ERR_INTERNAL;
+                c->retry = more;
+                c->retry[c->nretry++] = seq;
+                continue;
+            }
+            annal_group_state_t st;
+            uint32_t delivery = 0;
+            annal_group_state(g->engine, seq, &st, &delivery);
+            const char *reason = !park                           ? NULL
+                                 : r->action == ANNAL_NACK_RETRY ? "max deliveries"
+                                 : r->reason                     ? r->reason
+                                                                 : "";
+            annal_group_mark_t m = {seq, park ? ANNAL_MARK_PARKED : ANNAL_MARK_ACKED, delivery,
+                                    reason, reason ? strlen(reason) : 0};
+            err = annal_store_group_mark(self->store, g->def.name, &m);
+            if (!err && s_change(&c->ch, seq, park ? ANNAL_GROUP_PARKED : ANNAL_GROUP_ACKED))
+                err = ANNAL_ERR_INTERNAL;
+        }
+        return err;
+    case ANNAL_CMD_GROUP_DELETE: return annal_store_group_delete(self->store, g->def.name);
+    case ANNAL_CMD_GROUP_REPLAY_PARKED: {
+        uint64_t from = 1, next;
+        annal_mark_list_t marks = {0};
+        while (from && !err
+               && !(err = annal_store_group_marks(self->store, g->def.name, from, 1000,
+                                                  ANNAL_MARK_PARKED, &marks, &next))) {
+            for (size_t i = 0; i < marks.count && !err; i++) {
+                uint64_t seq = marks.items[i].sequence;
+                bool named = !r->has_sequences;
+                for (size_t k = 0; !named && k < r->sequence_count; k++)
+                    named = r->sequences[k] == seq;
+                if (!named)
+                    continue;
+                if (seq <= g->floor) {
+                    annal_group_mark_t m = {seq, ANNAL_MARK_READY, 0, NULL, 0};
+                    err = annal_store_group_mark(self->store, g->def.name, &m);
+                }
+                else
+                    err = annal_store_group_unmark(self->store, g->def.name, seq);
+                uint64_t *more = err ? NULL : realloc(c->retry, (c->nretry + 1) * sizeof *more);
+                if (!err && !more)
+                    err = ANNAL_ERR_INTERNAL;
+                if (more) {
+                    c->retry = more;
+                    c->retry[c->nretry++] = seq;
+                }
+            }
+            from = next;
+        }
+        annal_mark_list_free(&marks);
+        c->count = c->nretry;
+        return err;
+    }
+    default: return ANNAL_OK;
+    }
+}
+
+/* group_each's callback for group_list: the names, copied (loading a group
+   calls the store, which may not happen inside group_each). */
+static annal_err_t s_group_name_one(void *arg, const annal_group_def_t *def)
+{
+    zlistx_t *names = arg;
+    return zlistx_add_end(names, (void *) def->name) ? ANNAL_OK : ANNAL_ERR_INTERNAL;
+}
+
+/* A fetch: leases ready events to the consumer and answers them, or, with
+   none and time to wait, says so (*wait) without answering. Inside a
+   batch that only reads. */
+static annal_err_t s_group_fetch(annal_broker_t *self, pending_t *p, group_t *g, uint64_t head,
+                                 bool may_wait, bool *wait)
+{
+    annal_request_t *r = &p->req;
+    size_t max = s_cap(self, r->max_count);
+    annal_err_t err = s_group_scan(self, g, max);
+    if (err)
+        return err;
+    annal_group_lease_t *leases = max ? calloc(max, sizeof *leases) : NULL;
+    if (max && !leases)
+        return ANNAL_ERR_INTERNAL;
+    size_t n = annal_group_fetch(g->engine, r->consumer, zclock_mono(), max, leases);
+    *wait = n == 0 && may_wait;
+    copies_t events = {0};
+    for (size_t i = 0; i < n && !err; i++)
+        err = s_copy_event(self, leases[i].sequence, leases[i].delivery, NULL, 0, &events);
+    free(leases);
+    if (!err && !*wait) {
+        annal_body_begin(self->reply, "group_events", true, r->msg_id);
+        annal_body_str(self->reply, "group", r->group, strlen(r->group));
+        annal_body_group_events(self->reply, "events", events.items, events.count);
+        annal_body_u64(self->reply, "head_sequence", head);
+        err = s_finish(self, p);
+    }
+    s_copies_free(&events);
+    return err;
+}
+
+/* The answer phase, after the write phase committed: the engine takes the
+   changes, the reply is built. Inside a batch that only reads. */
+static annal_err_t s_group_answer(annal_broker_t *self, pending_t *p, group_ctx_t *c, bool *wait)
+{
+    annal_request_t *r = &p->req;
+    annal_store_stats_t st;
+    annal_err_t err = annal_store_stats(self->store, &st);
+    if (err)
+        return err;
+    s_group_commit(&c->ch);
+    group_t *g = c->group;
+    switch (r->cmd) {
+    case ANNAL_CMD_GROUP_CREATE:
+        annal_body_begin(self->reply, "group_created", true, r->msg_id);
+        annal_body_str(self->reply, "group", r->group, strlen(r->group));
+        annal_body_u64(self->reply, "start_sequence", c->start);
+        return s_finish(self, p);
+    case ANNAL_CMD_GROUP_FETCH:
+        return s_group_fetch(self, p, g, st.head_sequence, r->wait_ms && c->may_wait, wait);
+    case ANNAL_CMD_GROUP_ACK:
+        annal_body_begin(self->reply, "group_acked", true, r->msg_id);
+        annal_body_str(self->reply, "group", r->group, strlen(r->group));
+        annal_body_u64(self->reply, "acked", c->count);
+        return s_finish(self, p);
+    case ANNAL_CMD_GROUP_NACK:
+        for (size_t i = 0; i < c->nretry; i++)
+            annal_group_mark(g->engine, c->retry[i], ANNAL_GROUP_READY);
+        annal_body_begin(self->reply, "group_nacked", true, r->msg_id);
+        annal_body_str(self->reply, "group", r->group, strlen(r->group));
+        annal_body_u64(self->reply, "count", c->count);
+        return s_finish(self, p);
+    case ANNAL_CMD_GROUP_REPLAY_PARKED:
+        for (size_t i = 0; i < c->nretry && !err; i++) {
+            uint64_t next;
+            err = annal_store_read_all(self->store, c->retry[i], 1, 1, NULL, 0, NULL, 0,
+                                       &self->list, &next);
+            if (!err && self->list.count && self->list.items[0].sequence == c->retry[i]) {
+                const annal_event_t *ev = &self->list.items[0];
+                if (annal_group_replay(g->engine, ev->sequence, ev->aggregate_id,
+                                       ev->aggregate_id_len)
+                    == 0)
+                    g->parked -= g->parked > 0;
+            }
+        }
+        if (err)
+            return err;
+        annal_body_begin(self->reply, "group_replayed", true, r->msg_id);
+        annal_body_str(self->reply, "group", r->group, strlen(r->group));
+        annal_body_u64(self->reply, "count", c->count);
+        return s_finish(self, p);
+    case ANNAL_CMD_GROUP_INFO: {
+        annal_group_info_t info;
+        s_group_info(self, g, st.head_sequence, &info);
+        annal_body_begin(self->reply, "group", true, r->msg_id);
+        annal_body_group(self->reply, &info);
+        return s_finish(self, p);
+    }
+    case ANNAL_CMD_GROUP_LIST: {
+        zlistx_t *names = zlistx_new();
+        if (!names)
+            return ANNAL_ERR_INTERNAL;
+        zlistx_set_duplicator(names, (zlistx_duplicator_fn *) strdup);
+        zlistx_set_destructor(names, (zlistx_destructor_fn *) zstr_free);
+        err = annal_store_group_each(self->store, s_group_name_one, names);
+        size_t n = 0, cap = zlistx_size(names);
+        annal_group_info_t *infos = cap ? calloc(cap, sizeof *infos) : NULL;
+        if (cap && !infos)
+            err = ANNAL_ERR_INTERNAL;
+        for (const char *name = zlistx_first(names); !err && name; name = zlistx_next(names)) {
+            group_t *one = s_group(self, name, &err);
+            if (one)
+                s_group_info(self, one, st.head_sequence, &infos[n++]);
+        }
+        if (!err) {
+            annal_body_begin(self->reply, "groups", true, r->msg_id);
+            annal_body_groups(self->reply, "groups", infos, n);
+            err = s_finish(self, p);
+        }
+        free(infos);
+        zlistx_destroy(&names);
+        return err;
+    }
+    case ANNAL_CMD_GROUP_DELETE:
+        zhashx_delete(self->groups, r->group);
+        annal_body_begin(self->reply, "group_deleted", true, r->msg_id);
+        annal_body_str(self->reply, "group", r->group, strlen(r->group));
+        return s_finish(self, p);
+    case ANNAL_CMD_GROUP_PARKED: {
+        size_t max = s_cap(self, r->max_count);
+        annal_mark_list_t marks = {0};
+        copies_t events = {0};
+        uint64_t next = 0;
+        err = annal_store_group_marks(self->store, g->def.name, r->from, max, ANNAL_MARK_PARKED,
+                                      &marks, &next);
+        /* the reasons are the store's until its next call: copied first */
+        char **reasons = marks.count ? calloc(marks.count, sizeof(char *)) : NULL;
+        for (size_t i = 0; !err && i < marks.count; i++) {
+            reasons[i] = malloc(marks.items[i].reason_len + 1);
+            if (!reasons[i]) {
+                err = ANNAL_ERR_INTERNAL;
+                break;
+            }
+            memcpy(reasons[i], marks.items[i].reason ? marks.items[i].reason : "",
+                   marks.items[i].reason_len);
+        }
+        if (marks.count && !reasons)
+            err = ANNAL_ERR_INTERNAL;
+        size_t count = marks.count;
+        annal_group_mark_t *copy = count ? malloc(count * sizeof *copy) : NULL;
+        if (count && !copy)
+            err = ANNAL_ERR_INTERNAL;
+        if (copy)
+            memcpy(copy, marks.items, count * sizeof *copy);
+        for (size_t i = 0; !err && i < count; i++)
+            err = s_copy_event(self, copy[i].sequence, copy[i].delivery, reasons[i],
+                               copy[i].reason_len, &events);
+        if (!err) {
+            annal_body_begin(self->reply, "parked", true, r->msg_id);
+            annal_body_str(self->reply, "group", r->group, strlen(r->group));
+            annal_body_group_events(self->reply, "events", events.items, events.count);
+            if (next)
+                annal_body_u64(self->reply, "next_sequence", next);
+            err = s_finish(self, p);
+        }
+        for (size_t i = 0; reasons && i < count; i++)
+            free(reasons[i]);
+        free(reasons);
+        free(copy);
+        s_copies_free(&events);
+        annal_mark_list_free(&marks);
+        return err;
+    }
+    default: return ANNAL_ERR_INTERNAL;
+    }
+}
+
+static void s_group_ctx_free(group_ctx_t *c)
+{
+    s_changes_free(&c->ch);
+    free(c->retry);
+    memset(c, 0, sizeof *c);
+}
+
+/* Runs one group request: its writes (made durable), then its answer.
+   Sets p's reply, or returns true when p is a fetch that is to wait. */
+static bool s_group_run(annal_broker_t *self, pending_t *p, bool may_wait)
+{
+    if (!annal_store_has_groups(self->store)) {
+        char text[160];
+        snprintf(text, sizeof text, "%s: consumer groups are not served on a %s store yet",
+                 annal_cmd_name(p->req.cmd), annal_store_name(self->store));
+        s_error_reply(self, p, ANNAL_ERR_UNKNOWN_TYPE, text);
+        return false;
+    }
+    group_ctx_t c = {0};
+    annal_err_t err = ANNAL_ERR_RETRY;
+    bool wrote = false;
+    for (int attempt = 0; attempt < MAX_ATTEMPTS && err == ANNAL_ERR_RETRY; attempt++) {
+        s_group_ctx_free(&c);
+        c.may_wait = may_wait;
+        p->why[0] = 0;
+        if ((err = annal_store_begin(self->store)))
+            break;
+        err = s_group_write(self, p, &c);
+        if (err == ANNAL_OK) {
+            err = annal_store_commit(self->store);
+            wrote = err == ANNAL_OK;
+        }
+        else
+            annal_store_abort(self->store);
+    }
+    bool wait = false;
+    if (err == ANNAL_OK && wrote && (err = annal_store_begin(self->store)) == ANNAL_OK) {
+        err = s_group_answer(self, p, &c, &wait);
+        annal_store_abort(self->store);
+    }
+    if (err == ANNAL_ERR_MALFORMED || err == ANNAL_ERR_NOT_FOUND)
+        s_error_reply(self, p, err, p->why[0] ? p->why : annal_strerror(err));
+    else if (err)
+        s_error_reply(self, p, err == ANNAL_ERR_RETRY ? ANNAL_ERR_UNAVAILABLE : err,
+                      wrote ? "the store failed after the change was made durable; ask again"
+                            : "the store is unavailable; nothing was written");
+    s_group_ctx_free(&c);
+    return err == ANNAL_OK && wait;
+}
+
+/* Group requests run outside batches (s_group_run); a row in the table
+   all the same, so that every command has one. */
+static annal_err_t s_group_elsewhere(annal_broker_t *self, pending_t *p)
+{
+    (void) self;
+    snprintf(p->why, WHY_MAX, "a group request reached a batch");
+    return ANNAL_ERR_INTERNAL;
 }
 
 /* The broker's columns of the command table, indexed by annal_cmd_t; the
@@ -523,15 +1215,15 @@ static const struct {
     [ANNAL_CMD_READ_ALL] = {s_read_all},
     [ANNAL_CMD_STATUS] = {s_status},
     [ANNAL_CMD_INIT] = {s_init},
-    [ANNAL_CMD_GROUP_CREATE] = {s_group_planned},
-    [ANNAL_CMD_GROUP_FETCH] = {s_group_planned},
-    [ANNAL_CMD_GROUP_ACK] = {s_group_planned},
-    [ANNAL_CMD_GROUP_NACK] = {s_group_planned},
-    [ANNAL_CMD_GROUP_INFO] = {s_group_planned},
-    [ANNAL_CMD_GROUP_LIST] = {s_group_planned},
-    [ANNAL_CMD_GROUP_DELETE] = {s_group_planned},
-    [ANNAL_CMD_GROUP_PARKED] = {s_group_planned},
-    [ANNAL_CMD_GROUP_REPLAY_PARKED] = {s_group_planned},
+    [ANNAL_CMD_GROUP_CREATE] = {s_group_elsewhere},
+    [ANNAL_CMD_GROUP_FETCH] = {s_group_elsewhere},
+    [ANNAL_CMD_GROUP_ACK] = {s_group_elsewhere},
+    [ANNAL_CMD_GROUP_NACK] = {s_group_elsewhere},
+    [ANNAL_CMD_GROUP_INFO] = {s_group_elsewhere},
+    [ANNAL_CMD_GROUP_LIST] = {s_group_elsewhere},
+    [ANNAL_CMD_GROUP_DELETE] = {s_group_elsewhere},
+    [ANNAL_CMD_GROUP_PARKED] = {s_group_elsewhere},
+    [ANNAL_CMD_GROUP_REPLAY_PARKED] = {s_group_elsewhere},
 };
 _Static_assert(sizeof s_commands / sizeof s_commands[0] == ANNAL_CMD_COUNT,
                "a handler per command");
@@ -640,23 +1332,53 @@ static void s_run_batch(annal_broker_t *self)
     s_fail_all(self, "the store cannot grow; nothing was written");
 }
 
+/* Sends p's reply, if it has one, and frees what p holds. */
+static void s_send(annal_broker_t *self, pending_t *p)
+{
+    void *router = zsock_resolve(self->router);
+    if (p->has_reply) {
+        for (size_t f = 0; f < p->frames; f++)
+            zmq_msg_send(&p->envelope[f], router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        if (zmq_msg_send(&p->reply, router, ZMQ_DONTWAIT) < 0)
+            zmq_msg_close(&p->reply);
+        p->has_reply = false;
+    }
+    for (size_t f = 0; f < p->frames; f++)
+        zmq_msg_close(&p->envelope[f]);
+    p->frames = 0;
+    annal_request_reset(&p->req);
+}
+
+/* Moves what src holds (envelope, request, reply) into dst; src is left
+   holding nothing. */
+static void s_pending_move(pending_t *dst, pending_t *src)
+{
+    for (size_t f = 0; f < src->frames; f++) {
+        zmq_msg_init(&dst->envelope[f]);
+        zmq_msg_move(&dst->envelope[f], &src->envelope[f]);
+        zmq_msg_close(&src->envelope[f]);
+    }
+    dst->frames = src->frames;
+    dst->req = src->req;
+    dst->enc = src->enc;
+    dst->err = src->err;
+    memcpy(dst->why, src->why, sizeof dst->why);
+    dst->has_reply = src->has_reply;
+    if (src->has_reply) {
+        zmq_msg_init(&dst->reply);
+        zmq_msg_move(&dst->reply, &src->reply);
+        zmq_msg_close(&src->reply);
+    }
+    src->frames = 0;
+    src->has_reply = false;
+    memset(&src->req, 0, sizeof src->req);
+}
+
 /* Sends the replies and publishes the batch's events; frees the batch. */
 static void s_flush(annal_broker_t *self)
 {
-    void *router = zsock_resolve(self->router);
-    for (size_t i = 0; i < self->npending; i++) {
-        pending_t *p = &self->pending[i];
-        if (p->has_reply) {
-            for (size_t f = 0; f < p->frames; f++)
-                zmq_msg_send(&p->envelope[f], router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-            if (zmq_msg_send(&p->reply, router, ZMQ_DONTWAIT) < 0)
-                zmq_msg_close(&p->reply);
-            p->has_reply = false;
-        }
-        for (size_t f = 0; f < p->frames; f++)
-            zmq_msg_close(&p->envelope[f]);
-        annal_request_reset(&p->req);
-    }
+    for (size_t i = 0; i < self->npending; i++)
+        s_send(self, &self->pending[i]);
     self->npending = 0;
     if (self->pub && self->npubs) {
         /* on a shared store other brokers may have committed right before
@@ -738,25 +1460,107 @@ static int s_receive(annal_broker_t *self, pending_t *p, size_t *bytes)
     return 0;
 }
 
-/* Drains waiting requests into one batch, runs, commits and answers it. */
-static void s_turn(annal_broker_t *self)
+/* Keeps p, a fetch that found nothing, until events come or its wait ends;
+   p holds nothing afterwards. */
+static void s_wait(annal_broker_t *self, pending_t *p)
+{
+    if (self->nwaiters == self->capwaiters) {
+        size_t cap = self->capwaiters ? self->capwaiters * 2 : 16;
+        waiter_t *more = realloc(self->waiters, cap * sizeof *more);
+        if (!more) { /* out of memory: it waits no more */
+            s_group_run(self, p, false);
+            return;
+        }
+        self->waiters = more;
+        self->capwaiters = cap;
+    }
+    waiter_t *w = &self->waiters[self->nwaiters++];
+    s_pending_move(&w->p, p);
+    w->deadline = zclock_mono() + w->p.req.wait_ms;
+}
+
+/* Runs the waiting fetches again: answers those that now find events, and
+   those whose wait is over (with none). */
+static void s_wake(annal_broker_t *self)
+{
+    int64_t now = zclock_mono();
+    size_t kept = 0;
+    for (size_t i = 0; i < self->nwaiters; i++) {
+        waiter_t *w = &self->waiters[i];
+        if (s_group_run(self, &w->p, now < w->deadline)) {
+            if (kept != i) {
+                s_pending_move(&self->waiters[kept].p, &w->p);
+                self->waiters[kept].deadline = w->deadline;
+            }
+            kept++;
+        }
+        else
+            s_send(self, &w->p);
+    }
+    self->nwaiters = kept;
+}
+
+/* When the waiting fetches are to run again at the latest: the first wait
+   that ends, or the first lease that does (INT64_MAX: none waits). */
+static int64_t s_next_wake(annal_broker_t *self)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < self->nwaiters; i++)
+        next = self->waiters[i].deadline < next ? self->waiters[i].deadline : next;
+    if (self->nwaiters)
+        for (group_t *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups)) {
+            int64_t d = annal_group_next_deadline(g->engine);
+            next = d < next ? d : next;
+        }
+    return next;
+}
+
+/* Drains waiting requests into one batch, runs, commits and answers it. A
+   group request runs alone, in its turn: one that comes after others waits
+   in pending[0] for the next turn (self->carry). Returns whether events may
+   have become ready for a waiting fetch. */
+static bool s_turn(annal_broker_t *self)
 {
     size_t bytes = 0, events = 0;
-    while (self->npending < ANNAL_GROUP_MAX && bytes < BATCH_BYTES && events < ANNAL_GROUP_EVENTS) {
+    if (self->carry) {
+        self->carry = false;
+        self->npending = 1;
+    }
+    while (self->npending < ANNAL_GROUP_MAX && bytes < BATCH_BYTES && events < ANNAL_GROUP_EVENTS
+           && !(self->npending == 1 && s_is_group_request(&self->pending[0]))) {
         pending_t *p = &self->pending[self->npending];
         if (s_receive(self, p, &bytes))
             break;
+        if (self->npending > 0 && s_is_group_request(p)) {
+            self->carry = true; /* stays at pending[npending] until s_flush is done */
+            break;
+        }
         events += p->req.event_count;
         self->npending++;
     }
     if (self->npending == 0)
-        return;
-    bool work = false;
-    for (size_t i = 0; i < self->npending; i++)
-        work |= self->pending[i].err == ANNAL_OK;
-    if (work)
-        s_run_batch(self);
+        return false;
+    bool wake = false;
+    if (self->npending == 1 && s_is_group_request(&self->pending[0])) {
+        pending_t *p = &self->pending[0];
+        if (s_group_run(self, p, true))
+            s_wait(self, p);
+        wake = p->req.cmd != ANNAL_CMD_GROUP_FETCH && p->req.cmd != ANNAL_CMD_GROUP_INFO;
+    }
+    else {
+        bool work = false;
+        for (size_t i = 0; i < self->npending; i++) {
+            work |= self->pending[i].err == ANNAL_OK;
+            wake |= self->pending[i].req.cmd == ANNAL_CMD_APPEND && !self->pending[i].err;
+        }
+        if (work)
+            s_run_batch(self);
+    }
+    size_t carried = self->npending;
     s_flush(self);
+    if (self->carry)
+        s_pending_move(&self->pending[0], &self->pending[carried]);
+    return wake && self->nwaiters;
 }
 
 static void s_heartbeat(annal_broker_t *self)
@@ -804,7 +1608,13 @@ static void s_actor(zsock_t *pipe, void *args)
         /* a shared store's announcements that other brokers committed */
         items[2].fd = self->pub ? annal_store_watch_fd(self->store) : -1;
         items[2].revents = 0;
-        long wait = self->behind ? 0 : (long) (next_beat - now);
+        int64_t wake_at = s_next_wake(self);
+        if (now >= wake_at) {
+            s_wake(self);
+            wake_at = s_next_wake(self);
+        }
+        int64_t until = wake_at < next_beat ? wake_at : next_beat;
+        long wait = self->behind || self->carry ? 0 : (long) (until > now ? until - now : 0);
         if (zmq_poll(items, items[2].fd >= 0 ? 3 : 2, wait) < 0 && zmq_errno() != EINTR)
             break;
         if (items[2].revents & ZMQ_POLLIN) {
@@ -814,8 +1624,9 @@ static void s_actor(zsock_t *pipe, void *args)
         }
         if (self->behind)
             s_catch_up(self, UINT64_MAX);
-        if (items[1].revents & ZMQ_POLLIN) {
-            s_turn(self);
+        if ((items[1].revents & ZMQ_POLLIN) || self->carry) {
+            if (s_turn(self))
+                s_wake(self);
             self->turns++;
         }
         if (items[0].revents & ZMQ_POLLIN) {
@@ -834,6 +1645,12 @@ static void s_free(annal_broker_t *self)
     zsock_destroy(&self->router);
     zsock_destroy(&self->pub);
     annal_gate_destroy(&self->gate); /* after the sockets it watches */
+    for (size_t i = 0; i < self->nwaiters; i++)
+        s_send(self, &self->waiters[i].p); /* no reply: freed */
+    free(self->waiters);
+    if (self->carry)
+        s_send(self, &self->pending[0]);
+    zhashx_destroy(&self->groups);
     annal_store_close(&self->store);
     annal_body_destroy(&self->reply);
     annal_event_list_free(&self->list);
@@ -916,9 +1733,12 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
     self->started = zclock_mono();
     self->reply = annal_body_new();
     self->pool = annal_pool_new();
-    self->pending = calloc(ANNAL_GROUP_MAX, sizeof *self->pending);
+    self->pending = calloc(ANNAL_GROUP_MAX + 1, sizeof *self->pending); /* + a carried one */
+    self->groups = zhashx_new();
+    if (self->groups)
+        zhashx_set_destructor(self->groups, s_group_destructor);
     self->hints = calloc(ANNAL_GROUP_MAX, sizeof *self->hints);
-    if (!self->reply || !self->pending || !self->hints || !self->pool) {
+    if (!self->reply || !self->pending || !self->hints || !self->pool || !self->groups) {
         snprintf(why, whylen, "out of memory");
         s_free(self);
         return NULL;

@@ -39,8 +39,13 @@ typedef enum {
     F_UUIDS,
     F_EVENTS,
     F_STRS,
-    F_NEW_EVENTS
+    F_NEW_EVENTS,
+    F_GROUP_EVENTS,
+    F_GROUP, /* a group's fields, inline: GROUP_FIELDS keys, not one */
+    F_GROUPS
 } fkind_t;
+
+#define GROUP_FIELDS 11 /* the keys s_emit_group_fields writes */
 
 typedef struct {
     const char *key; /* field name, borrowed */
@@ -176,6 +181,23 @@ void annal_body_uuids(annal_body_t *self, const char *key, const uint8_t *ids, s
 void annal_body_events(annal_body_t *self, const char *key, const annal_event_t *events, size_t n)
 {
     s_ptr_field(self, key, F_EVENTS, events, n);
+}
+
+void annal_body_group_events(annal_body_t *self, const char *key, const annal_group_event_t *events,
+                             size_t n)
+{
+    s_ptr_field(self, key, F_GROUP_EVENTS, events, n);
+}
+
+void annal_body_group(annal_body_t *self, const annal_group_info_t *group)
+{
+    s_ptr_field(self, NULL, F_GROUP, group, 1);
+}
+
+void annal_body_groups(annal_body_t *self, const char *key, const annal_group_info_t *groups,
+                       size_t n)
+{
+    s_ptr_field(self, key, F_GROUPS, groups, n);
 }
 
 void annal_body_bool(annal_body_t *self, const char *key, bool v)
@@ -412,12 +434,13 @@ static EMIT_INLINE void s_emit_value(emit_t *e, const uint8_t *blob, size_t len)
 
 /* --- the walks, once for both encodings ------------------------------------------ */
 
-/* One event record as stored and published (docs/protocol.md, section 1). */
-static void s_emit_event(emit_t *e, const annal_event_t *ev)
+/* One event record as stored and published (docs/protocol.md, section 1),
+   with room for extra fields after it. */
+static void s_emit_event_fields(emit_t *e, const annal_event_t *ev, size_t extra)
 {
     char when[ANNAL_TIME_TEXT];
     annal_time_format(ev->recorded_at, when);
-    s_emit_open(e, '{', 8);
+    s_emit_open(e, '{', 8 + extra);
     s_emit_key(e, "sequence_number");
     s_emit_u64(e, ev->sequence);
     s_emit_key(e, "event_id");
@@ -434,6 +457,25 @@ static void s_emit_event(emit_t *e, const annal_event_t *ev)
     s_emit_value(e, ev->metadata, ev->metadata_len);
     s_emit_key(e, "recorded_at");
     s_emit_str(e, when, strlen(when));
+}
+
+static void s_emit_event(emit_t *e, const annal_event_t *ev)
+{
+    s_emit_event_fields(e, ev, 0);
+    s_emit_end(e, '}');
+}
+
+/* A consumer group's event: the record, its delivery, a parked one's reason
+   (docs/protocol.md, section 6). */
+static void s_emit_group_event(emit_t *e, const annal_group_event_t *ge)
+{
+    s_emit_event_fields(e, &ge->event, 1 + (ge->reason != NULL));
+    s_emit_key(e, "delivery");
+    s_emit_u64(e, ge->delivery);
+    if (ge->reason) {
+        s_emit_key(e, "reason");
+        s_emit_str(e, ge->reason, ge->reason_len);
+    }
     s_emit_end(e, '}');
 }
 
@@ -455,6 +497,41 @@ static void s_emit_new_event(emit_t *e, const annal_new_event_t *ev)
         s_emit_uuid(e, ev->event_id);
     }
     s_emit_end(e, '}');
+}
+
+/* A group's fields from "group" on (docs/protocol.md, section 6:
+   group_info), GROUP_FIELDS of them, into an open map. */
+static void s_emit_group_fields(emit_t *e, const annal_group_info_t *g)
+{
+    s_emit_key(e, "group");
+    s_emit_str(e, g->group, strlen(g->group));
+    s_emit_key(e, "prefix");
+    s_emit_str(e, g->prefix, strlen(g->prefix));
+    s_emit_key(e, "event_types");
+    if (g->types) {
+        s_emit_open(e, '[', g->ntypes);
+        for (size_t i = 0; i < g->ntypes; i++)
+            s_emit_str(e, g->types[i], strlen(g->types[i]));
+        s_emit_end(e, ']');
+    }
+    else
+        s_emit_nil(e);
+    s_emit_key(e, "ordering");
+    s_emit_str(e, g->unordered ? "none" : "aggregate", g->unordered ? 4 : 9);
+    s_emit_key(e, "ack_timeout_ms");
+    s_emit_u64(e, g->ack_timeout_ms);
+    s_emit_key(e, "max_deliveries");
+    s_emit_u64(e, g->max_deliveries);
+    s_emit_key(e, "start_sequence");
+    s_emit_u64(e, g->start_sequence);
+    s_emit_key(e, "acked_through");
+    s_emit_u64(e, g->acked_through);
+    s_emit_key(e, "leased");
+    s_emit_u64(e, g->leased);
+    s_emit_key(e, "parked");
+    s_emit_u64(e, g->parked);
+    s_emit_key(e, "head_sequence");
+    s_emit_u64(e, g->head_sequence);
 }
 
 static void s_emit_field(emit_t *e, const field_t *f)
@@ -493,14 +570,34 @@ static void s_emit_field(emit_t *e, const field_t *f)
             s_emit_new_event(e, (const annal_new_event_t *) f->ptr + i);
         s_emit_end(e, ']');
         break;
+    case F_GROUP_EVENTS:
+        s_emit_open(e, '[', f->len);
+        for (size_t i = 0; i < f->len && !e->rc; i++)
+            s_emit_group_event(e, (const annal_group_event_t *) f->ptr + i);
+        s_emit_end(e, ']');
+        break;
+    case F_GROUP: s_emit_group_fields(e, f->ptr); break;
+    case F_GROUPS:
+        s_emit_open(e, '[', f->len);
+        for (size_t i = 0; i < f->len && !e->rc; i++) {
+            s_emit_open(e, '{', GROUP_FIELDS);
+            s_emit_group_fields(e, (const annal_group_info_t *) f->ptr + i);
+            s_emit_end(e, '}');
+        }
+        s_emit_end(e, ']');
+        break;
     }
 }
 
 static void s_emit_body(emit_t *e, const annal_body_t *self)
 {
-    s_emit_open(e, '{', self->count);
+    size_t keys = 0;
+    for (size_t i = 0; i < self->count; i++)
+        keys += self->fields[i].kind == F_GROUP ? GROUP_FIELDS : 1;
+    s_emit_open(e, '{', keys);
     for (size_t i = 0; i < self->count && !e->rc; i++) {
-        s_emit_key(e, self->fields[i].key);
+        if (self->fields[i].kind != F_GROUP)
+            s_emit_key(e, self->fields[i].key);
         s_emit_field(e, &self->fields[i]);
     }
     s_emit_end(e, '}');

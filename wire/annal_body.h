@@ -18,6 +18,31 @@
 
 typedef struct annal_body_t annal_body_t;
 
+/* An event a consumer group hands out, or keeps parked: the record, its
+   delivery count, and a parked one's reason (docs/protocol.md, section 6). */
+typedef struct {
+    annal_event_t event; /* the record, borrowed */
+    uint32_t delivery;   /* "delivery" */
+    const char *reason;  /* "reason" (not NUL-terminated), or NULL for none */
+    size_t reason_len;   /* bytes in reason */
+} annal_group_event_t;
+
+/* A consumer group as group_info and group_list describe it; borrowed. */
+typedef struct {
+    const char *group;  /* its name */
+    const char *prefix; /* "" for all */
+    char *const *types; /* event types, or NULL: "event_types": null */
+    size_t ntypes;      /* entries in types */
+    bool unordered;     /* "ordering": "none" (else "aggregate") */
+    uint32_t ack_timeout_ms;
+    uint32_t max_deliveries;
+    uint64_t start_sequence;
+    uint64_t acked_through; /* the low-water mark */
+    uint64_t leased;        /* events leased now */
+    uint64_t parked;        /* events parked now */
+    uint64_t head_sequence; /* the store's head */
+} annal_group_info_t;
+
 /* A new reusable reply builder; NULL out of memory. */
 annal_body_t *annal_body_new(void);
 void annal_body_destroy(annal_body_t **self);
@@ -36,6 +61,13 @@ void annal_body_uuid(annal_body_t *self, const char *key, const uint8_t *id);
 void annal_body_uuids(annal_body_t *self, const char *key, const uint8_t *ids, size_t n);
 void annal_body_events(annal_body_t *self, const char *key, const annal_event_t *events, size_t n);
 
+void annal_body_group_events(annal_body_t *self, const char *key, const annal_group_event_t *events,
+                             size_t n);
+/* The fields of group_info's reply from "group" on, in place. */
+void annal_body_group(annal_body_t *self, const annal_group_info_t *group);
+/* An array of objects with those fields (group_list). */
+void annal_body_groups(annal_body_t *self, const char *key, const annal_group_info_t *groups,
+                       size_t n);
 void annal_body_bool(annal_body_t *self, const char *key, bool v);
 void annal_body_strs(annal_body_t *self, const char *key, const char *const *strs, size_t n);
 /* Events to append: [{"event_type", "event_data", "metadata", "event_id"}]. */
