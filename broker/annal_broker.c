@@ -668,7 +668,7 @@ static annal_err_t s_group_scan(annal_broker_t *self, group_t *g, size_t want)
                 annal_group_mark(e, ev->sequence, g->marks[g->markpos++].state);
         }
         annal_group_scanned(e, next);
-        if (next == from || self->list.count == 0)
+        if (next <= from)
             return ANNAL_OK; /* at the head */
     }
     return ANNAL_OK;
@@ -1057,6 +1057,8 @@ static annal_err_t s_group_answer(annal_broker_t *self, pending_t *p, group_ctx_
         return s_finish(self, p);
     case ANNAL_CMD_GROUP_INFO: {
         annal_group_info_t info;
+        if ((err = s_group_scan(self, g, 1))) /* acked_through: past what does not match */
+            return err;
         s_group_info(self, g, st.head_sequence, &info);
         annal_body_begin(self->reply, "group", true, r->msg_id);
         annal_body_group(self->reply, &info);
@@ -1075,7 +1077,7 @@ static annal_err_t s_group_answer(annal_broker_t *self, pending_t *p, group_ctx_
             err = ANNAL_ERR_INTERNAL;
         for (const char *name = zlistx_first(names); !err && name; name = zlistx_next(names)) {
             group_t *one = s_group(self, name, &err);
-            if (one)
+            if (one && !(err = s_group_scan(self, one, 1)))
                 s_group_info(self, one, st.head_sequence, &infos[n++]);
         }
         if (!err) {
@@ -1460,6 +1462,22 @@ static int s_receive(annal_broker_t *self, pending_t *p, size_t *bytes)
     return 0;
 }
 
+/* Stores each group's floor where it moved on, which drops the acks behind
+   it from the store (loading a group then reads fewer marks). Once a beat;
+   a failure leaves the older floor, which is still true. */
+static void s_group_floors(annal_broker_t *self)
+{
+    for (group_t *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups)) {
+        uint64_t at = annal_group_acked_through(g->engine);
+        if (at <= g->floor || annal_store_begin(self->store))
+            continue;
+        if (annal_store_group_floor(self->store, g->def.name, at) != ANNAL_OK)
+            annal_store_abort(self->store);
+        else if (annal_store_commit(self->store) == ANNAL_OK)
+            g->floor = at;
+    }
+}
+
 /* Keeps p, a fetch that found nothing, until events come or its wait ends;
    p holds nothing afterwards. */
 static void s_wait(annal_broker_t *self, pending_t *p)
@@ -1599,6 +1617,7 @@ static void s_actor(zsock_t *pipe, void *args)
         int64_t now = zclock_mono();
         if (now >= next_beat) {
             s_heartbeat(self);
+            s_group_floors(self);
             annal_store_checkpoint(self->store);
             if (self->turns == 0)
                 malloc_trim(0); /* idle for a whole beat: give freed memory back */
