@@ -890,8 +890,11 @@ static annal_err_t s_group_write(annal_broker_t *self, pending_t *p, group_ctx_t
     }
     group_t *g = c->group;
     c->ch.group = g;
+    /* leases that ended are over before anything else is looked at */
+    if ((err = s_expire(self, g, &c->ch)))
+        return err;
     switch (r->cmd) {
-    case ANNAL_CMD_GROUP_FETCH: return s_expire(self, g, &c->ch);
+    case ANNAL_CMD_GROUP_FETCH: return ANNAL_OK;
     case ANNAL_CMD_GROUP_ACK:
     case ANNAL_CMD_GROUP_NACK:
         for (size_t i = 0; i < r->sequence_count && !err; i++) {
@@ -1077,6 +1080,9 @@ static annal_err_t s_group_answer(annal_broker_t *self, pending_t *p, group_ctx_
             err = ANNAL_ERR_INTERNAL;
         for (const char *name = zlistx_first(names); !err && name; name = zlistx_next(names)) {
             group_t *one = s_group(self, name, &err);
+            if (one)
+                annal_group_expire(one->engine, zclock_mono(), NULL,
+                                   0); /* parks: its own next op */
             if (one && !(err = s_group_scan(self, one, 1)))
                 s_group_info(self, one, st.head_sequence, &infos[n++]);
         }
@@ -1099,8 +1105,14 @@ static annal_err_t s_group_answer(annal_broker_t *self, pending_t *p, group_ctx_
         annal_mark_list_t marks = {0};
         copies_t events = {0};
         uint64_t next = 0;
-        err = annal_store_group_marks(self->store, g->def.name, r->from, max, ANNAL_MARK_PARKED,
+        /* one more than asked: whether it exists says if next_sequence is due */
+        err = annal_store_group_marks(self->store, g->def.name, r->from, max + 1, ANNAL_MARK_PARKED,
                                       &marks, &next);
+        next = 0;
+        if (!err && marks.count > max) {
+            next = marks.items[max].sequence;
+            marks.count = max;
+        }
         /* the reasons are the store's until its next call: copied first */
         char **reasons = marks.count ? calloc(marks.count, sizeof(char *)) : NULL;
         for (size_t i = 0; !err && i < marks.count; i++) {
@@ -1337,8 +1349,8 @@ static void s_run_batch(annal_broker_t *self)
 /* Sends p's reply, if it has one, and frees what p holds. */
 static void s_send(annal_broker_t *self, pending_t *p)
 {
-    void *router = zsock_resolve(self->router);
     if (p->has_reply) {
+        void *router = zsock_resolve(self->router);
         for (size_t f = 0; f < p->frames; f++)
             zmq_msg_send(&p->envelope[f], router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
         if (zmq_msg_send(&p->reply, router, ZMQ_DONTWAIT) < 0)
@@ -1661,14 +1673,14 @@ static void s_actor(zsock_t *pipe, void *args)
 
 static void s_free(annal_broker_t *self)
 {
-    zsock_destroy(&self->router);
-    zsock_destroy(&self->pub);
-    annal_gate_destroy(&self->gate); /* after the sockets it watches */
     for (size_t i = 0; i < self->nwaiters; i++)
-        s_send(self, &self->waiters[i].p); /* no reply: freed */
+        s_send(self, &self->waiters[i].p); /* unanswered: only freed */
     free(self->waiters);
     if (self->carry)
         s_send(self, &self->pending[0]);
+    zsock_destroy(&self->router);
+    zsock_destroy(&self->pub);
+    annal_gate_destroy(&self->gate); /* after the sockets it watches */
     zhashx_destroy(&self->groups);
     annal_store_close(&self->store);
     annal_body_destroy(&self->reply);
