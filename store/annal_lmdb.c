@@ -1590,9 +1590,7 @@ static annal_err_t s_group_marks(void *handle, const char *name, uint64_t from, 
     if (!self->txn)
         return ANNAL_ERR_INTERNAL;
     size_t nlen = s_group_name(name);
-    if (max == 0)
-        *next = from; /* nothing examined: no further */
-    if (!nlen || max == 0)
+    if (!nlen)
         return ANNAL_OK;
     uint8_t kb[KEY_MAX];
     MDB_val key = {s_vkey(kb, name, nlen, from), kb}, val;
@@ -1609,12 +1607,16 @@ static annal_err_t s_group_marks(void *handle, const char *name, uint64_t from, 
             err = ANNAL_ERR_INTERNAL;
             break;
         }
-        if ((!mark || m.mark == mark) && s_mark_push(out, &m)) {
-            err = ANNAL_ERR_UNAVAILABLE;
+        if (mark && m.mark != mark) {
+            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+            continue;
+        }
+        if (out->count == max) { /* one more: so a full page that ends the list says so */
+            *next = m.sequence;
             break;
         }
-        if (out->count == max) {
-            *next = m.sequence + 1; /* past UINT64_MAX: 0, the end */
+        if (s_mark_push(out, &m)) {
+            err = ANNAL_ERR_UNAVAILABLE;
             break;
         }
         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);

@@ -228,10 +228,12 @@ typedef struct {
        or ANNAL_ERR_NOT_FOUND when the group is not stored (no mark
        outlives its group). group_unmark: removes sequence's mark, if any.
        group_marks: up to max marks from sequence from on, of kind mark (0:
-       any), into out (cleared first); *next is the sequence after the last
-       one examined (0 at the end). group_floor: stores a new floor and
-       drops the ANNAL_MARK_ACKED marks at or below it, or
-       ANNAL_ERR_NOT_FOUND. */
+       any), into out (cleared first); *next is where the next call goes on,
+       past the last mark given and at most at the next one of kind mark
+       (LMDB: that one's sequence), or 0 when there is none: a full page
+       that ends the list says so (tests/test_groups.py parked_replay).
+       group_floor: stores a new floor and drops the ANNAL_MARK_ACKED marks
+       at or below it, or ANNAL_ERR_NOT_FOUND. */
     annal_err_t (*group_put)(void *self, const annal_group_def_t *def);
     annal_err_t (*group_get)(void *self, const char *name, annal_group_def_t *out);
     annal_err_t (*group_each)(void *self,

@@ -1155,8 +1155,9 @@ static void t_group_mark(void)
 }
 
 /* marks: from a sequence on, at most max, of one kind or any; *next is
-   past the last one examined, 0 at the end; paging by it finds each once;
-   no other group's marks. */
+   past the last one given, at most at the next one of the kind, 0 when
+   none is left (a full page that ends the list too); paging by it finds
+   each once; no other group's marks. */
 static void t_group_marks(void)
 {
     CHECK(s_fresh());
@@ -1185,15 +1186,18 @@ static void t_group_marks(void)
     CHECK(s_marks.items[3].delivery == 4 && s_marks.items[3].reason_len == 1);
     CHECK(s_marks.items[3].reason[0] == 'p' && s_marks.items[4].reason == NULL);
     CHECK(s_marks_are("g", 5, 3, 0, SEQS(5, 6, 7), 8));
-    CHECK(s_marks_are("g", 1, 2, ANNAL_MARK_PARKED, SEQS(4, 8), 9));
-    CHECK(s_marks_are("g", 9, 2, ANNAL_MARK_PARKED, SEQS(12, 16), 17));
+    CHECK(s_marks_are("g", 1, 2, ANNAL_MARK_PARKED, SEQS(4, 8), 12));
+    CHECK(s_marks_are("g", 9, 2, ANNAL_MARK_PARKED, SEQS(12, 16), 20));
     CHECK(s_marks_are("g", 17, 2, ANNAL_MARK_PARKED, SEQS(20), 0));
     CHECK(s_marks_are("g", 0, 100, ANNAL_MARK_READY, SEQS(2, 6, 10, 14, 18), 0));
-    CHECK(s_marks_are("g", 19, 1, ANNAL_MARK_ACKED, SEQS(19), 20));
+    CHECK(s_marks_are("g", 19, 1, ANNAL_MARK_ACKED, SEQS(19), 0));
+    CHECK(s_marks_are("g", 0, 5, ANNAL_MARK_READY, SEQS(2, 6, 10, 14, 18), 0)); /* full, last */
+    CHECK(s_marks_are("g", 0, 4, ANNAL_MARK_READY, SEQS(2, 6, 10, 14), 18));
     CHECK(s_marks_are("g", 20, 1, ANNAL_MARK_ACKED, NONE, 0));
-    CHECK(s_marks_are("g", 20, 1, 0, SEQS(20), 21) && s_marks_are("g", 21, 10, 0, NONE, 0));
+    CHECK(s_marks_are("g", 20, 1, 0, SEQS(20), 0) && s_marks_are("g", 21, 10, 0, NONE, 0));
+    CHECK(s_marks_are("g", 19, 1, 0, SEQS(19), 20));
     CHECK(s_marks_are("g", UINT64_MAX, 10, 0, NONE, 0));
-    CHECK(s_marks_are("g", 3, 0, 0, NONE, 3)); /* max 0: nothing examined */
+    CHECK(s_marks_are("g", 3, 0, 0, NONE, 3) && s_marks_are("g", 3, 0, ANNAL_MARK_PARKED, NONE, 4));
     CHECK(s_marks_are("h", 0, 100, 0, NONE, 0) && s_marks_are("", 0, 100, 0, NONE, 0));
     CHECK(s_marks_are("f", 0, 100, ANNAL_MARK_ACKED, NONE, 0));
     CHECK(s_marks_are("g-2", 0, 100, ANNAL_MARK_PARKED, SEQS(24, 28, 32, 36, 40), 0));
