@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "annal_limits.h"
+
 /* --- backup ---------------------------------------------------------------------- */
 
 int annal_store_backup(const char *location, const char *dest, char *why, size_t whylen)
@@ -55,6 +57,32 @@ static annal_err_t s_copy_snapshot(void *arg, const char *agg, size_t alen,
     return err;
 }
 
+/* group_each's fn for s_first_group: keeps the first name, and stops. */
+static annal_err_t s_take_name(void *arg, const annal_group_def_t *def)
+{
+    snprintf(arg, ANNAL_MAX_AGGREGATE_ID + 1, "%s", def->name);
+    return ANNAL_ERR_CONFLICT;
+}
+
+/* Whether store holds a consumer group (the first one's name into name,
+   ANNAL_MAX_AGGREGATE_ID + 1 bytes); -1 when it cannot tell (why says). */
+static int s_first_group(annal_store_t *store, char *name, char *why, size_t whylen)
+{
+    *name = 0;
+    if (!annal_store_has_groups(store))
+        return 0;
+    annal_err_t err = annal_store_begin(store);
+    if (!err) {
+        err = annal_store_group_each(store, s_take_name, name);
+        annal_store_abort(store);
+    }
+    if (err && err != ANNAL_ERR_CONFLICT) {
+        snprintf(why, whylen, "cannot read the source's consumer groups: %s", annal_strerror(err));
+        return -1;
+    }
+    return *name != 0;
+}
+
 /* The number of events in store (0 when it cannot tell). */
 static uint64_t s_count(annal_store_t *store)
 {
@@ -85,7 +113,16 @@ int annal_store_migrate(const char *from, const char *to, annal_progress_fn prog
     if (!source)
         return -1;
     int rc = -1;
-    if (!(m.to = annal_store_open(to, NULL, why, whylen)))
+    /* the PostgreSQL backend keeps no groups yet: refuse rather than drop them */
+    char group[ANNAL_MAX_AGGREGATE_ID + 1];
+    int groups = s_first_group(source, group, why, whylen);
+    if (groups > 0)
+        snprintf(why, whylen,
+                 "%s holds consumer groups (\"%s\", maybe more): "
+                 "groups cannot be migrated yet; delete them first (group_delete) "
+                 "or keep the store on LMDB",
+                 from, group);
+    if (groups != 0 || !(m.to = annal_store_open(to, NULL, why, whylen)))
         goto done;
     m.total = s_count(source);
     if (annal_store_load_begin(m.to, &m.sink, why, whylen))

@@ -17,9 +17,10 @@
     Byte order: every integer the store writes, in its databases and in
     its journal, is in the host's native order (the value's bytes as they
     are in memory), except the version in the keys of streams and
-    snapshots, which is big-endian so that those keys sort in version
-    order. On a little-endian host (x86-64, arm64) native is little-endian;
-    on a big-endian one it would be big-endian. So a store is not portable
+    snapshots and the sequence in the keys of group_marks, which are
+    big-endian so that those keys sort in version (sequence) order. On a
+    little-endian host (x86-64, arm64) native is little-endian; on a
+    big-endian one it would be big-endian. So a store is not portable
     across endianness, and not across word size either (the events key is
     a size_t, which the code takes to be 8 bytes); nor is LMDB's own
     data.mdb, whose pages are native too. Copy a store's files only to a
@@ -27,18 +28,27 @@
     (FORMAT_VALUE).
 
     Databases (all keys compared as bytes unless said):
-    | db         | key                                   | value                   |
-    | ---------- | ------------------------------------- | ----------------------- |
-    | meta       | "format"                              | "annal-lmdb-1"          |
-    | meta       | "journal"                             | generation (u64 native) |
-    | events     | sequence (size_t native, MDB_INTEGERKEY) | event record (below) |
-    | streams    | aggregate_id, 0x00, version (u64 BE)  | sequence (u64 native)   |
-    | aggregates | aggregate_id                          | version (u64 native)    |
-    | event_ids  | event_id (16 bytes)                   | sequence (u64 native)   |
-    | snapshots  | aggregate_id, 0x00, version (u64 BE)  | kind (1 byte), state    |
+    | db          | key                                      | value                   |
+    | ----------- | ---------------------------------------- | ----------------------- |
+    | meta        | "format"                                 | "annal-lmdb-1"          |
+    | meta        | "journal"                                | generation (u64 native) |
+    | events      | sequence (size_t native, MDB_INTEGERKEY) | event record (below)    |
+    | streams     | aggregate_id, 0x00, version (u64 BE)     | sequence (u64 native)   |
+    | aggregates  | aggregate_id                             | version (u64 native)    |
+    | event_ids   | event_id (16 bytes)                      | sequence (u64 native)   |
+    | snapshots   | aggregate_id, 0x00, version (u64 BE)     | kind (1 byte), state    |
+    | groups      | group name                               | group record (below)    |
+    | group_marks | group name, 0x00, sequence (u64 BE)      | mark (below)            |
     Snapshot kind: 0 = the default fold, 1 = a client's own state; the state
     is a canonical blob. Aggregate ids hold no 0x00, so "id, 0x00" sorts each aggregate's keys
-    together and in version order.
+    together and in version order; group names hold none either (the codec
+    gives them the aggregate id rules), so "name, 0x00" sorts a group's marks
+    together and in sequence order. groups and group_marks came after the
+    others: a store made before them gains them, empty, at its next open.
+    The format (FORMAT_VALUE) stays: nothing stored before changed meaning,
+    an annal from before groups serves such a store's events as they are
+    (it never opens the two), and refuses its journal while that holds
+    group writes (see the journal payload below).
 
     Event record (integers native; the code names its offsets once: REC_*):
     | offset | size | field                      |
@@ -55,18 +65,49 @@
     | 49     | 4    | its index in that append (0 = first)          |
     | 53     | A+T+D+M | the four fields, in order |
 
+    Group record (a consumer group's settings and floor, annal_group_def_t;
+    integers native; offsets GREC_*):
+    | offset | size | field                                         |
+    | ------ | ---- | --------------------------------------------- |
+    | 0      | 1    | record format, 1                              |
+    | 1      | 1    | ordering: 0 = by aggregate, 1 = none          |
+    | 2      | 2    | prefix length P                               |
+    | 4      | 2    | event type count N (0 = every type)           |
+    | 6      | 4    | ack_timeout_ms                                |
+    | 10     | 4    | max_deliveries                                |
+    | 14     | 8    | start_sequence                                |
+    | 22     | 8    | floor                                         |
+    | 30     | P    | the prefix                                    |
+    | 30+P   | ...  | N event types, each: u16 length L, L bytes    |
+
+    Mark (one group event's state above the floor, annal_group_mark_t;
+    integers native; offsets MARK_*):
+    | offset | size | field                                           |
+    | ------ | ---- | ----------------------------------------------- |
+    | 0      | 1    | mark: 1 acked, 2 parked, 3 ready (annal_mark_t) |
+    | 1      | 4    | delivery count                                  |
+    | 5      | R    | reason (R = value length - 5; 0: none)          |
+
     Invariants (see annal_store.h) plus:
     1. head == the largest key of events == the number of events.
     2. aggregates[id] == the largest version in streams for id.
     3. Every event_ids entry points at an event with that id.
+    4. Every group_marks key's name has a groups record (group_mark needs
+       one; group_delete drops the marks with the record).
     The map starts small and doubles when LMDB reports it full: the batch is
     dropped, the root checkpointed, the map grown, and the broker runs the
     batch again.
 
-    Journal payload: the batch's puts, in order, each (integers native;
+    Journal payload: the batch's writes, in order, each (integers native;
     offsets OP_*)
-    | u8 db | u8 0 | u16 key length K | u32 value length V | key | value |
-    with db the index in dbi[] below. Replay puts them again, in order. */
+    | u8 db | u8 kind | u16 key length K | u32 value length V | key | value |
+    with db the index in dbi[] below (an index never changes meaning: new
+    databases take new ones) and kind 0 a put (of the value), 1 a delete
+    (of the key; V is 0). Replay does them again, in order; a delete of a
+    key that is not there is no error. Journals written before deletes
+    existed hold kind 0 only (that byte was always 0): they replay as they
+    did. An annal from before groups refuses a journal that writes them (a
+    db index past its own), rather than dropping part of a batch. */
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
@@ -93,8 +134,22 @@
 #define DEFAULT_MAP     (64u << 20)
 #define MAX_STEP        ((size_t) 4 << 30) /* grow by doubling, at most 4 GiB at a time */
 #define KEY_MAX         (ANNAL_MAX_AGGREGATE_ID + 9)
+#define GROUP_FORMAT    1
+#define GROUP_NAME_MAX  ANNAL_MAX_AGGREGATE_ID /* group names follow the aggregate id rules */
 
-enum { DB_META, DB_EVENTS, DB_STREAMS, DB_AGGREGATES, DB_EVENT_IDS, DB_SNAPSHOTS, DB_COUNT };
+/* The journal names a database by its index here: append only. */
+enum {
+    DB_META,
+    DB_EVENTS,
+    DB_STREAMS,
+    DB_AGGREGATES,
+    DB_EVENT_IDS,
+    DB_SNAPSHOTS,
+    DB_GROUPS,
+    DB_GROUP_MARKS,
+    DB_COUNT
+};
+_Static_assert(DB_COUNT <= MAX_DBS, "MAX_DBS holds every named database");
 
 /* The event record's header (the table above): where each field starts. */
 enum {
@@ -111,13 +166,39 @@ enum {
     REC_HEADER = 53        /* the header's size: aggregate_id, event_type, data, metadata follow */
 };
 
-/* A journal put's header (the payload table above). */
+/* The group record's header (the table above). */
+enum {
+    GREC_FORMAT = 0,          /* u8: GROUP_FORMAT */
+    GREC_UNORDERED = 1,       /* u8: 1 for ordering "none", 0 for "aggregate" */
+    GREC_PREFIX_LEN = 2,      /* u16: prefix length P */
+    GREC_NTYPES = 4,          /* u16: event type count N */
+    GREC_ACK_TIMEOUT = 6,     /* u32: ack_timeout_ms */
+    GREC_MAX_DELIVERIES = 10, /* u32: max_deliveries */
+    GREC_START = 14,          /* u64: start_sequence */
+    GREC_FLOOR = 22,          /* u64: floor */
+    GREC_HEADER = 30          /* the header's size: the prefix, then the types, follow */
+};
+
+/* A mark's value (the table above). */
+enum {
+    MARK_KIND = 0,     /* u8: annal_mark_t */
+    MARK_DELIVERY = 1, /* u32: delivery count */
+    MARK_HEADER = 5    /* the header's size: the reason follows */
+};
+
+/* A journal op's header (the payload table above). */
 enum {
     OP_DB = 0,    /* u8: the db's index in dbi[] */
-    OP_ZERO = 1,  /* u8: 0 */
+    OP_KIND = 1,  /* u8: OP_PUT or OP_DELETE */
     OP_KLEN = 2,  /* u16: key length K */
     OP_VLEN = 4,  /* u32: value length V */
     OP_HEADER = 8 /* the header's size: the key, then the value, follow */
+};
+
+/* A journal op's kind (OP_KIND). */
+enum {
+    OP_PUT = 0,   /* put the value under the key (every op of journals before groups) */
+    OP_DELETE = 1 /* delete the key, if there; no value */
 };
 
 /* Each field ends where the next begins: it is as wide as the C value it
@@ -133,11 +214,28 @@ FIELD(REC_DATA_LEN, uint32_t, REC_META_LEN);
 FIELD(REC_META_LEN, uint32_t, REC_APPEND_SIZE);
 FIELD(REC_APPEND_SIZE, ((annal_stored_t *) 0)->append_size, REC_APPEND_INDEX);
 FIELD(REC_APPEND_INDEX, ((annal_stored_t *) 0)->append_index, REC_HEADER);
-FIELD(OP_DB, uint8_t, OP_ZERO);
-FIELD(OP_ZERO, uint8_t, OP_KLEN);
+FIELD(GREC_FORMAT, uint8_t, GREC_UNORDERED);
+FIELD(GREC_UNORDERED, uint8_t, GREC_PREFIX_LEN);
+FIELD(GREC_PREFIX_LEN, uint16_t, GREC_NTYPES);
+FIELD(GREC_NTYPES, uint16_t, GREC_ACK_TIMEOUT);
+FIELD(GREC_ACK_TIMEOUT, ((annal_group_def_t *) 0)->ack_timeout_ms, GREC_MAX_DELIVERIES);
+FIELD(GREC_MAX_DELIVERIES, ((annal_group_def_t *) 0)->max_deliveries, GREC_START);
+FIELD(GREC_START, ((annal_group_def_t *) 0)->start, GREC_FLOOR);
+FIELD(GREC_FLOOR, ((annal_group_def_t *) 0)->floor, GREC_HEADER);
+FIELD(MARK_KIND, uint8_t, MARK_DELIVERY);
+FIELD(MARK_DELIVERY, ((annal_group_mark_t *) 0)->delivery, MARK_HEADER);
+FIELD(OP_DB, uint8_t, OP_KIND);
+FIELD(OP_KIND, uint8_t, OP_KLEN);
 FIELD(OP_KLEN, uint16_t, OP_VLEN);
 FIELD(OP_VLEN, uint32_t, OP_HEADER);
 #undef FIELD
+
+/* Memory a view of a group lives in, reused (a group's strings are not
+   NUL-terminated in its record). */
+typedef struct {
+    void *buf;  /* the view's types array, then its strings */
+    size_t cap; /* bytes allocated */
+} scratch_t;
 
 typedef struct {
     MDB_env *env;             /* the environment */
@@ -162,6 +260,8 @@ typedef struct {
                               the disk full */
     bool env_ready;           /* open has finished */
     int replay_rc;            /* the LMDB error that stopped a replay */
+    scratch_t got;            /* group_get's view of a group */
+    scratch_t each;           /* group_each's view of the group fn is called with */
 } lmdb_t;
 
 /* Integers in native order (the design note), at any alignment. */
@@ -312,10 +412,10 @@ static annal_err_t s_seq_of(lmdb_t *self, const char *agg, uint64_t v, uint64_t 
 
 /* --- the journal ------------------------------------------------------------------ */
 
-/* Adds a put to the open batch's journal record and returns where its value
-   goes (vlen bytes, for the caller to fill), or NULL out of memory. The
-   pointer is valid until the next call. */
-static uint8_t *s_log(lmdb_t *self, int db, const void *key, size_t klen, size_t vlen)
+/* Adds an op of kind to the open batch's journal record and returns where
+   its value goes (vlen bytes, for the caller to fill), or NULL out of
+   memory. The pointer is valid until the next call. */
+static uint8_t *s_log_op(lmdb_t *self, int kind, int db, const void *key, size_t klen, size_t vlen)
 {
     size_t need = self->jlen + OP_HEADER + klen + vlen;
     if (need > self->jcap) {
@@ -329,12 +429,18 @@ static uint8_t *s_log(lmdb_t *self, int db, const void *key, size_t klen, size_t
     }
     uint8_t *p = self->jbuf + self->jlen;
     p[OP_DB] = (uint8_t) db;
-    p[OP_ZERO] = 0;
+    p[OP_KIND] = (uint8_t) kind;
     s_put16(p + OP_KLEN, (uint16_t) klen);
     s_put32(p + OP_VLEN, (uint32_t) vlen);
     memcpy(p + OP_HEADER, key, klen);
     self->jlen = need;
     return p + OP_HEADER + klen;
+}
+
+/* s_log_op for a put. */
+static uint8_t *s_log(lmdb_t *self, int db, const void *key, size_t klen, size_t vlen)
+{
+    return s_log_op(self, OP_PUT, db, key, klen, vlen);
 }
 
 /* Puts key and val into db inside the open batch, and into its journal
@@ -350,19 +456,40 @@ static int s_put(lmdb_t *self, int db, const void *key, size_t klen, const void 
     return mdb_put(self->txn, self->dbi[db], &k, &d, flags);
 }
 
+/* Deletes key from db inside the open batch, and into its journal record.
+   The delete is logged first, as a put is: a write the journal lacked
+   would survive an abort, which rebuilds the root only when the batch
+   logged something. Returns an LMDB code; MDB_NOTFOUND, with nothing
+   logged, when key is not there. */
+static int s_del(lmdb_t *self, int db, const void *key, size_t klen)
+{
+    size_t at = self->jlen;
+    if (!s_log_op(self, OP_DELETE, db, key, klen, 0))
+        return ENOMEM;
+    MDB_val k = {klen, (void *) key};
+    int rc = mdb_del(self->txn, self->dbi[db], &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        self->jlen = at;
+    return rc;
+}
+
 /* Replays one journal record into the root transaction. */
 static int s_replay_record(void *arg, const uint8_t *p, size_t len)
 {
     lmdb_t *self = arg;
     while (len) {
-        if (len < OP_HEADER || p[OP_DB] >= DB_COUNT)
+        if (len < OP_HEADER || p[OP_DB] >= DB_COUNT
+            || (p[OP_KIND] != OP_PUT && p[OP_KIND] != OP_DELETE))
             return -1;
         uint16_t klen = s_get16(p + OP_KLEN);
         uint32_t vlen = s_get32(p + OP_VLEN);
-        if ((uint64_t) OP_HEADER + klen + vlen > len)
+        if ((uint64_t) OP_HEADER + klen + vlen > len || (p[OP_KIND] == OP_DELETE && vlen))
             return -1;
         MDB_val k = {klen, (void *) (p + OP_HEADER)}, d = {vlen, (void *) (p + OP_HEADER + klen)};
-        int rc = mdb_put(self->root, self->dbi[p[OP_DB]], &k, &d, 0);
+        int rc = p[OP_KIND] == OP_PUT ? mdb_put(self->root, self->dbi[p[OP_DB]], &k, &d, 0)
+                                      : mdb_del(self->root, self->dbi[p[OP_DB]], &k, NULL);
+        if (rc == MDB_NOTFOUND && p[OP_KIND] == OP_DELETE)
+            rc = 0; /* the design note: a delete of a key not there changes nothing */
         if (rc) {
             self->replay_rc = rc;
             return -1;
@@ -542,6 +669,8 @@ static void s_close(void *handle)
     if (self->lock_fd >= 0)
         close(self->lock_fd);
     free(self->jbuf);
+    free(self->got.buf);
+    free(self->each.buf);
     free(self);
 }
 
@@ -664,7 +793,10 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         || (rc = mdb_dbi_open(txn, "streams", create, &self->dbi[DB_STREAMS]))
         || (rc = mdb_dbi_open(txn, "aggregates", create, &self->dbi[DB_AGGREGATES]))
         || (rc = mdb_dbi_open(txn, "event_ids", create, &self->dbi[DB_EVENT_IDS]))
-        || (rc = mdb_dbi_open(txn, "snapshots", create, &self->dbi[DB_SNAPSHOTS]))) {
+        || (rc = mdb_dbi_open(txn, "snapshots", create, &self->dbi[DB_SNAPSHOTS]))
+        /* created in a store made before them (the design note) */
+        || (rc = mdb_dbi_open(txn, "groups", MDB_CREATE, &self->dbi[DB_GROUPS]))
+        || (rc = mdb_dbi_open(txn, "group_marks", MDB_CREATE, &self->dbi[DB_GROUP_MARKS]))) {
         mdb_txn_abort(txn);
         return s_fail_open(self, why, whylen, "data folder %s is not an annal store (%s)", dir,
                            mdb_strerror(rc));
@@ -1148,6 +1280,380 @@ static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
     return ANNAL_OK;
 }
 
+/* --- consumer groups --------------------------------------------------------------- */
+
+/* The length of name when a group may have it (1 .. GROUP_NAME_MAX bytes,
+   as the codec lets through), else 0: no group is stored under it. */
+static size_t s_group_name(const char *name)
+{
+    size_t len = strlen(name);
+    return len <= GROUP_NAME_MAX ? len : 0;
+}
+
+/* Whether key is a mark of the group name (nlen bytes). */
+static bool s_mark_of(const MDB_val *key, const char *name, size_t nlen)
+{
+    const uint8_t *k = key->mv_data;
+    return key->mv_size == nlen + 9 && memcmp(k, name, nlen) == 0 && k[nlen] == 0;
+}
+
+/* Bytes the view of the group record val (of a name of nlen bytes) needs,
+   or 0 when the record is damaged. */
+static size_t s_group_size(const MDB_val *val, size_t nlen)
+{
+    const uint8_t *p = val->mv_data, *end = p + val->mv_size;
+    if (val->mv_size < GREC_HEADER || p[GREC_FORMAT] != GROUP_FORMAT || p[GREC_UNORDERED] > 1)
+        return 0;
+    size_t plen = s_get16(p + GREC_PREFIX_LEN), ntypes = s_get16(p + GREC_NTYPES);
+    size_t need = ntypes * sizeof(char *) + nlen + 1 + plen + 1;
+    const uint8_t *t = p + GREC_HEADER;
+    if ((size_t) (end - t) < plen)
+        return 0;
+    t += plen;
+    for (size_t i = 0; i < ntypes; i++) {
+        if (end - t < 2 || (size_t) (end - t - 2) < s_get16(t))
+            return 0;
+        need += s_get16(t) + 1u;
+        t += 2 + s_get16(t);
+    }
+    return t == end ? need : 0;
+}
+
+/* Decodes the group record val of name (nlen bytes, not NUL-terminated)
+   into def, which borrows sc for its strings and types. */
+static annal_err_t s_group_decode(lmdb_t *self, scratch_t *sc, const void *name, size_t nlen,
+                                  const MDB_val *val, annal_group_def_t *def)
+{
+    size_t need = s_group_size(val, nlen);
+    if (!need) {
+        self->failed = true;
+        return ANNAL_ERR_INTERNAL;
+    }
+    if (need > sc->cap) {
+        void *bigger = realloc(sc->buf, need);
+        if (!bigger)
+            return ANNAL_ERR_UNAVAILABLE;
+        sc->buf = bigger, sc->cap = need;
+    }
+    const uint8_t *p = val->mv_data, *t = p + GREC_HEADER;
+    size_t plen = s_get16(p + GREC_PREFIX_LEN), ntypes = s_get16(p + GREC_NTYPES);
+    char **types = sc->buf, *s = (char *) (types + ntypes);
+    def->name = s;
+    memcpy(s, name, nlen);
+    s[nlen] = 0;
+    s += nlen + 1;
+    def->prefix = s;
+    memcpy(s, t, plen);
+    s[plen] = 0;
+    s += plen + 1, t += plen;
+    for (size_t i = 0; i < ntypes; i++) {
+        size_t tlen = s_get16(t);
+        types[i] = s;
+        memcpy(s, t + 2, tlen);
+        s[tlen] = 0;
+        s += tlen + 1, t += 2 + tlen;
+    }
+    def->types = ntypes ? types : NULL;
+    def->ntypes = ntypes;
+    def->unordered = p[GREC_UNORDERED] == 1;
+    def->ack_timeout_ms = s_get32(p + GREC_ACK_TIMEOUT);
+    def->max_deliveries = s_get32(p + GREC_MAX_DELIVERIES);
+    def->start = s_get64(p + GREC_START);
+    def->floor = s_get64(p + GREC_FLOOR);
+    return ANNAL_OK;
+}
+
+/* Decodes the mark at key and val (of a group name of nlen bytes) into m;
+   -1 when it is damaged. m->reason borrows val. */
+static int s_mark_decode(const MDB_val *key, const MDB_val *val, size_t nlen, annal_group_mark_t *m)
+{
+    const uint8_t *v = val->mv_data;
+    if (val->mv_size < MARK_HEADER
+        || (v[MARK_KIND] != ANNAL_MARK_ACKED && v[MARK_KIND] != ANNAL_MARK_PARKED
+            && v[MARK_KIND] != ANNAL_MARK_READY))
+        return -1;
+    m->sequence = s_get_be((const uint8_t *) key->mv_data + nlen + 1);
+    m->mark = (annal_mark_t) v[MARK_KIND];
+    m->delivery = s_get32(v + MARK_DELIVERY);
+    m->reason_len = val->mv_size - MARK_HEADER;
+    m->reason = m->reason_len ? (const char *) v + MARK_HEADER : NULL;
+    return 0;
+}
+
+/* Appends m to list (growing it). Returns 0, or -1 out of memory. */
+static int s_mark_push(annal_mark_list_t *list, const annal_group_mark_t *m)
+{
+    if (list->count == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 64;
+        annal_group_mark_t *bigger = realloc(list->items, cap * sizeof *bigger);
+        if (!bigger)
+            return -1;
+        list->items = bigger, list->cap = cap;
+    }
+    list->items[list->count++] = *m;
+    return 0;
+}
+
+/* Deletes the marks of name (nlen bytes) at or below through: every one,
+   or the ANNAL_MARK_ACKED ones only. */
+static annal_err_t s_drop_marks(lmdb_t *self, const char *name, size_t nlen, uint64_t through,
+                                bool acked_only)
+{
+    uint8_t kb[KEY_MAX];
+    MDB_val key = {s_vkey(kb, name, nlen, 0), kb}, val;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->dbi[DB_GROUP_MARKS], &cur);
+    if (rc)
+        return s_err(self, rc);
+    annal_err_t err = ANNAL_OK;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    while (rc == 0 && s_mark_of(&key, name, nlen)) {
+        annal_group_mark_t m;
+        if (acked_only && s_mark_decode(&key, &val, nlen, &m)) {
+            self->failed = true;
+            err = ANNAL_ERR_INTERNAL;
+            break;
+        }
+        if (s_get_be((const uint8_t *) key.mv_data + nlen + 1) > through)
+            break;
+        if (acked_only && m.mark != ANNAL_MARK_ACKED) {
+            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+            continue;
+        }
+        size_t klen = key.mv_size;
+        memcpy(kb, key.mv_data, klen); /* the page it is on changes */
+        if ((rc = s_del(self, DB_GROUP_MARKS, kb, klen)))
+            break;
+        key = (MDB_val){klen, kb}; /* the next one: the first key after it */
+        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(cur);
+    if (!err && rc && rc != MDB_NOTFOUND)
+        err = s_err(self, rc);
+    return err;
+}
+
+static annal_err_t s_group_put(void *handle, const annal_group_def_t *def)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    const char *prefix = def->prefix ? def->prefix : "";
+    size_t nlen = s_group_name(def->name), plen = strlen(prefix), size = GREC_HEADER + plen;
+    if (!nlen || plen > UINT16_MAX || def->ntypes > UINT16_MAX || (def->ntypes && !def->types))
+        return ANNAL_ERR_MALFORMED; /* checked before anything is written */
+    for (size_t i = 0; i < def->ntypes; i++) {
+        size_t tlen = strlen(def->types[i]);
+        if (tlen > UINT16_MAX)
+            return ANNAL_ERR_MALFORMED;
+        size += 2 + tlen;
+    }
+    if (size > UINT32_MAX) /* a journal op's value length */
+        return ANNAL_ERR_MALFORMED;
+    uint8_t *p = s_log(self, DB_GROUPS, def->name, nlen, size);
+    if (!p)
+        return ANNAL_ERR_UNAVAILABLE;
+    p[GREC_FORMAT] = GROUP_FORMAT;
+    p[GREC_UNORDERED] = def->unordered ? 1 : 0;
+    s_put16(p + GREC_PREFIX_LEN, (uint16_t) plen);
+    s_put16(p + GREC_NTYPES, (uint16_t) def->ntypes);
+    s_put32(p + GREC_ACK_TIMEOUT, def->ack_timeout_ms);
+    s_put32(p + GREC_MAX_DELIVERIES, def->max_deliveries);
+    s_put64(p + GREC_START, def->start);
+    s_put64(p + GREC_FLOOR, def->floor);
+    uint8_t *t = p + GREC_HEADER;
+    memcpy(t, prefix, plen);
+    t += plen;
+    for (size_t i = 0; i < def->ntypes; i++) {
+        size_t tlen = strlen(def->types[i]);
+        s_put16(t, (uint16_t) tlen);
+        memcpy(t + 2, def->types[i], tlen);
+        t += 2 + tlen;
+    }
+    MDB_val key = {nlen, (void *) def->name}, val = {size, p};
+    int rc = mdb_put(self->txn, self->dbi[DB_GROUPS], &key, &val, 0);
+    return rc ? s_err(self, rc) : ANNAL_OK;
+}
+
+static annal_err_t s_group_get(void *handle, const char *name, annal_group_def_t *out)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    size_t nlen = s_group_name(name);
+    if (!nlen)
+        return ANNAL_ERR_NOT_FOUND;
+    MDB_val key = {nlen, (void *) name}, val;
+    int rc = mdb_get(self->txn, self->dbi[DB_GROUPS], &key, &val);
+    if (rc)
+        return s_err(self, rc);
+    return s_group_decode(self, &self->got, name, nlen, &val, out);
+}
+
+/* fn gets a view in self->each, apart from group_get's, so that it may call
+   group_get; it may write too (delete the group it is given, or others):
+   the walk finds its place again by name after each call. */
+static annal_err_t
+s_group_each(void *handle, annal_err_t (*fn)(void *arg, const annal_group_def_t *def), void *arg)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->dbi[DB_GROUPS], &cur);
+    if (rc)
+        return s_err(self, rc);
+    annal_err_t err = ANNAL_OK;
+    MDB_val key, val;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (rc == 0) {
+        annal_group_def_t def;
+        if ((err = s_group_decode(self, &self->each, key.mv_data, key.mv_size, &val, &def))
+            || (err = fn(arg, &def)))
+            break;
+        size_t nlen = strlen(def.name);
+        key = (MDB_val){nlen, (void *) def.name};
+        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+        if (rc == 0 && key.mv_size == nlen && memcmp(key.mv_data, def.name, nlen) == 0)
+            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (!err && rc != MDB_NOTFOUND)
+        err = s_err(self, rc);
+    return err;
+}
+
+static annal_err_t s_group_delete(void *handle, const char *name)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    size_t nlen = s_group_name(name);
+    if (!nlen)
+        return ANNAL_ERR_NOT_FOUND;
+    int rc = s_del(self, DB_GROUPS, name, nlen);
+    if (rc)
+        return s_err(self, rc);
+    return s_drop_marks(self, name, nlen, UINT64_MAX, false);
+}
+
+static annal_err_t s_group_mark(void *handle, const char *name, const annal_group_mark_t *mark)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    size_t rlen = mark->reason ? mark->reason_len : 0;
+    if ((mark->mark != ANNAL_MARK_ACKED && mark->mark != ANNAL_MARK_PARKED
+         && mark->mark != ANNAL_MARK_READY)
+        || rlen > UINT32_MAX - MARK_HEADER)
+        return ANNAL_ERR_MALFORMED;
+    size_t nlen = s_group_name(name);
+    if (!nlen)
+        return ANNAL_ERR_NOT_FOUND;
+    MDB_val gkey = {nlen, (void *) name}, gval;
+    int rc = mdb_get(self->txn, self->dbi[DB_GROUPS], &gkey, &gval);
+    if (rc) /* invariant 4: no marks without their group */
+        return s_err(self, rc);
+    uint8_t kb[KEY_MAX];
+    size_t klen = s_vkey(kb, name, nlen, mark->sequence);
+    uint8_t *p = s_log(self, DB_GROUP_MARKS, kb, klen, MARK_HEADER + rlen);
+    if (!p)
+        return ANNAL_ERR_UNAVAILABLE;
+    p[MARK_KIND] = (uint8_t) mark->mark;
+    s_put32(p + MARK_DELIVERY, mark->delivery);
+    if (rlen)
+        memcpy(p + MARK_HEADER, mark->reason, rlen);
+    MDB_val key = {klen, kb}, val = {MARK_HEADER + rlen, p};
+    rc = mdb_put(self->txn, self->dbi[DB_GROUP_MARKS], &key, &val, 0);
+    return rc ? s_err(self, rc) : ANNAL_OK;
+}
+
+static annal_err_t s_group_unmark(void *handle, const char *name, uint64_t sequence)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    size_t nlen = s_group_name(name);
+    if (!nlen)
+        return ANNAL_OK;
+    uint8_t kb[KEY_MAX];
+    int rc = s_del(self, DB_GROUP_MARKS, kb, s_vkey(kb, name, nlen, sequence));
+    return rc && rc != MDB_NOTFOUND ? s_err(self, rc) : ANNAL_OK;
+}
+
+static annal_err_t s_group_marks(void *handle, const char *name, uint64_t from, size_t max,
+                                 annal_mark_t mark, annal_mark_list_t *out, uint64_t *next)
+{
+    lmdb_t *self = handle;
+    out->count = 0;
+    *next = 0;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    size_t nlen = s_group_name(name);
+    if (!nlen)
+        return ANNAL_OK;
+    uint8_t kb[KEY_MAX];
+    MDB_val key = {s_vkey(kb, name, nlen, from), kb}, val;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->dbi[DB_GROUP_MARKS], &cur);
+    if (rc)
+        return s_err(self, rc);
+    annal_err_t err = ANNAL_OK;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    while (rc == 0 && s_mark_of(&key, name, nlen)) {
+        annal_group_mark_t m;
+        if (s_mark_decode(&key, &val, nlen, &m)) {
+            self->failed = true;
+            err = ANNAL_ERR_INTERNAL;
+            break;
+        }
+        if (mark && m.mark != mark) {
+            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+            continue;
+        }
+        if (out->count == max) { /* one more: so a full page that ends the list says so */
+            *next = m.sequence;
+            break;
+        }
+        if (s_mark_push(out, &m)) {
+            err = ANNAL_ERR_UNAVAILABLE;
+            break;
+        }
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (!err && rc && rc != MDB_NOTFOUND)
+        err = s_err(self, rc);
+    return err;
+}
+
+static annal_err_t s_group_floor(void *handle, const char *name, uint64_t floor)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    size_t nlen = s_group_name(name);
+    if (!nlen)
+        return ANNAL_ERR_NOT_FOUND;
+    MDB_val key = {nlen, (void *) name}, val;
+    int rc = mdb_get(self->txn, self->dbi[DB_GROUPS], &key, &val);
+    if (rc)
+        return s_err(self, rc);
+    if (!s_group_size(&val, nlen)) {
+        self->failed = true;
+        return ANNAL_ERR_INTERNAL;
+    }
+    uint8_t *p = s_log(self, DB_GROUPS, name, nlen, val.mv_size);
+    if (!p)
+        return ANNAL_ERR_UNAVAILABLE;
+    memcpy(p, val.mv_data, val.mv_size);
+    s_put64(p + GREC_FLOOR, floor);
+    MDB_val nval = {val.mv_size, p};
+    if ((rc = mdb_put(self->txn, self->dbi[DB_GROUPS], &key, &nval, 0)))
+        return s_err(self, rc);
+    return s_drop_marks(self, name, nlen, floor, true);
+}
+
 /* --- moving the store ------------------------------------------------------------ */
 
 /* Hands every event, then every snapshot, of db to sink. */
@@ -1226,4 +1732,12 @@ const annal_store_ops_t annal_lmdb_ops = {
     .get_snapshot = s_get_snapshot,
     .stats = s_stats,
     .dump = s_dump,
+    .group_put = s_group_put,
+    .group_get = s_group_get,
+    .group_each = s_group_each,
+    .group_delete = s_group_delete,
+    .group_mark = s_group_mark,
+    .group_unmark = s_group_unmark,
+    .group_marks = s_group_marks,
+    .group_floor = s_group_floor,
 };

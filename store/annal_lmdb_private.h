@@ -5,7 +5,7 @@
 #ifndef ANNAL_LMDB_PRIVATE_H
 #define ANNAL_LMDB_PRIVATE_H
 
-#define MAX_DBS     8         /* mdb_env_set_maxdbs: the named databases, with room */
+#define MAX_DBS     16        /* mdb_env_set_maxdbs: the named databases, with room */
 #define META_DB     "meta"    /* the database of the store's own entries */
 #define JOURNAL_KEY "journal" /* meta: the journal generation data.mdb holds (u64) */
 

@@ -216,17 +216,24 @@ typedef struct {
     /* Consumer groups, inside batches; each optional (NULL: the backend
        keeps no groups, and annald answers their commands error 10).
        group_put: stores def (a new group, or a new floor for one); its
-       strings are copied. group_get: the group named, or
-       ANNAL_ERR_NOT_FOUND; out's strings and types are borrowed until the
-       next call. group_each: calls fn for every group, in name order
-       (def borrowed for the call); an error from fn stops it and is
-       returned. group_delete: the group and all its marks, or
-       ANNAL_ERR_NOT_FOUND. group_mark: puts a mark (replacing one of the
-       same sequence). group_unmark: removes sequence's mark, if any.
+       strings are copied; ANNAL_ERR_MALFORMED for a name of no bytes or of
+       more than ANNAL_MAX_AGGREGATE_ID (the codec lets neither through).
+       group_get: the group named, or ANNAL_ERR_NOT_FOUND; out's strings
+       and types are borrowed until the next call. group_each: calls fn for
+       every group, in name order (def borrowed for the call); an error
+       from fn stops it and is returned (fn may call the other ops, and
+       write, but not group_each). group_delete: the group and all its
+       marks, or ANNAL_ERR_NOT_FOUND. group_mark: puts a mark (replacing
+       one of the same sequence; a reason of 0 bytes reads back as NULL),
+       or ANNAL_ERR_NOT_FOUND when the group is not stored (no mark
+       outlives its group). group_unmark: removes sequence's mark, if any.
        group_marks: up to max marks from sequence from on, of kind mark (0:
-       any), into out (cleared first); *next is the sequence after the last
-       one examined (0 at the end). group_floor: stores a new floor and
-       drops the ANNAL_MARK_ACKED marks at or below it. */
+       any), into out (cleared first); *next is where the next call goes on,
+       past the last mark given and at most at the next one of kind mark
+       (LMDB: that one's sequence), or 0 when there is none: a full page
+       that ends the list says so (tests/test_groups.py parked_replay).
+       group_floor: stores a new floor and drops the ANNAL_MARK_ACKED marks
+       at or below it, or ANNAL_ERR_NOT_FOUND. */
     annal_err_t (*group_put)(void *self, const annal_group_def_t *def);
     annal_err_t (*group_get)(void *self, const char *name, annal_group_def_t *out);
     annal_err_t (*group_each)(void *self,

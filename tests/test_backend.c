@@ -3,17 +3,22 @@
     or, when ANNAL_TEST_PG names an empty throwaway PostgreSQL server
     (tests/pg_cluster.sh sets it), against PostgreSQL (a new database per
     case): versions, the global sequence, idempotency, batches, reads,
-    snapshots, counters, recorded_at and reopening. What only LMDB has (its
-    journal, map growth, crashes) stays in test_store.c. */
+    snapshots, counters, recorded_at and reopening; and consumer groups,
+    where the backend keeps them (the cases skip themselves where not).
+    What only LMDB has (its journal, map growth, crashes) stays in
+    test_store.c. */
 #include "testutil.h"
 
 #ifdef ANNAL_WITH_PG
 #include <libpq-fe.h>
 #endif
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/wait.h>
 
 #include "testutil_request.h"
+#include "annal_limits.h"
 #include "annal_store.h"
 #include "annal_time.h"
 
@@ -23,10 +28,18 @@ static const char *s_pg; /* ANNAL_TEST_PG while the cases run on PostgreSQL */
 static PGconn *s_admin; /* to ANNAL_TEST_PG: creates and drops the databases */
 static int s_made;      /* databases made so far */
 #endif
-static char s_db[64];             /* the case's database */
-static char *s_loc;               /* the case's store: a folder, or s_db's URI */
-static annal_store_t *s_store;    /* open on s_loc */
-static annal_event_list_t s_list; /* the last read */
+static char s_db[64];                    /* the case's database */
+static char *s_loc;                      /* the case's store: a folder, or s_db's URI */
+static annal_store_t *s_store;           /* open on s_loc */
+static annal_event_list_t s_list;        /* the last read */
+static annal_mark_list_t s_marks;        /* the last group_marks */
+static int s_calls;                      /* s_each_fn calls since s_each */
+static char s_names[8][300];             /* the names s_each_fn was given, in order */
+static annal_err_t s_stop_at;            /* s_each_fn: returned at call s_stop_after */
+static int s_stop_after;                 /* 0: never */
+static bool s_delete_each;               /* s_each_fn: deletes each group it is given */
+static const annal_group_def_t *s_first; /* s_each_fn: the def its first call should get */
+static bool s_first_held;                /* ... and still had after a group_get */
 
 #define ID1 "11111111-1111-4111-8111-111111111111"
 #define ID2 "22222222-2222-4222-8222-222222222222"
@@ -123,6 +136,8 @@ static void s_cleanup(void)
 {
     annal_store_close(&s_store);
     annal_event_list_free(&s_list);
+    annal_mark_list_free(&s_marks);
+    s_stop_after = 0, s_delete_each = false, s_first = NULL;
     if (s_loc && s_pg) {
         char sql[128];
         snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", s_db);
@@ -783,6 +798,619 @@ static void t_reopen(void)
     CHECK(s_one(ONE_ID("c", "0", "Y", ID3), NEW(5, 5, 1)));
 }
 
+/* --- consumer groups (optional ops: skipped where the backend has none) ------------ */
+
+/* Whether the backend keeps groups; says so when it does not (the case then
+   ends, passing). */
+static bool s_groups(void)
+{
+    if (annal_store_has_groups(s_store))
+        return true;
+    printf("  (skipped: the %s backend keeps no consumer groups)\n", annal_store_name(s_store));
+    return false;
+}
+
+/* A group's def, in the fields the cases vary. */
+static annal_group_def_t s_def(const char *name, const char *prefix, char *const *types,
+                               size_t ntypes, uint64_t start, uint64_t floor)
+{
+    return (annal_group_def_t){.name = name,
+                               .prefix = prefix,
+                               .types = types,
+                               .ntypes = ntypes,
+                               .start = start,
+                               .unordered = ntypes % 2 == 1,
+                               .ack_timeout_ms = 30000 + (uint32_t) ntypes,
+                               .max_deliveries = 5 + (uint32_t) ntypes,
+                               .floor = floor};
+}
+
+/* Whether got is want, field by field (types in order). */
+static bool s_def_is(const annal_group_def_t *got, const annal_group_def_t *want)
+{
+    bool same = strcmp(got->name, want->name) == 0 && strcmp(got->prefix, want->prefix) == 0
+                && got->ntypes == want->ntypes && (got->ntypes > 0) == (got->types != NULL)
+                && got->start == want->start && got->unordered == want->unordered
+                && got->ack_timeout_ms == want->ack_timeout_ms
+                && got->max_deliveries == want->max_deliveries && got->floor == want->floor;
+    for (size_t i = 0; same && i < want->ntypes; i++)
+        same = strcmp(got->types[i], want->types[i]) == 0;
+    if (!same)
+        fprintf(stderr,
+                "  group '%.40s': prefix '%.40s', %zu types%s, start %llu, %s, ack %u ms, "
+                "max %u, floor %llu\n",
+                got->name, got->prefix, got->ntypes, got->types ? "" : " (NULL)",
+                (unsigned long long) got->start, got->unordered ? "unordered" : "ordered",
+                got->ack_timeout_ms, got->max_deliveries, (unsigned long long) got->floor);
+    return same;
+}
+
+/* Whether group_get (in the open batch) finds name as want (NULL: none). */
+static bool s_get_is(const char *name, const annal_group_def_t *want)
+{
+    annal_group_def_t got;
+    annal_err_t err = annal_store_group_get(s_store, name, &got);
+    if (!want)
+        return err == ANNAL_ERR_NOT_FOUND;
+    return err == ANNAL_OK && s_def_is(&got, want);
+}
+
+/* A mark, without a reason unless given. */
+static annal_group_mark_t s_mark(uint64_t sequence, annal_mark_t mark, uint32_t delivery,
+                                 const char *reason)
+{
+    return (annal_group_mark_t){sequence, mark, delivery, reason, reason ? strlen(reason) : 0};
+}
+
+/* group_mark (in the open batch) of several sequences, one kind. */
+static bool s_mark_all(const char *name, annal_mark_t mark, const uint64_t *seqs)
+{
+    for (; *seqs; seqs++) {
+        annal_group_mark_t m = s_mark(*seqs, mark, 1, mark == ANNAL_MARK_PARKED ? "why" : NULL);
+        if (annal_store_group_mark(s_store, name, &m) != ANNAL_OK)
+            return false;
+    }
+    return true;
+}
+
+/* group_marks (in the open batch) into s_marks; whether it holds the marks
+   at sequences want (ended by 0) and *next came back as next. */
+static bool s_marks_are(const char *name, uint64_t from, size_t max, annal_mark_t kind,
+                        const uint64_t *want, uint64_t next)
+{
+    uint64_t got_next = 12345;
+    annal_err_t err = annal_store_group_marks(s_store, name, from, max, kind, &s_marks, &got_next);
+    size_t n = 0;
+    while (!err && want[n] && n < s_marks.count && s_marks.items[n].sequence == want[n]
+           && (!kind || s_marks.items[n].mark == kind))
+        n++;
+    if (!err && !want[n] && n == s_marks.count && got_next == next)
+        return true;
+    fprintf(stderr, "  marks of %s: error %d, next %llu, sequences", name, err,
+            (unsigned long long) got_next);
+    for (size_t i = 0; i < s_marks.count; i++)
+        fprintf(stderr, " %llu(%d)", (unsigned long long) s_marks.items[i].sequence,
+                s_marks.items[i].mark);
+    fprintf(stderr, "\n");
+    return false;
+}
+
+/* Whether s_marks.items[i] is mark. */
+static bool s_mark_is(size_t i, const annal_group_mark_t *mark)
+{
+    const annal_group_mark_t *m = &s_marks.items[i];
+    return i < s_marks.count && m->sequence == mark->sequence && m->mark == mark->mark
+           && m->delivery == mark->delivery && m->reason_len == mark->reason_len
+           && (m->reason_len ? memcmp(m->reason, mark->reason, m->reason_len) == 0
+                             : m->reason == NULL);
+}
+
+static annal_err_t s_each_fn(void *arg, const annal_group_def_t *def)
+{
+    (void) arg;
+    if (s_calls < 8)
+        snprintf(s_names[s_calls], sizeof s_names[0], "%s", def->name);
+    if (s_calls == 0 && s_first) { /* a group_get inside: def stays as it was */
+        annal_group_def_t other;
+        s_first_held = annal_store_group_get(s_store, "b", &other) == ANNAL_OK
+                       && strcmp(other.name, "b") == 0 && s_def_is(def, s_first);
+    }
+    if (s_delete_each && annal_store_group_delete(s_store, def->name) != ANNAL_OK)
+        return ANNAL_ERR_INTERNAL;
+    return ++s_calls == s_stop_after ? s_stop_at : ANNAL_OK;
+}
+
+/* group_each (in the open batch); whether fn was given the names want (in
+   order, ended by NULL) and each returned err. */
+static bool s_each_is(annal_err_t err, const char *const *want)
+{
+    s_calls = 0;
+    annal_err_t got = annal_store_group_each(s_store, s_each_fn, NULL);
+    int n = 0;
+    while (want[n] && n < s_calls && strcmp(s_names[n], want[n]) == 0)
+        n++;
+    if (got == err && !want[n] && n == s_calls)
+        return true;
+    fprintf(stderr, "  group_each: error %d, %d calls:", got, s_calls);
+    for (int i = 0; i < s_calls && i < 8; i++)
+        fprintf(stderr, " '%.20s'", s_names[i]);
+    fprintf(stderr, "\n");
+    return false;
+}
+
+#define NAMES(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define NO_NAMES   ((const char *const[]){NULL})
+
+/* Ends the open batch with a commit; whether it went through. */
+static bool s_commit(void)
+{
+    return annal_store_commit(s_store) == ANNAL_OK;
+}
+
+/* put and get give back every field: prefix "" or not, no types or some
+   (in their order), ordering, and each number at its bounds; the strings
+   are copied; a name is matched whole. */
+static void t_group_put_get(void)
+{
+    CHECK(s_fresh());
+    if (!s_groups())
+        return;
+    static char name[ANNAL_MAX_AGGREGATE_ID + 1], prefix[ANNAL_MAX_AGGREGATE_ID + 1];
+    static char many[ANNAL_MAX_EVENT_TYPES][ANNAL_MAX_EVENT_TYPE + 1];
+    char *types[ANNAL_MAX_EVENT_TYPES], mine[] = "order-", t0[] = "Shipped";
+    char *three[] = {t0, "Created", "\xc3\xbc Paid"};
+    memset(name, 'n', ANNAL_MAX_AGGREGATE_ID);
+    memset(prefix, 'p', ANNAL_MAX_AGGREGATE_ID);
+    for (int i = 0; i < ANNAL_MAX_EVENT_TYPES; i++) {
+        memset(many[i], 'a' + i % 26, ANNAL_MAX_EVENT_TYPE);
+        many[i][0] = (char) ('0' + i % 10);
+        types[i] = many[i];
+    }
+    annal_group_def_t all = s_def("all", "", NULL, 0, 1, 0);
+    annal_group_def_t orders = s_def("orders", mine, three, 3, 1043, 1044);
+    annal_group_def_t big =
+        s_def(name, prefix, types, ANNAL_MAX_EVENT_TYPES, UINT64_MAX, UINT64_MAX);
+    big.ack_timeout_ms = UINT32_MAX, big.max_deliveries = UINT32_MAX, big.unordered = true;
+    annal_group_def_t zero = s_def("z\xc3\xbc-0", "\xc3\xbc", NULL, 0, 0, 0);
+    zero.ack_timeout_ms = 0, zero.max_deliveries = 0;
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_get_is("all", NULL));
+    CHECK(annal_store_group_put(s_store, &all) == ANNAL_OK);
+    CHECK(annal_store_group_put(s_store, &orders) == ANNAL_OK);
+    CHECK(annal_store_group_put(s_store, &big) == ANNAL_OK);
+    CHECK(annal_store_group_put(s_store, &zero) == ANNAL_OK);
+    CHECK(s_get_is("orders", &orders)); /* in the batch that wrote it */
+    CHECK(s_commit());
+    strcpy(mine, "xxxxx-"), strcpy(t0, "Xxxxxxx"); /* put copied them */
+    orders.prefix = "order-", three[0] = "Shipped";
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_get_is("all", &all) && s_get_is("orders", &orders));
+    CHECK(s_get_is(name, &big) && s_get_is("z\xc3\xbc-0", &zero));
+    annal_group_def_t got;
+    CHECK(annal_store_group_get(s_store, "all", &got) == ANNAL_OK && got.types == NULL);
+    /* a view: NUL-terminated strings, types in their order */
+    CHECK(annal_store_group_get(s_store, "orders", &got) == ANNAL_OK);
+    CHECK(s_def_is(&got, &orders) && strcmp(got.types[2], "\xc3\xbc Paid") == 0);
+    CHECK(s_get_is("order", NULL) && s_get_is("ordersx", NULL) && s_get_is("Orders", NULL));
+    CHECK(s_get_is("al", NULL) && s_get_is("", NULL) && s_get_is("z", NULL));
+    /* names the codec never lets through */
+    static char longer[ANNAL_MAX_AGGREGATE_ID + 2];
+    memset(longer, 'n', ANNAL_MAX_AGGREGATE_ID + 1);
+    annal_group_def_t bad = s_def(longer, "", NULL, 0, 1, 0);
+    CHECK(annal_store_group_put(s_store, &bad) == ANNAL_ERR_MALFORMED && s_get_is(longer, NULL));
+    bad.name = "";
+    CHECK(annal_store_group_put(s_store, &bad) == ANNAL_ERR_MALFORMED);
+    annal_store_abort(s_store);
+}
+
+/* put of a stored group replaces it: a new floor (its marks stay). */
+static void t_group_replace(void)
+{
+    CHECK(s_fresh());
+    if (!s_groups())
+        return;
+    char *types[] = {"A", "B"};
+    annal_group_def_t g = s_def("g", "p-", types, 2, 10, 9);
+    annal_group_mark_t parked = s_mark(12, ANNAL_MARK_PARKED, 5, "timeout");
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_put(s_store, &g) == ANNAL_OK);
+    CHECK(annal_store_group_mark(s_store, "g", &parked) == ANNAL_OK);
+    CHECK(s_mark_all("g", ANNAL_MARK_ACKED, SEQS(11, 13)) && s_commit());
+    g.floor = 11;
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_put(s_store, &g) == ANNAL_OK && s_get_is("g", &g));
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_get_is("g", &g) && s_marks_are("g", 0, 100, 0, SEQS(11, 12, 13), 0));
+    CHECK(s_mark_is(1, &parked));
+    g.floor = 3; /* a put stores what it is given, even a lower floor */
+    CHECK(annal_store_group_put(s_store, &g) == ANNAL_OK && s_get_is("g", &g));
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_get_is("g", &g));
+    annal_store_abort(s_store);
+}
+
+/* each: every group once, in name order (bytes); an error from fn stops
+   it; fn may read and write. */
+static void t_group_each(void)
+{
+    CHECK(s_fresh());
+    if (!s_groups())
+        return;
+    char *types[] = {"T1", "T2", "T3"};
+    const char *names[] = {"b", "\xc3\xbc", "ab", "a-b", "a", "B"};
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_each_is(ANNAL_OK, NO_NAMES)); /* none yet */
+    for (int i = 0; i < 6; i++) {
+        annal_group_def_t def = s_def(names[i], "", i == 5 ? types : NULL, i == 5 ? 3 : 0, i, 0);
+        CHECK(annal_store_group_put(s_store, &def) == ANNAL_OK);
+    }
+    const char *const *sorted = NAMES("B", "a", "a-b", "ab", "b", "\xc3\xbc");
+    CHECK(s_each_is(ANNAL_OK, sorted)); /* in the batch that wrote them */
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    /* the def fn is given first ("B", with its types) holds across a get */
+    annal_group_def_t first = s_def("B", "", types, 3, 5, 0);
+    s_first = &first;
+    CHECK(s_each_is(ANNAL_OK, sorted) && s_first_held);
+    s_first = NULL;
+    s_stop_at = ANNAL_ERR_CONFLICT, s_stop_after = 3;
+    CHECK(s_each_is(ANNAL_ERR_CONFLICT, NAMES("B", "a", "a-b")));
+    s_stop_after = 0, s_delete_each = true;
+    CHECK(s_each_is(ANNAL_OK, sorted)); /* deleting each as it goes */
+    s_delete_each = false;
+    CHECK(s_each_is(ANNAL_OK, NO_NAMES) && s_get_is("a", NULL));
+    annal_store_abort(s_store);
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_each_is(ANNAL_OK, sorted)); /* the deletes were aborted */
+    annal_store_abort(s_store);
+}
+
+/* delete: the group and every mark of it, no other group's (names that
+   begin alike); an unknown group is NOT_FOUND; a new group of the name
+   starts with none. */
+static void t_group_delete(void)
+{
+    CHECK(s_fresh());
+    if (!s_groups())
+        return;
+    const char *names[] = {"g", "g-2", "gg", "f"};
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_delete(s_store, "g") == ANNAL_ERR_NOT_FOUND);
+    for (int i = 0; i < 4; i++) {
+        annal_group_def_t def = s_def(names[i], "", NULL, 0, 1, 2);
+        CHECK(annal_store_group_put(s_store, &def) == ANNAL_OK);
+        CHECK(s_mark_all(names[i], ANNAL_MARK_ACKED, SEQS(3, 7)));
+        CHECK(s_mark_all(names[i], ANNAL_MARK_PARKED, SEQS(1, 5, UINT64_MAX)));
+        CHECK(s_mark_all(names[i], ANNAL_MARK_READY, SEQS(2)));
+    }
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_delete(s_store, "g") == ANNAL_OK);
+    CHECK(s_get_is("g", NULL) && s_marks_are("g", 0, 100, 0, NONE, 0));
+    CHECK(annal_store_group_delete(s_store, "g") == ANNAL_ERR_NOT_FOUND);
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_get_is("g", NULL) && s_marks_are("g", 0, 100, 0, NONE, 0));
+    CHECK(s_each_is(ANNAL_OK, NAMES("f", "g-2", "gg")));
+    for (int i = 1; i < 4; i++)
+        CHECK(s_marks_are(names[i], 0, 100, 0, SEQS(1, 2, 3, 5, 7, UINT64_MAX), 0));
+    CHECK(annal_store_group_delete(s_store, "G") == ANNAL_ERR_NOT_FOUND);
+    CHECK(annal_store_group_delete(s_store, "") == ANNAL_ERR_NOT_FOUND);
+    CHECK(annal_store_group_delete(s_store, "g-") == ANNAL_ERR_NOT_FOUND);
+    annal_group_def_t again = s_def("g", "x", NULL, 0, 9, 9);
+    CHECK(annal_store_group_put(s_store, &again) == ANNAL_OK);
+    CHECK(s_get_is("g", &again) && s_marks_are("g", 0, 100, 0, NONE, 0));
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_marks_are("g", 0, 100, 0, NONE, 0));
+    CHECK(s_marks_are("gg", 0, 100, 0, SEQS(1, 2, 3, 5, 7, UINT64_MAX), 0));
+    annal_store_abort(s_store);
+}
+
+/* mark, unmark, and a mark replacing another of its sequence; every field
+   back; reason_len bytes of a reason, no more; a mark needs its group. */
+static void t_group_mark(void)
+{
+    CHECK(s_fresh());
+    if (!s_groups())
+        return;
+    annal_group_def_t g = s_def("g", "", NULL, 0, 1, 0);
+    annal_group_mark_t parked = s_mark(5, ANNAL_MARK_PARKED, 3, "handler: boom \xc3\xbc");
+    annal_group_mark_t cut = {6, ANNAL_MARK_PARKED, UINT32_MAX, "abcdef", 3};
+    annal_group_mark_t acked = s_mark(5, ANNAL_MARK_ACKED, 0, NULL);
+    annal_group_mark_t first = s_mark(1, ANNAL_MARK_READY, 0, NULL);
+    annal_group_mark_t last = s_mark(UINT64_MAX, ANNAL_MARK_PARKED, 1, "last");
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_mark(s_store, "g", &parked) == ANNAL_ERR_NOT_FOUND);
+    CHECK(s_marks_are("g", 0, 100, 0, NONE, 0));
+    CHECK(annal_store_group_put(s_store, &g) == ANNAL_OK);
+    CHECK(annal_store_group_mark(s_store, "g", &parked) == ANNAL_OK);
+    CHECK(annal_store_group_mark(s_store, "g", &cut) == ANNAL_OK);
+    CHECK(s_marks_are("g", 0, 100, 0, SEQS(5, 6), 0) && s_mark_is(0, &parked));
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_marks_are("g", 0, 100, 0, SEQS(5, 6), 0));
+    CHECK(s_mark_is(0, &parked) && s_mark_is(1, &cut) && s_marks.items[1].reason_len == 3);
+    CHECK(annal_store_group_mark(s_store, "g", &acked) == ANNAL_OK); /* replaces */
+    CHECK(s_marks_are("g", 0, 100, 0, SEQS(5, 6), 0) && s_mark_is(0, &acked));
+    CHECK(annal_store_group_mark(s_store, "g", &first) == ANNAL_OK);
+    CHECK(annal_store_group_mark(s_store, "g", &last) == ANNAL_OK);
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_marks_are("g", 0, 100, 0, SEQS(1, 5, 6, UINT64_MAX), 0));
+    CHECK(s_mark_is(0, &first) && s_mark_is(1, &acked) && s_mark_is(3, &last));
+    CHECK(annal_store_group_unmark(s_store, "g", 6) == ANNAL_OK);
+    CHECK(annal_store_group_unmark(s_store, "g", 6) == ANNAL_OK); /* none: no error */
+    CHECK(annal_store_group_unmark(s_store, "g", 7) == ANNAL_OK);
+    CHECK(annal_store_group_unmark(s_store, "nobody", 5) == ANNAL_OK);
+    CHECK(annal_store_group_unmark(s_store, "g", UINT64_MAX) == ANNAL_OK);
+    CHECK(s_marks_are("g", 0, 100, 0, SEQS(1, 5), 0));
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_marks_are("g", 0, 100, 0, SEQS(1, 5), 0) && s_mark_is(1, &acked));
+    CHECK(s_marks_are("nobody", 0, 100, 0, NONE, 0));
+    annal_store_abort(s_store);
+}
+
+/* marks: from a sequence on, at most max, of one kind or any; *next is
+   past the last one given, at most at the next one of the kind, 0 when
+   none is left (a full page that ends the list too); paging by it finds
+   each once; no other group's marks. */
+static void t_group_marks(void)
+{
+    CHECK(s_fresh());
+    if (!s_groups())
+        return;
+    const char *names[] = {"f", "g", "g-2"};
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    for (int i = 0; i < 3; i++) {
+        annal_group_def_t def = s_def(names[i], "", NULL, 0, 1, 0);
+        CHECK(annal_store_group_put(s_store, &def) == ANNAL_OK);
+    }
+    for (uint64_t s = 1; s <= 20; s++) { /* g: 4k parked, odd acked, the rest ready */
+        annal_mark_t kind = s % 4 == 0   ? ANNAL_MARK_PARKED
+                            : s % 2 == 1 ? ANNAL_MARK_ACKED
+                                         : ANNAL_MARK_READY;
+        annal_group_mark_t m =
+            s_mark(s, kind, (uint32_t) s, kind == ANNAL_MARK_PARKED ? "p" : NULL);
+        CHECK(annal_store_group_mark(s_store, "g", &m) == ANNAL_OK);
+        CHECK(s_mark_all("f", ANNAL_MARK_PARKED, SEQS(s)) && s_mark_all("g-2", kind, SEQS(s + 20)));
+    }
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    const uint64_t *every =
+        SEQS(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20);
+    CHECK(s_marks_are("g", 0, 100, 0, every, 0) && s_marks_are("g", 1, SIZE_MAX, 0, every, 0));
+    CHECK(s_marks.items[3].delivery == 4 && s_marks.items[3].reason_len == 1);
+    CHECK(s_marks.items[3].reason[0] == 'p' && s_marks.items[4].reason == NULL);
+    CHECK(s_marks_are("g", 5, 3, 0, SEQS(5, 6, 7), 8));
+    CHECK(s_marks_are("g", 1, 2, ANNAL_MARK_PARKED, SEQS(4, 8), 12));
+    CHECK(s_marks_are("g", 9, 2, ANNAL_MARK_PARKED, SEQS(12, 16), 20));
+    CHECK(s_marks_are("g", 17, 2, ANNAL_MARK_PARKED, SEQS(20), 0));
+    CHECK(s_marks_are("g", 0, 100, ANNAL_MARK_READY, SEQS(2, 6, 10, 14, 18), 0));
+    CHECK(s_marks_are("g", 19, 1, ANNAL_MARK_ACKED, SEQS(19), 0));
+    CHECK(s_marks_are("g", 0, 5, ANNAL_MARK_READY, SEQS(2, 6, 10, 14, 18), 0)); /* full, last */
+    CHECK(s_marks_are("g", 0, 4, ANNAL_MARK_READY, SEQS(2, 6, 10, 14), 18));
+    CHECK(s_marks_are("g", 20, 1, ANNAL_MARK_ACKED, NONE, 0));
+    CHECK(s_marks_are("g", 20, 1, 0, SEQS(20), 0) && s_marks_are("g", 21, 10, 0, NONE, 0));
+    CHECK(s_marks_are("g", 19, 1, 0, SEQS(19), 20));
+    CHECK(s_marks_are("g", UINT64_MAX, 10, 0, NONE, 0));
+    CHECK(s_marks_are("g", 3, 0, 0, NONE, 3) && s_marks_are("g", 3, 0, ANNAL_MARK_PARKED, NONE, 4));
+    CHECK(s_marks_are("h", 0, 100, 0, NONE, 0) && s_marks_are("", 0, 100, 0, NONE, 0));
+    CHECK(s_marks_are("f", 0, 100, ANNAL_MARK_ACKED, NONE, 0));
+    CHECK(s_marks_are("g-2", 0, 100, ANNAL_MARK_PARKED, SEQS(24, 28, 32, 36, 40), 0));
+    /* paging by next: 3 at a time */
+    uint64_t from = 0, next = 0, found = 0;
+    int calls = 0;
+    do {
+        CHECK(annal_store_group_marks(s_store, "g", from, 3, ANNAL_MARK_ACKED, &s_marks, &next)
+              == ANNAL_OK);
+        CHECK(next == 0 || next > from);
+        for (size_t i = 0; i < s_marks.count; i++)
+            CHECK(s_marks.items[i].sequence == 2 * found++ + 1);
+        from = next;
+    } while (next && ++calls < 20);
+    CHECK(found == 10 && calls == 3);
+    annal_store_abort(s_store);
+}
+
+/* floor: the new floor, and the acked marks at or below it gone; parked
+   and ready ones stay, so do marks above it and other groups'. */
+static void t_group_floor(void)
+{
+    CHECK(s_fresh());
+    if (!s_groups())
+        return;
+    char *types[] = {"T"};
+    annal_group_def_t g = s_def("g", "a-", types, 1, 1, 0), g2 = s_def("g-2", "", NULL, 0, 1, 0);
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_floor(s_store, "g", 5) == ANNAL_ERR_NOT_FOUND);
+    CHECK(annal_store_group_put(s_store, &g) == ANNAL_OK);
+    CHECK(annal_store_group_put(s_store, &g2) == ANNAL_OK);
+    CHECK(s_mark_all("g", ANNAL_MARK_ACKED, SEQS(1, 4, 5, 7, 11)));
+    CHECK(s_mark_all("g", ANNAL_MARK_PARKED, SEQS(2, 6)));
+    CHECK(s_mark_all("g", ANNAL_MARK_READY, SEQS(3, 9)));
+    CHECK(s_mark_all("g-2", ANNAL_MARK_ACKED, SEQS(1, 2, 3, 4, 5, 6, 7)));
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_floor(s_store, "g", 5) == ANNAL_OK);
+    g.floor = 5;
+    CHECK(s_get_is("g", &g) && s_marks_are("g", 0, 100, 0, SEQS(2, 3, 6, 7, 9, 11), 0));
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_get_is("g", &g) && s_get_is("g-2", &g2));
+    CHECK(s_marks_are("g", 0, 100, 0, SEQS(2, 3, 6, 7, 9, 11), 0));
+    CHECK(s_marks_are("g", 0, 100, ANNAL_MARK_PARKED, SEQS(2, 6), 0));
+    CHECK(s_marks_are("g-2", 0, 100, 0, SEQS(1, 2, 3, 4, 5, 6, 7), 0));
+    CHECK(annal_store_group_floor(s_store, "g", 5) == ANNAL_OK); /* again: nothing more */
+    CHECK(s_marks_are("g", 0, 100, 0, SEQS(2, 3, 6, 7, 9, 11), 0));
+    CHECK(annal_store_group_floor(s_store, "g", 10) == ANNAL_OK);
+    g.floor = 10;
+    CHECK(s_get_is("g", &g) && s_marks_are("g", 0, 100, 0, SEQS(2, 3, 6, 9, 11), 0));
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_floor(s_store, "g-2", UINT64_MAX) == ANNAL_OK);
+    CHECK(s_marks_are("g-2", 0, 100, 0, NONE, 0));
+    CHECK(annal_store_group_floor(s_store, "nobody", 1) == ANNAL_ERR_NOT_FOUND);
+    CHECK(annal_store_group_floor(s_store, "", 1) == ANNAL_ERR_NOT_FOUND);
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    g2.floor = UINT64_MAX;
+    CHECK(s_get_is("g", &g) && s_get_is("g-2", &g2) && s_marks_are("g-2", 0, 100, 0, NONE, 0));
+    CHECK(s_marks_are("g", 0, 100, 0, SEQS(2, 3, 6, 9, 11), 0));
+    annal_store_abort(s_store);
+}
+
+/* Inside a batch every group op sees the batch's own writes, events'
+   too; an aborted batch leaves none of them, and undoes its deletes. */
+static void t_group_batch(void)
+{
+    CHECK(s_fresh());
+    if (!s_groups())
+        return;
+    annal_group_def_t keep = s_def("keep", "k-", NULL, 0, 1, 0),
+                      add = s_def("new", "", NULL, 0, 2, 0);
+    annal_group_mark_t parked = s_mark(2, ANNAL_MARK_PARKED, 5, "slow");
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_put(s_store, &keep) == ANNAL_OK);
+    CHECK(annal_store_group_mark(s_store, "keep", &parked) == ANNAL_OK);
+    CHECK(s_mark_all("keep", ANNAL_MARK_ACKED, SEQS(1, 3)));
+    CHECK(s_in(ONE("k-1", "0", "T"), NEW(1, 1, 1)) && s_commit());
+    for (int round = 0; round < 2; round++) { /* aborted, then committed */
+        CHECK(annal_store_begin(s_store) == ANNAL_OK);
+        CHECK(s_in(ONE("k-1", "1", "U"), NEW(2, 2, 2)));
+        CHECK(annal_store_group_put(s_store, &add) == ANNAL_OK && s_get_is("new", &add));
+        CHECK(s_mark_all("new", ANNAL_MARK_ACKED, SEQS(1, 2, 4)));
+        CHECK(s_mark_all("new", ANNAL_MARK_PARKED, SEQS(3)));
+        CHECK(s_marks_are("new", 0, 100, 0, SEQS(1, 2, 3, 4), 0));
+        CHECK(annal_store_group_floor(s_store, "new", 3) == ANNAL_OK);
+        add.floor = 3;
+        CHECK(s_get_is("new", &add) && s_marks_are("new", 0, 100, 0, SEQS(3, 4), 0));
+        CHECK(annal_store_group_unmark(s_store, "keep", 3) == ANNAL_OK);
+        CHECK(s_marks_are("keep", 0, 100, 0, SEQS(1, 2), 0));
+        CHECK(s_each_is(ANNAL_OK, NAMES("keep", "new")));
+        CHECK(annal_store_group_delete(s_store, "keep") == ANNAL_OK);
+        CHECK(s_get_is("keep", NULL) && s_marks_are("keep", 0, 100, 0, NONE, 0));
+        CHECK(annal_store_group_mark(s_store, "keep", &parked) == ANNAL_ERR_NOT_FOUND);
+        CHECK(s_each_is(ANNAL_OK, NAMES("new")) && s_version_in("k-1") == 2);
+        if (round == 1)
+            break;
+        annal_store_abort(s_store);
+        add.floor = 0;
+        CHECK(annal_store_begin(s_store) == ANNAL_OK);
+        CHECK(s_get_is("new", NULL) && s_marks_are("new", 0, 100, 0, NONE, 0));
+        CHECK(s_each_is(ANNAL_OK, NAMES("keep")) && s_get_is("keep", &keep));
+        CHECK(s_marks_are("keep", 0, 100, 0, SEQS(1, 2, 3), 0) && s_mark_is(1, &parked));
+        CHECK(s_version_in("k-1") == 1);
+        annal_store_abort(s_store);
+    }
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_each_is(ANNAL_OK, NAMES("new")) && s_get_is("new", &add));
+    CHECK(s_marks_are("new", 0, 100, 0, SEQS(3, 4), 0) && s_marks_are("keep", 0, 100, 0, NONE, 0));
+    CHECK(s_version_in("k-1") == 2);
+    annal_store_abort(s_store);
+}
+
+/* Runs fn on the case's store in a child that then dies by SIGKILL without
+   closing it (LMDB: no checkpoint, its batches are in the journal only),
+   and opens the store again. Whether fn and the reopening succeeded. */
+static bool s_killed_after(bool (*fn)(void))
+{
+    annal_store_close(&s_store);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!s_reopen() || !fn())
+            _exit(3);
+        kill(getpid(), SIGKILL);
+        _exit(4);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+        fprintf(stderr, "  the child ended with status %d\n", status);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && s_reopen();
+}
+
+static char *s_ab[] = {"A", "B"};
+
+/* The groups of t_group_reopen: three groups marked, then a floor, an
+   unmark, a delete and a put again, in two batches. */
+static bool s_group_writes(void)
+{
+    annal_group_def_t a = s_def("a", "x-", s_ab, 2, 1, 0), b = s_def("b", "", NULL, 0, 1, 0);
+    annal_group_def_t c = s_def("c", "", NULL, 0, 4, 0);
+    annal_group_mark_t parked = s_mark(2, ANNAL_MARK_PARKED, 5, "timeout");
+    if (annal_store_begin(s_store) || annal_store_group_put(s_store, &a)
+        || annal_store_group_put(s_store, &b) || annal_store_group_put(s_store, &c)
+        || !s_mark_all("a", ANNAL_MARK_ACKED, SEQS(1, 4))
+        || !s_mark_all("a", ANNAL_MARK_READY, SEQS(3))
+        || annal_store_group_mark(s_store, "a", &parked)
+        || !s_mark_all("b", ANNAL_MARK_PARKED, SEQS(1))
+        || !s_mark_all("c", ANNAL_MARK_ACKED, SEQS(5)) || !s_commit())
+        return false;
+    b.floor = 7;
+    return annal_store_begin(s_store) == ANNAL_OK
+           && annal_store_group_floor(s_store, "a", 3) == ANNAL_OK
+           && annal_store_group_unmark(s_store, "a", 3) == ANNAL_OK
+           && annal_store_group_delete(s_store, "c") == ANNAL_OK
+           && annal_store_group_put(s_store, &b) == ANNAL_OK && s_commit();
+}
+
+/* What a later batch of t_group_reopen does: a mark, a floor that drops
+   one, a delete, a new group. */
+static bool s_more_group_writes(void)
+{
+    annal_group_def_t d = s_def("d", "", NULL, 0, 9, 8);
+    return annal_store_begin(s_store) == ANNAL_OK && s_mark_all("a", ANNAL_MARK_PARKED, SEQS(5))
+           && annal_store_group_floor(s_store, "a", 4) == ANNAL_OK
+           && annal_store_group_delete(s_store, "b") == ANNAL_OK
+           && annal_store_group_put(s_store, &d) == ANNAL_OK && s_commit();
+}
+
+/* Groups and marks, deletes included, outlast close and open, and the
+   death of their writer (LMDB: a replay of its journal); a batch open at
+   close is dropped. */
+static void t_group_reopen(void)
+{
+    CHECK(s_fresh());
+    if (!s_groups())
+        return;
+    annal_group_def_t a = s_def("a", "x-", s_ab, 2, 1, 3), b = s_def("b", "", NULL, 0, 1, 7);
+    annal_group_def_t d = s_def("d", "", NULL, 0, 9, 8);
+    annal_group_mark_t parked = s_mark(2, ANNAL_MARK_PARKED, 5, "timeout");
+    CHECK(s_group_writes());
+    for (int round = 0; round < 2; round++) {
+        CHECK(s_reopen());
+        CHECK(annal_store_begin(s_store) == ANNAL_OK);
+        CHECK(s_each_is(ANNAL_OK, NAMES("a", "b")) && s_get_is("a", &a) && s_get_is("b", &b));
+        CHECK(s_marks_are("a", 0, 100, 0, SEQS(2, 4), 0) && s_mark_is(0, &parked));
+        CHECK(s_marks_are("b", 0, 100, 0, SEQS(1), 0) && s_marks_are("c", 0, 100, 0, NONE, 0));
+        annal_store_abort(s_store);
+    }
+    CHECK(s_killed_after(s_more_group_writes));
+    a.floor = 4;
+    for (int round = 0; round < 2; round++) {
+        CHECK(annal_store_begin(s_store) == ANNAL_OK);
+        CHECK(s_each_is(ANNAL_OK, NAMES("a", "d")) && s_get_is("a", &a) && s_get_is("d", &d));
+        CHECK(s_marks_are("a", 0, 100, 0, SEQS(2, 5), 0) && s_mark_is(0, &parked));
+        CHECK(s_marks_are("b", 0, 100, 0, NONE, 0) && s_get_is("b", NULL));
+        annal_store_abort(s_store);
+        CHECK(s_reopen());
+    }
+    /* open at close: dropped */
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_delete(s_store, "a") == ANNAL_OK);
+    CHECK(annal_store_group_put(s_store, &b) == ANNAL_OK);
+    CHECK(s_reopen());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_each_is(ANNAL_OK, NAMES("a", "d")) && s_marks_are("a", 0, 100, 0, SEQS(2, 5), 0));
+    annal_store_abort(s_store);
+}
+
 static const t_case_t s_cases[] = {
     {"versions", t_versions},
     {"sequence", t_sequence},
@@ -798,6 +1426,15 @@ static const t_case_t s_cases[] = {
     {"stats", t_stats},
     {"recorded_at", t_recorded_at},
     {"reopen", t_reopen},
+    {"group_put_get", t_group_put_get},
+    {"group_replace", t_group_replace},
+    {"group_each", t_group_each},
+    {"group_delete", t_group_delete},
+    {"group_mark", t_group_mark},
+    {"group_marks", t_group_marks},
+    {"group_floor", t_group_floor},
+    {"group_batch", t_group_batch},
+    {"group_reopen", t_group_reopen},
 };
 
 /* LMDB; or PostgreSQL when ANNAL_TEST_PG is set (tests/pg_cluster.sh). */

@@ -1,5 +1,6 @@
 /*  test_store.c: the storage interface and its LMDB backend, through
-    annal_store.h and annal_fold.h only. */
+    annal_store.h, annal_fold.h and annal_admin.h only (and LMDB itself,
+    to make stores of other formats and times). */
 #include "testutil.h"
 
 #include <lmdb.h>
@@ -8,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "testutil_request.h"
+#include "annal_admin.h"
 #include "annal_fold.h"
 #include "annal_store.h"
 
@@ -684,6 +686,252 @@ static void t_snapshots(void)
     t_rmdir(dir);
 }
 
+/* --- consumer groups: the journal's deletes, older stores, backup, migrate ---------- */
+
+/* A group with the fields the cases do not vary. */
+static annal_group_def_t s_group(const char *name, uint64_t floor)
+{
+    return (annal_group_def_t){.name = name,
+                               .prefix = "",
+                               .start = 1,
+                               .ack_timeout_ms = 30000,
+                               .max_deliveries = 5,
+                               .floor = floor};
+}
+
+/* Marks name's sequences (ended by 0) as kind, in the open batch. */
+static annal_err_t s_mark(annal_store_t *store, const char *name, annal_mark_t kind,
+                          const uint64_t *seqs)
+{
+    annal_err_t err = ANNAL_OK;
+    for (; *seqs && !err; seqs++) {
+        annal_group_mark_t m = {*seqs, kind, 2, kind == ANNAL_MARK_PARKED ? "no" : NULL,
+                                kind == ANNAL_MARK_PARKED ? 2 : 0};
+        err = annal_store_group_mark(store, name, &m);
+    }
+    return err;
+}
+
+#define SEQS(...) ((const uint64_t[]){__VA_ARGS__, 0})
+
+/* Whether name's marks (in their own batch) are at want (ended by 0). */
+static bool s_marks_are(annal_store_t *store, const char *name, const uint64_t *want)
+{
+    annal_mark_list_t list = {0};
+    uint64_t next;
+    annal_err_t err = annal_store_begin(store);
+    if (!err)
+        err = annal_store_group_marks(store, name, 0, 1000, 0, &list, &next);
+    annal_store_abort(store);
+    size_t n = 0;
+    while (!err && want[n] && n < list.count && list.items[n].sequence == want[n])
+        n++;
+    bool same = !err && !want[n] && n == list.count;
+    if (!same) {
+        fprintf(stderr, "  marks of %s: error %d:", name, err);
+        for (size_t i = 0; i < list.count; i++)
+            fprintf(stderr, " %llu", (unsigned long long) list.items[i].sequence);
+        fprintf(stderr, "\n");
+    }
+    annal_mark_list_free(&list);
+    return same;
+}
+
+/* The floor of group name (in its own batch), UINT64_MAX when it has none. */
+static uint64_t s_floor(annal_store_t *store, const char *name)
+{
+    annal_group_def_t def;
+    uint64_t floor = UINT64_MAX;
+    if (annal_store_begin(store) == ANNAL_OK
+        && annal_store_group_get(store, name, &def) == ANNAL_OK)
+        floor = def.floor;
+    annal_store_abort(store);
+    return floor;
+}
+
+/* Groups g and h with marks, then a floor, an unmark and a delete: six
+   deletes in the journal (three acked marks, one unmarked, h and its mark);
+   then an append. */
+static void s_group_deletes(const char *dir)
+{
+    annal_store_t *store = s_open(dir, 0);
+    annal_group_def_t g = s_group("g", 0), h = s_group("h", 0);
+    annal_append_result_t res;
+    if (!store || annal_store_begin(store) || annal_store_group_put(store, &g)
+        || annal_store_group_put(store, &h)
+        || s_mark(store, "g", ANNAL_MARK_ACKED, SEQS(1, 2, 3, 6))
+        || s_mark(store, "g", ANNAL_MARK_PARKED, SEQS(4))
+        || s_mark(store, "g", ANNAL_MARK_READY, SEQS(5))
+        || s_mark(store, "h", ANNAL_MARK_PARKED, SEQS(1)) || annal_store_commit(store))
+        _exit(3);
+    if (annal_store_begin(store) || annal_store_group_floor(store, "g", 3)
+        || annal_store_group_unmark(store, "g", 5) || annal_store_group_delete(store, "h")
+        || annal_store_commit(store))
+        _exit(3);
+    if (s_append(store,
+                 "{\"type\":\"append\",\"msg_id\":1,\"aggregate_id\":\"j\",\"event_type\":\"A\","
+                 "\"event_data\":1,\"version\":0}",
+                 &res))
+        _exit(3);
+}
+
+/* The journal ops of kind (0 put, 1 delete) in dir's journal's records;
+   -1 when one is of another kind. */
+static int s_journal_ops(const char *dir, int kind)
+{
+    long at[8];
+    size_t records = s_records(dir, at, 8);
+    char path[512];
+    snprintf(path, sizeof path, "%s/annal.journal", dir);
+    FILE *f = fopen(path, "rb");
+    int found = 0;
+    for (size_t r = 0; f && r < records && found >= 0; r++) {
+        uint8_t h[24], op[8];
+        uint32_t len;
+        if (fseek(f, at[r], SEEK_SET) || fread(h, 1, 24, f) != 24)
+            break;
+        memcpy(&len, h + 20, 4);
+        for (uint32_t used = 0; used + 8 <= len && fread(op, 1, 8, f) == 8;) {
+            uint16_t klen;
+            uint32_t vlen;
+            memcpy(&klen, op + 2, 2);
+            memcpy(&vlen, op + 4, 4);
+            found = op[1] > 1 ? -1 : found + (op[1] == kind);
+            used += 8 + klen + vlen;
+            fseek(f, klen + vlen, SEEK_CUR);
+        }
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* A journal that holds deletes (a floor, an unmark, a group deleted with its
+   mark) replays them after a SIGKILL, in order with the puts before them. */
+static void t_group_journal(void)
+{
+    char *dir = t_tempdir();
+    s_in_child(dir, s_group_deletes);
+    long at[8];
+    CHECK(s_records(dir, at, 8) == 3); /* no checkpoint: every batch is in the journal */
+    CHECK(s_journal_ops(dir, 1) == 6);
+    for (int round = 0; round < 2; round++) { /* replayed, then checkpointed */
+        annal_store_t *store = s_open(dir, 0);
+        CHECK(store && s_head(store) == 1);
+        CHECK(s_floor(store, "g") == 3 && s_floor(store, "h") == UINT64_MAX);
+        CHECK(s_marks_are(store, "g", SEQS(4, 6)) && s_marks_are(store, "h", SEQS(0)));
+        annal_store_close(&store);
+    }
+    t_rmdir(dir);
+}
+
+/* Drops groups and group_marks from dir's data.mdb, as a store made before
+   them is. 0, or an LMDB error. */
+static int s_drop_group_dbs(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc = mdb_env_create(&env);
+    if (rc)
+        return rc;
+    mdb_env_set_maxdbs(env, 16);
+    if (!(rc = mdb_env_open(env, dir, 0, 0644)) && !(rc = mdb_txn_begin(env, NULL, 0, &txn))) {
+        if (!(rc = mdb_dbi_open(txn, "groups", 0, &dbi)) && !(rc = mdb_drop(txn, dbi, 1))
+            && !(rc = mdb_dbi_open(txn, "group_marks", 0, &dbi)) && !(rc = mdb_drop(txn, dbi, 1)))
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (!rc && !(rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn))) { /* gone */
+        rc = mdb_dbi_open(txn, "groups", 0, &dbi) == MDB_NOTFOUND ? 0 : MDB_INVALID;
+        mdb_txn_abort(txn);
+    }
+    mdb_env_close(env);
+    return rc;
+}
+
+/* A store made before groups (no groups, no group_marks), with a journal of
+   that time (puts only), opens, replays it, and gains groups that last. */
+static void t_group_old_store(void)
+{
+    char *dir = t_tempdir();
+    s_in_child(dir, s_three_batches);
+    CHECK(s_drop_group_dbs(dir) == 0);
+    CHECK(s_journal_ops(dir, 1) == 0 && s_journal_ops(dir, 0) > 0);
+    annal_store_t *store = s_open(dir, 0);
+    CHECK(store && s_head(store) == 6 && annal_store_has_groups(store));
+    annal_group_def_t g = s_group("g", 4);
+    CHECK(annal_store_begin(store) == ANNAL_OK && annal_store_group_put(store, &g) == ANNAL_OK);
+    CHECK(s_mark(store, "g", ANNAL_MARK_PARKED, SEQS(5)) == ANNAL_OK);
+    CHECK(annal_store_commit(store) == ANNAL_OK);
+    annal_store_close(&store);
+    store = s_open(dir, 0);
+    CHECK(store && s_head(store) == 6 && s_floor(store, "g") == 4);
+    CHECK(s_marks_are(store, "g", SEQS(5)));
+    annal_store_close(&store);
+    t_rmdir(dir);
+}
+
+/* After a checkpointed group, one in the journal only, with a delete. */
+static void s_journaled_group(const char *dir)
+{
+    annal_store_t *store = s_open(dir, 0);
+    annal_group_def_t j = s_group("journaled", 7);
+    if (!store || annal_store_begin(store) || annal_store_group_put(store, &j)
+        || s_mark(store, "journaled", ANNAL_MARK_PARKED, SEQS(8))
+        || annal_store_group_unmark(store, "kept", 2) || annal_store_commit(store))
+        _exit(3);
+}
+
+/* A backup copies the groups: those in data.mdb and those in the journal
+   only (the store's annald was killed). */
+static void t_group_backup(void)
+{
+    char *dir = t_tempdir(), *dest = t_tempdir();
+    char copy[4200];
+    snprintf(copy, sizeof copy, "%s/copy", dest);
+    annal_store_t *store = s_open(dir, 0);
+    annal_group_def_t kept = s_group("kept", 1);
+    CHECK(store && annal_store_begin(store) == ANNAL_OK);
+    CHECK(annal_store_group_put(store, &kept) == ANNAL_OK);
+    CHECK(s_mark(store, "kept", ANNAL_MARK_ACKED, SEQS(2, 3)) == ANNAL_OK);
+    CHECK(annal_store_commit(store) == ANNAL_OK);
+    annal_store_close(&store); /* a checkpoint */
+    s_in_child(dir, s_journaled_group);
+    CHECK(annal_store_backup(dir, copy, why, sizeof why) == 0);
+    store = s_open(copy, 0);
+    CHECK(store && s_floor(store, "kept") == 1 && s_floor(store, "journaled") == 7);
+    CHECK(s_marks_are(store, "kept", SEQS(3)) && s_marks_are(store, "journaled", SEQS(8)));
+    annal_store_close(&store);
+    t_rmdir(dir);
+    t_rmdir(dest);
+}
+
+/* migrate refuses a source that holds a group (PostgreSQL keeps none yet),
+   before it reaches the target. */
+static void t_group_migrate(void)
+{
+    char *dir = t_tempdir();
+    const char *target = "postgresql:///annal?host=/nonexistent-annal-test";
+    annal_store_t *store = s_open(dir, 0);
+    annal_group_def_t g = s_group("orders", 0);
+    CHECK(store && annal_store_begin(store) == ANNAL_OK);
+    CHECK(annal_store_group_put(store, &g) == ANNAL_OK && annal_store_commit(store) == ANNAL_OK);
+    annal_store_close(&store);
+    CHECK(annal_store_migrate(dir, target, NULL, NULL, why, sizeof why) == -1);
+    CHECK(strstr(why, "groups cannot be migrated yet") && strstr(why, "\"orders\""));
+    store = s_open(dir, 0);
+    CHECK(store && annal_store_begin(store) == ANNAL_OK);
+    CHECK(annal_store_group_delete(store, "orders") == ANNAL_OK);
+    CHECK(annal_store_commit(store) == ANNAL_OK);
+    annal_store_close(&store);
+    /* without groups it goes on to the target (unreachable here) */
+    CHECK(annal_store_migrate(dir, target, NULL, NULL, why, sizeof why) == -1);
+    CHECK(!strstr(why, "groups"));
+    t_rmdir(dir);
+}
+
 static const t_case_t s_cases[] = {
     {"append_read", t_append_read},
     {"concurrency", t_concurrency},
@@ -700,6 +948,10 @@ static const t_case_t s_cases[] = {
     {"bad_folders", t_bad_folders},
     {"fold", t_fold},
     {"snapshots", t_snapshots},
+    {"group_journal", t_group_journal},
+    {"group_old_store", t_group_old_store},
+    {"group_backup", t_group_backup},
+    {"group_migrate", t_group_migrate},
 };
 
 int main(int argc, char **argv)
