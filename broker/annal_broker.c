@@ -842,7 +842,7 @@ static bool s_same_settings(const annal_request_t *r, const annal_group_def_t *d
         || r->ack_timeout_ms != d->ack_timeout_ms || r->max_deliveries != d->max_deliveries
         || r->event_type_count != d->ntypes)
         return false;
-    if (!r->from_end && r->from != d->start)
+    if (r->from_end != d->from_end || (!r->from_end && r->from != d->start))
         return false;
     for (size_t i = 0; i < d->ntypes; i++)
         if (strcmp(r->event_types[i], d->types[i]))
@@ -875,11 +875,16 @@ static annal_err_t s_group_write(annal_broker_t *self, pending_t *p, group_ctx_t
         if ((err = annal_store_stats(self->store, &st)))
             return err;
         c->start = r->from_end ? st.head_sequence + 1 : r->from;
-        annal_group_def_t def = {r->group,          r->prefix ? r->prefix : "",
-                                 r->event_types,    r->event_type_count,
-                                 c->start,          r->unordered,
-                                 r->ack_timeout_ms, r->max_deliveries,
-                                 c->start - 1};
+        annal_group_def_t def = {.name = r->group,
+                                 .prefix = r->prefix ? r->prefix : "",
+                                 .types = r->event_types,
+                                 .ntypes = r->event_type_count,
+                                 .start = c->start,
+                                 .unordered = r->unordered,
+                                 .from_end = r->from_end,
+                                 .ack_timeout_ms = r->ack_timeout_ms,
+                                 .max_deliveries = r->max_deliveries,
+                                 .floor = c->start - 1};
         c->created = true;
         return annal_store_group_put(self->store, &def);
     }

@@ -70,7 +70,7 @@
     | offset | size | field                                         |
     | ------ | ---- | --------------------------------------------- |
     | 0      | 1    | record format, 1                              |
-    | 1      | 1    | ordering: 0 = by aggregate, 1 = none          |
+    | 1      | 1    | flags: 1 = ordering "none" (else by aggregate), 2 = from "end" |
     | 2      | 2    | prefix length P                               |
     | 4      | 2    | event type count N (0 = every type)           |
     | 6      | 4    | ack_timeout_ms                                |
@@ -166,10 +166,14 @@ enum {
     REC_HEADER = 53        /* the header's size: aggregate_id, event_type, data, metadata follow */
 };
 
+/* The group record's flags (GREC_FLAGS). */
+#define GREC_UNORDERED 1 /* ordering "none" (else "aggregate") */
+#define GREC_FROM_END  2 /* created with from_sequence "end" */
+
 /* The group record's header (the table above). */
 enum {
     GREC_FORMAT = 0,          /* u8: GROUP_FORMAT */
-    GREC_UNORDERED = 1,       /* u8: 1 for ordering "none", 0 for "aggregate" */
+    GREC_FLAGS = 1,           /* u8: GREC_UNORDERED | GREC_FROM_END */
     GREC_PREFIX_LEN = 2,      /* u16: prefix length P */
     GREC_NTYPES = 4,          /* u16: event type count N */
     GREC_ACK_TIMEOUT = 6,     /* u32: ack_timeout_ms */
@@ -214,8 +218,8 @@ FIELD(REC_DATA_LEN, uint32_t, REC_META_LEN);
 FIELD(REC_META_LEN, uint32_t, REC_APPEND_SIZE);
 FIELD(REC_APPEND_SIZE, ((annal_stored_t *) 0)->append_size, REC_APPEND_INDEX);
 FIELD(REC_APPEND_INDEX, ((annal_stored_t *) 0)->append_index, REC_HEADER);
-FIELD(GREC_FORMAT, uint8_t, GREC_UNORDERED);
-FIELD(GREC_UNORDERED, uint8_t, GREC_PREFIX_LEN);
+FIELD(GREC_FORMAT, uint8_t, GREC_FLAGS);
+FIELD(GREC_FLAGS, uint8_t, GREC_PREFIX_LEN);
 FIELD(GREC_PREFIX_LEN, uint16_t, GREC_NTYPES);
 FIELD(GREC_NTYPES, uint16_t, GREC_ACK_TIMEOUT);
 FIELD(GREC_ACK_TIMEOUT, ((annal_group_def_t *) 0)->ack_timeout_ms, GREC_MAX_DELIVERIES);
@@ -1302,7 +1306,8 @@ static bool s_mark_of(const MDB_val *key, const char *name, size_t nlen)
 static size_t s_group_size(const MDB_val *val, size_t nlen)
 {
     const uint8_t *p = val->mv_data, *end = p + val->mv_size;
-    if (val->mv_size < GREC_HEADER || p[GREC_FORMAT] != GROUP_FORMAT || p[GREC_UNORDERED] > 1)
+    if (val->mv_size < GREC_HEADER || p[GREC_FORMAT] != GROUP_FORMAT
+        || (p[GREC_FLAGS] & ~(GREC_UNORDERED | GREC_FROM_END)))
         return 0;
     size_t plen = s_get16(p + GREC_PREFIX_LEN), ntypes = s_get16(p + GREC_NTYPES);
     size_t need = ntypes * sizeof(char *) + nlen + 1 + plen + 1;
@@ -1355,7 +1360,8 @@ static annal_err_t s_group_decode(lmdb_t *self, scratch_t *sc, const void *name,
     }
     def->types = ntypes ? types : NULL;
     def->ntypes = ntypes;
-    def->unordered = p[GREC_UNORDERED] == 1;
+    def->unordered = p[GREC_FLAGS] & GREC_UNORDERED;
+    def->from_end = p[GREC_FLAGS] & GREC_FROM_END;
     def->ack_timeout_ms = s_get32(p + GREC_ACK_TIMEOUT);
     def->max_deliveries = s_get32(p + GREC_MAX_DELIVERIES);
     def->start = s_get64(p + GREC_START);
@@ -1454,7 +1460,8 @@ static annal_err_t s_group_put(void *handle, const annal_group_def_t *def)
     if (!p)
         return ANNAL_ERR_UNAVAILABLE;
     p[GREC_FORMAT] = GROUP_FORMAT;
-    p[GREC_UNORDERED] = def->unordered ? 1 : 0;
+    p[GREC_FLAGS] =
+        (uint8_t) ((def->unordered ? GREC_UNORDERED : 0) | (def->from_end ? GREC_FROM_END : 0));
     s_put16(p + GREC_PREFIX_LEN, (uint16_t) plen);
     s_put16(p + GREC_NTYPES, (uint16_t) def->ntypes);
     s_put32(p + GREC_ACK_TIMEOUT, def->ack_timeout_ms);

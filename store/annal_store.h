@@ -106,6 +106,7 @@ typedef struct {
     size_t ntypes;           /* entries in types */
     uint64_t start;          /* start_sequence */
     bool unordered;          /* ordering "none" (else "aggregate") */
+    bool from_end;           /* created with from_sequence "end" (start: the head then + 1) */
     uint32_t ack_timeout_ms; /* lease length */
     uint32_t max_deliveries; /* deliveries before parking */
     uint64_t floor;          /* every group event up to it is acked or parked, but those

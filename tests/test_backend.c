@@ -820,6 +820,7 @@ static annal_group_def_t s_def(const char *name, const char *prefix, char *const
                                .ntypes = ntypes,
                                .start = start,
                                .unordered = ntypes % 2 == 1,
+                               .from_end = start % 2 == 0,
                                .ack_timeout_ms = 30000 + (uint32_t) ntypes,
                                .max_deliveries = 5 + (uint32_t) ntypes,
                                .floor = floor};
@@ -831,7 +832,7 @@ static bool s_def_is(const annal_group_def_t *got, const annal_group_def_t *want
     bool same = strcmp(got->name, want->name) == 0 && strcmp(got->prefix, want->prefix) == 0
                 && got->ntypes == want->ntypes && (got->ntypes > 0) == (got->types != NULL)
                 && got->start == want->start && got->unordered == want->unordered
-                && got->ack_timeout_ms == want->ack_timeout_ms
+                && got->from_end == want->from_end && got->ack_timeout_ms == want->ack_timeout_ms
                 && got->max_deliveries == want->max_deliveries && got->floor == want->floor;
     for (size_t i = 0; same && i < want->ntypes; i++)
         same = strcmp(got->types[i], want->types[i]) == 0;
