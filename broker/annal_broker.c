@@ -646,32 +646,46 @@ static group_t *s_group(annal_broker_t *self, const char *name, annal_err_t *err
 
 /* Feeds g's engine the matching events after its scan position, a page at
    a time, until want events are pending and not leased, or the head. */
-static annal_err_t s_group_scan(annal_broker_t *self, group_t *g, size_t want)
+#define GROUP_WINDOW 100000 /* pending events a group's engine holds, at most */
+
+/* Feeds g's engine one page of the matching events after its scan
+   position; *more says whether the scan moved (not at the head, and the
+   window not full). */
+static annal_err_t s_group_page(annal_broker_t *self, group_t *g, bool *more)
 {
-    for (int pages = 0; pages < 8; pages++) {
-        annal_group_t *e = g->engine;
-        if (annal_group_pending(e) - annal_group_leased(e) >= want)
-            return ANNAL_OK;
-        uint64_t from = annal_group_scan_position(e), next;
-        annal_err_t err = annal_store_read_all(
-            self->store, from, 1000, ANNAL_SCAN_CAP, *g->def.prefix ? g->def.prefix : NULL,
-            strlen(g->def.prefix), g->def.types, g->def.ntypes, &self->list, &next);
-        if (err)
-            return err;
-        for (size_t i = 0; i < self->list.count; i++) {
-            const annal_event_t *ev = &self->list.items[i];
-            if (annal_group_feed(e, ev->sequence, ev->aggregate_id, ev->aggregate_id_len))
-                return ANNAL_ERR_INTERNAL;
-            while (g->markpos < g->nmarks && g->marks[g->markpos].sequence < ev->sequence)
-                g->markpos++;
-            if (g->markpos < g->nmarks && g->marks[g->markpos].sequence == ev->sequence)
-                annal_group_mark(e, ev->sequence, g->marks[g->markpos++].state);
-        }
-        annal_group_scanned(e, next);
-        if (next <= from)
-            return ANNAL_OK; /* at the head */
+    annal_group_t *e = g->engine;
+    uint64_t from = annal_group_scan_position(e), next;
+    *more = false;
+    if (annal_group_pending(e) >= GROUP_WINDOW)
+        return ANNAL_OK;
+    annal_err_t err = annal_store_read_all(
+        self->store, from, 1000, ANNAL_SCAN_CAP, *g->def.prefix ? g->def.prefix : NULL,
+        strlen(g->def.prefix), g->def.types, g->def.ntypes, &self->list, &next);
+    if (err)
+        return err;
+    for (size_t i = 0; i < self->list.count; i++) {
+        const annal_event_t *ev = &self->list.items[i];
+        if (annal_group_feed(e, ev->sequence, ev->aggregate_id, ev->aggregate_id_len))
+            return ANNAL_ERR_INTERNAL;
+        while (g->markpos < g->nmarks && g->marks[g->markpos].sequence < ev->sequence)
+            g->markpos++;
+        if (g->markpos < g->nmarks && g->marks[g->markpos].sequence == ev->sequence)
+            annal_group_mark(e, ev->sequence, g->marks[g->markpos++].state);
     }
+    annal_group_scanned(e, next);
+    *more = next > from;
     return ANNAL_OK;
+}
+
+/* Scans until g has a pending event, or the head (8 pages at most): what
+   acked_through needs to move past events that do not match. */
+static annal_err_t s_group_scan(annal_broker_t *self, group_t *g)
+{
+    bool more = true;
+    annal_err_t err = ANNAL_OK;
+    for (int pages = 0; pages < 8 && more && !err && annal_group_pending(g->engine) == 0; pages++)
+        err = s_group_page(self, g, &more);
+    return err;
 }
 
 /* Copies of events read one by one, for a reply (each read reuses the
@@ -990,13 +1004,23 @@ static annal_err_t s_group_fetch(annal_broker_t *self, pending_t *p, group_t *g,
 {
     annal_request_t *r = &p->req;
     size_t max = s_cap(self, r->max_count);
-    annal_err_t err = s_group_scan(self, g, max);
-    if (err)
-        return err;
     annal_group_lease_t *leases = max ? calloc(max, sizeof *leases) : NULL;
     if (max && !leases)
         return ANNAL_ERR_INTERNAL;
-    size_t n = annal_group_fetch(g->engine, r->consumer, zclock_mono(), max, leases);
+    /* what the window holds first, then more of the log while fetches come
+       up short (events behind a leased one of their aggregate do not count) */
+    size_t n = 0;
+    bool more = true;
+    annal_err_t err = ANNAL_OK;
+    for (int pages = 0; n < max && more && !err && pages <= 8; pages++) {
+        n += annal_group_fetch(g->engine, r->consumer, zclock_mono(), max - n, leases + n);
+        if (n < max)
+            err = s_group_page(self, g, &more);
+    }
+    if (err) {
+        free(leases); /* the leases taken stay: they end at their deadline */
+        return err;
+    }
     *wait = n == 0 && may_wait;
     copies_t events = {0};
     for (size_t i = 0; i < n && !err; i++)
@@ -1065,7 +1089,7 @@ static annal_err_t s_group_answer(annal_broker_t *self, pending_t *p, group_ctx_
         return s_finish(self, p);
     case ANNAL_CMD_GROUP_INFO: {
         annal_group_info_t info;
-        if ((err = s_group_scan(self, g, 1))) /* acked_through: past what does not match */
+        if ((err = s_group_scan(self, g))) /* acked_through: past what does not match */
             return err;
         s_group_info(self, g, st.head_sequence, &info);
         annal_body_begin(self->reply, "group", true, r->msg_id);
@@ -1088,7 +1112,7 @@ static annal_err_t s_group_answer(annal_broker_t *self, pending_t *p, group_ctx_
             if (one)
                 annal_group_expire(one->engine, zclock_mono(), NULL,
                                    0); /* parks: its own next op */
-            if (one && !(err = s_group_scan(self, one, 1)))
+            if (one && !(err = s_group_scan(self, one)))
                 s_group_info(self, one, st.head_sequence, &infos[n++]);
         }
         if (!err) {
@@ -1120,6 +1144,8 @@ static annal_err_t s_group_answer(annal_broker_t *self, pending_t *p, group_ctx_
         }
         /* the reasons are the store's until its next call: copied first */
         char **reasons = marks.count ? calloc(marks.count, sizeof(char *)) : NULL;
+        if (marks.count && !reasons)
+            err = ANNAL_ERR_INTERNAL;
         for (size_t i = 0; !err && i < marks.count; i++) {
             reasons[i] = malloc(marks.items[i].reason_len + 1);
             if (!reasons[i]) {
@@ -1129,8 +1155,6 @@ static annal_err_t s_group_answer(annal_broker_t *self, pending_t *p, group_ctx_
             memcpy(reasons[i], marks.items[i].reason ? marks.items[i].reason : "",
                    marks.items[i].reason_len);
         }
-        if (marks.count && !reasons)
-            err = ANNAL_ERR_INTERNAL;
         size_t count = marks.count;
         annal_group_mark_t *copy = count ? malloc(count * sizeof *copy) : NULL;
         if (count && !copy)

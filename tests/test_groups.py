@@ -607,6 +607,19 @@ def t_ordering_compete():
 
 # ---- leases, acks, nacks ------------------------------------------------------------------
 
+def t_ordering_far_behind():
+    """An aggregate with thousands of events pending holds up only itself: a
+    fetch finds another aggregate's event far behind them in the log."""
+    with broker() as d:
+        c = Client(d.commands, "msgpack")
+        for _ in range(3):
+            fill_many(c, 1000, "a-1")
+        other = fill(c, "b-1")[0]
+        create(c)
+        check(got(fetch(c, "w1", max_count=5)) == [(1, 1), (other, 1)])
+        check(got(fetch(c, "w2", max_count=5)) == [], "a-1 and b-1 are both leased")
+
+
 def t_lease_expiry(enc):
     """ack_timeout_ms 300, max_deliveries 2: an unacked event comes again
     after ~300 ms with delivery 2; when that lease ends too it is parked
@@ -1024,6 +1037,7 @@ run([
     *each_encoding("ordering_rule", t_ordering_rule),
     *each_encoding("ordering_after_expiry", t_ordering_after_expiry),
     ("ordering_compete", t_ordering_compete),
+    ("ordering_far_behind", t_ordering_far_behind),
     *each_encoding("lease_expiry", t_lease_expiry),
     *each_encoding("ack_rules", t_ack_rules),
     *each_encoding("nack_rules", t_nack_rules),
