@@ -1008,11 +1008,14 @@ static annal_err_t s_group_fetch(annal_broker_t *self, pending_t *p, group_t *g,
     if (max && !leases)
         return ANNAL_ERR_INTERNAL;
     /* what the window holds first, then more of the log while fetches come
-       up short (events behind a leased one of their aggregate do not count) */
+       up short (events behind a leased one of their aggregate do not count):
+       8 pages, or with nothing found yet to the head, so that [] means none
+       is ready (a group's first scan of a long log costs once: its scan
+       position stays) */
     size_t n = 0;
     bool more = true;
     annal_err_t err = ANNAL_OK;
-    for (int pages = 0; n < max && more && !err && pages <= 8; pages++) {
+    for (int pages = 0; n < max && more && !err && (pages <= 8 || n == 0); pages++) {
         n += annal_group_fetch(g->engine, r->consumer, zclock_mono(), max - n, leases + n);
         if (n < max)
             err = s_group_page(self, g, &more);
