@@ -175,3 +175,21 @@ def run(cases):
             traceback.print_exc()
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
+
+
+def brokers(n, store):
+    """n annald on one store (several brokers on one PostgreSQL database), started
+    together."""
+    procs = [Annald(data=store, ready=False) for _ in range(n)]
+    for d in procs:  # read each ready line (the schema is made once, under a lock)
+        line = d.proc.stdout.readline()
+        m = re.search(r"commands (\S+) events (\S+)", line)
+        check(m, (line, d.stderr()))
+        d.commands, d.events = m.group(1), m.group(2)
+    return procs
+
+
+def stop_all(procs):
+    for d in procs:
+        check(d.stop() == 0, d.stderr())
+        d.cleanup()

@@ -218,6 +218,20 @@ static void t_values(void)
     annal_value_destroy(&v);
 }
 
+/* A MessagePack append of one event to "a", up to its "event_data" key:
+   the value comes next. */
+static void s_pack_append(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 6);
+    const char *fields[] = {"type",       "append", "aggregate_id", "a",
+                            "event_type", "T",      "version",      "any"};
+    for (int i = 0; i < 8; i++)
+        msgpack_pack_str_with_body(pk, fields[i], strlen(fields[i]));
+    msgpack_pack_str_with_body(pk, "msg_id", 6);
+    msgpack_pack_int(pk, 1);
+    msgpack_pack_str_with_body(pk, "event_data", 10);
+}
+
 /* The event_data of a one-event append in enc whose map has the keys and
    values given (repeats allowed), as the codec stores it. */
 static annal_blob_t s_stored_map(bool msgpack, const char *const *keys, const int *values, int n)
@@ -230,14 +244,7 @@ static annal_blob_t s_stored_map(bool msgpack, const char *const *keys, const in
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 6);
-    const char *fields[] = {"type",       "append", "aggregate_id", "a",
-                            "event_type", "T",      "version",      "any"};
-    for (int i = 0; i < 8; i++)
-        msgpack_pack_str_with_body(&pk, fields[i], strlen(fields[i]));
-    msgpack_pack_str_with_body(&pk, "msg_id", 6);
-    msgpack_pack_int(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "event_data", 10);
+    s_pack_append(&pk);
     msgpack_pack_map(&pk, (size_t) n);
     for (int i = 0; i < n; i++) {
         len += snprintf(json + len, sizeof json - (size_t) len, "%s\"%s\":%d", i ? "," : "",
@@ -406,14 +413,7 @@ static void t_repeated_keys_checked(void)
         msgpack_sbuffer_init(&sb);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 6);
-        const char *fields[] = {"type",       "append", "aggregate_id", "a",
-                                "event_type", "T",      "version",      "any"};
-        for (int i = 0; i < 8; i++)
-            msgpack_pack_str_with_body(&pk, fields[i], strlen(fields[i]));
-        msgpack_pack_str_with_body(&pk, "msg_id", 6);
-        msgpack_pack_int(&pk, 1);
-        msgpack_pack_str_with_body(&pk, "event_data", 10);
+        s_pack_append(&pk);
         msgpack_pack_map(&pk, 2);
         msgpack_pack_str_with_body(&pk, "k", 1);
         if (bad == 0)

@@ -19,7 +19,8 @@ import signal
 import threading
 import time
 
-from annal_harness import PG, Annald, Client, append, broker, check, new_store, run
+from annal_harness import (PG, Annald, Client, append, broker, brokers, check, new_store, run,
+                           stop_all)
 
 EVENT = ["sequence_number", "event_id", "aggregate_id", "version", "event_type", "event_data",
          "metadata", "recorded_at"]
@@ -923,23 +924,6 @@ def t_removed_events():
 
 
 # ---- several brokers on one PostgreSQL database ----------------------------------------
-
-def brokers(n, store):
-    """n annald on one store, started together (as test_pg's)."""
-    procs = [Annald(data=store, ready=False) for _ in range(n)]
-    for d in procs:
-        line = d.proc.stdout.readline()
-        m = re.search(r"commands (\S+) events (\S+)", line)
-        check(m, (line, d.stderr()))
-        d.commands, d.events = m.group(1), m.group(2)
-    return procs
-
-
-def stop_all(procs):
-    for d in procs:
-        check(d.stop() == 0, d.stderr())
-        d.cleanup()
-
 
 def t_pg_one_lease():
     """Two brokers share each group: a create on both at once makes one

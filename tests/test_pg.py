@@ -9,24 +9,7 @@ import threading
 import time
 import uuid
 
-from annal_harness import PG, Annald, Client, check, new_store, run
-
-
-def brokers(n, store):
-    """n annald on one store, started together."""
-    procs = [Annald(data=store, ready=False) for _ in range(n)]
-    for d in procs:  # read each ready line (the schema is made once, under a lock)
-        line = d.proc.stdout.readline()
-        m = re.search(r"commands (\S+) events (\S+)", line)
-        check(m, (line, d.stderr()))
-        d.commands, d.events = m.group(1), m.group(2)
-    return procs
-
-
-def stop_all(procs):
-    for d in procs:
-        check(d.stop() == 0, d.stderr())
-        d.cleanup()
+from annal_harness import PG, Annald, Client, brokers, check, new_store, run, stop_all
 
 
 def t_start_together():
