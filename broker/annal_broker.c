@@ -818,10 +818,8 @@ static void s_changes_free(changes_t *ch)
     memset(ch, 0, sizeof *ch);
 }
 
-static void s_group_info(annal_broker_t *self, const group_t *g, uint64_t head,
-                         annal_group_info_t *out)
+static void s_group_info(const group_t *g, uint64_t head, annal_group_info_t *out)
 {
-    (void) self;
     *out = (annal_group_info_t){g->def.name,
                                 g->def.prefix,
                                 g->def.ntypes ? g->def.types : NULL,
@@ -842,7 +840,6 @@ typedef struct {
     changes_t ch;    /* marks made durable, for the engine after commit */
     size_t count;    /* acks, nacks or replays that counted */
     uint64_t start;  /* create: the start sequence */
-    bool created;    /* create: a new group */
     uint64_t *retry; /* nack retry, replay: the events ready again */
     size_t nretry;   /* entries in retry */
     bool may_wait;   /* fetch: it may wait (not when its wait is over) */
@@ -899,7 +896,6 @@ static annal_err_t s_group_write(annal_broker_t *self, pending_t *p, group_ctx_t
                                  .ack_timeout_ms = r->ack_timeout_ms,
                                  .max_deliveries = r->max_deliveries,
                                  .floor = c->start - 1};
-        c->created = true;
         return annal_store_group_put(self->store, &def);
     }
     if (!(c->group = s_group(self, r->group, &err))) {
@@ -1094,7 +1090,7 @@ static annal_err_t s_group_answer(annal_broker_t *self, pending_t *p, group_ctx_
         annal_group_info_t info;
         if ((err = s_group_scan(self, g))) /* acked_through: past what does not match */
             return err;
-        s_group_info(self, g, st.head_sequence, &info);
+        s_group_info(g, st.head_sequence, &info);
         annal_body_begin(self->reply, "group", true, r->msg_id);
         annal_body_group(self->reply, &info);
         return s_finish(self, p);
@@ -1116,7 +1112,7 @@ static annal_err_t s_group_answer(annal_broker_t *self, pending_t *p, group_ctx_
                 annal_group_expire(one->engine, zclock_mono(), NULL,
                                    0); /* parks: its own next op */
             if (one && !(err = s_group_scan(self, one)))
-                s_group_info(self, one, st.head_sequence, &infos[n++]);
+                s_group_info(one, st.head_sequence, &infos[n++]);
         }
         if (!err) {
             annal_body_begin(self->reply, "groups", true, r->msg_id);
