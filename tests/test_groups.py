@@ -32,7 +32,8 @@ EVENTS = ["type", "in_reply_to", "group", "events", "head_sequence"]
 ACKED = ["type", "in_reply_to", "group", "acked"]
 NACKED = ["type", "in_reply_to", "group", "count"]
 INFO = ["type", "in_reply_to", "group", "prefix", "event_types", "ordering", "ack_timeout_ms",
-        "max_deliveries", "start_sequence", "acked_through", "leased", "parked", "head_sequence"]
+        "max_deliveries", "start_sequence", "acked_through", "leased", "parked", "head_sequence",
+        "lag"]
 DEFAULTS = {"prefix": "", "event_types": None, "ordering": "aggregate", "ack_timeout_ms": 30000,
             "max_deliveries": 5}
 SOON = 1.0    # s: a waiting fetch is answered this soon after what makes events ready
@@ -93,6 +94,8 @@ def info(c, group="g", **expect):
     """group_info, checked for its shape and for the fields given."""
     r = c.call({"type": "group_info", "group": group})
     check(r["type"] == "group" and list(r) == INFO and r["group"] == group, r)
+    # annal's own field: the sequences between acked_through and the head
+    check(r["lag"] == max(0, r["head_sequence"] - r["acked_through"]), r)
     for k, v in expect.items():
         check(r[k] == v, (k, v, r))
     return r
@@ -175,7 +178,7 @@ def t_create_defaults(enc):
         r = info(c)
         check(r == dict({"type": "group", "in_reply_to": r["in_reply_to"], "group": "g"},
                         **DEFAULTS, start_sequence=1, acked_through=0, leased=0, parked=0,
-                        head_sequence=3), r)
+                        head_sequence=3, lag=3), r)
         # the same settings again, bare or spelled out, after more appends: the same reply.
         # Reading: a setting given with its default value is the same setting as leaving
         # it out (as a JetStream consumer config with its defaults filled in).
@@ -870,7 +873,7 @@ def t_durable():
             r = info(c)
             check(r == dict({"type": "group", "in_reply_to": r["in_reply_to"], "group": "g"},
                             **DEFAULTS, start_sequence=1, acked_through=x1, leased=0,
-                            parked=1, head_sequence=6), r)
+                            parked=1, head_sequence=6, lag=6 - x1), r)
             info(c, "h", start_sequence=7, acked_through=6)
             refused(c.call({"type": "group_info", "group": "k"}), 20, "deleted before the kill")
             r = fetch(c, "B", max_count=10)

@@ -45,7 +45,7 @@ typedef enum {
     F_GROUPS
 } fkind_t;
 
-#define GROUP_FIELDS 11 /* the keys s_emit_group_fields writes */
+#define GROUP_FIELDS 12 /* the keys s_emit_group_fields writes */
 
 typedef struct {
     const char *key; /* field name, borrowed */
@@ -532,6 +532,9 @@ static void s_emit_group_fields(emit_t *e, const annal_group_info_t *g)
     s_emit_u64(e, g->parked);
     s_emit_key(e, "head_sequence");
     s_emit_u64(e, g->head_sequence);
+    /* annal's own (docs/protocol.md, section 6): sequences behind the head */
+    s_emit_key(e, "lag");
+    s_emit_u64(e, g->head_sequence > g->acked_through ? g->head_sequence - g->acked_through : 0);
 }
 
 static void s_emit_field(emit_t *e, const field_t *f)
