@@ -37,6 +37,7 @@
 #include "annal_limits.h"
 #include "annal_pool.h"
 #include "annal_store.h"
+#include "annal_time.h"
 
 #define WHY_MAX        512
 #define BATCH_BYTES    (64u << 20) /* body bytes drained into one batch, at most */
@@ -510,7 +511,15 @@ static annal_err_t s_init(annal_broker_t *self, pending_t *p)
    Leases live in the engine only. A fetch that finds nothing and may wait
    moves to the waiting list, and runs again when events may have become
    ready (a commit that appended, an ack, a nack, a replay, a lease's end)
-   and at its deadline. */
+   and at its deadline.
+
+   On a store several brokers share (annal_store_shares_groups: PostgreSQL)
+   each broker's engine is a copy: a group request runs in one store batch,
+   writes and answer together, under the group's lock (group_sync), and
+   leases are stored too (group_lease). A copy whose version is not the
+   store's is loaded again, its leases with it; a change moves the version
+   (group_bump) and wakes the other brokers' waiting fetches (watch_fd).
+   docs/protocol.md, section 6, and store/annal_pg_group.c say more. */
 
 /* A group mark loaded from the store, for an event not fed to the engine yet. */
 typedef struct {
@@ -522,6 +531,7 @@ typedef struct {
 typedef struct {
     annal_group_def_t def;  /* its settings; def.name, .prefix, .types owned */
     annal_group_t *engine;  /* its state */
+    uint64_t version;       /* shared store: the version the engine holds (group_sync) */
     uint64_t floor;         /* the floor stored last */
     uint64_t parked;        /* events parked now */
     early_mark_t *marks;    /* marks above the floor, not yet fed, in order */
@@ -561,8 +571,11 @@ static bool s_is_group_request(const pending_t *p)
     return !p->err && c && (c->needs_group || p->req.cmd == ANNAL_CMD_GROUP_LIST);
 }
 
+static annal_err_t s_group_page(annal_broker_t *self, group_t *g, bool *more);
+static annal_err_t s_group_leases(annal_broker_t *self, group_t *g);
+
 /* A group's settings and state from the store: its marks above the floor,
-   replayed parked events below it. NULL with *err when it is unknown
+   replayed parked events below it, and on a shared store its leases. NULL with *err when it is unknown
    (ANNAL_ERR_NOT_FOUND) or unreadable. Inside a batch. */
 static group_t *s_group_load(annal_broker_t *self, const annal_group_def_t *def, annal_err_t *err)
 {
@@ -622,6 +635,8 @@ static group_t *s_group_load(annal_broker_t *self, const annal_group_def_t *def,
         from = next;
     }
     annal_mark_list_free(&marks);
+    if (!*err && annal_store_shares_groups(self->store))
+        *err = s_group_leases(self, g);
     if (*err) {
         s_group_free(g);
         return NULL;
@@ -629,19 +644,94 @@ static group_t *s_group_load(annal_broker_t *self, const annal_group_def_t *def,
     return g;
 }
 
-/* The group named, loaded when first used; NULL with *err (NOT_FOUND when
-   there is none). Inside a batch. */
+/* The group named, loaded when first used, and on a shared store when
+   the copy held is not the store's (taking the group's lock for the rest
+   of the batch); NULL with *err (NOT_FOUND when there is none). Inside a
+   batch. */
 static group_t *s_group(annal_broker_t *self, const char *name, annal_err_t *err)
 {
     group_t *g = zhashx_lookup(self->groups, name);
+    uint64_t version = 0, floor = 0;
+    if (annal_store_shares_groups(self->store)) {
+        if ((*err = annal_store_group_sync(self->store, name, &version, &floor)))
+            return NULL;
+        if (g && g->version != version) {
+            zhashx_delete(self->groups, name); /* changed through another broker */
+            g = NULL;
+        }
+        if (!version) {
+            *err = ANNAL_ERR_NOT_FOUND;
+            return NULL;
+        }
+        if (g)
+            g->floor = floor; /* another broker may have stored one */
+    }
     if (g)
         return g;
     annal_group_def_t def;
     if ((*err = annal_store_group_get(self->store, name, &def)))
         return NULL;
-    if ((g = s_group_load(self, &def, err)))
+    if ((g = s_group_load(self, &def, err))) {
+        g->version = version;
         zhashx_insert(self->groups, g->def.name, g);
+    }
     return g;
+}
+
+/* A lease's deadline in the store's terms (wall-clock microseconds) from
+   the engine's (monotonic milliseconds), and back. */
+static int64_t s_wall_deadline(int64_t mono_deadline)
+{
+    return annal_time_now() + (mono_deadline - zclock_mono()) * 1000;
+}
+
+static int64_t s_mono_deadline(int64_t wall_deadline)
+{
+    int64_t now = zclock_mono();
+    return wall_deadline ? now + (wall_deadline - annal_time_now()) / 1000 : now;
+}
+
+/* Shared store: puts the group's stored leases into its engine, fed up to
+   the last of them first. */
+static annal_err_t s_group_leases(annal_broker_t *self, group_t *g)
+{
+    annal_lease_list_t leases = {0};
+    annal_err_t err = annal_store_group_leases(self->store, g->def.name, &leases);
+    uint64_t last = leases.count ? leases.items[leases.count - 1].sequence : 0;
+    bool more = true;
+    while (!err && more && annal_group_scan_position(g->engine) <= last)
+        err = s_group_page(self, g, &more);
+    /* the consumers are the store's until its next group_leases: not
+       touched by the pages read */
+    for (size_t i = 0; !err && i < leases.count; i++) {
+        const annal_lease_t *l = &leases.items[i];
+        annal_group_restore(g->engine, l->sequence, l->consumer, s_mono_deadline(l->deadline),
+                            l->delivery); /* done since, or past the window: not leased */
+    }
+    annal_lease_list_free(&leases);
+    return err;
+}
+
+/* Shared store: stores n leases of g's engine (a fetch's, by consumer), or
+   with end, their end (a nack retry): their delivery and consumer stay. */
+static annal_err_t s_store_leases(annal_broker_t *self, group_t *g, const char *consumer,
+                                  const uint64_t *seqs, size_t n, bool end)
+{
+    if (!annal_store_shares_groups(self->store) || n == 0)
+        return ANNAL_OK;
+    annal_lease_t *rows = calloc(n, sizeof *rows);
+    if (!rows)
+        return ANNAL_ERR_INTERNAL;
+    int64_t deadline = s_wall_deadline(zclock_mono() + g->def.ack_timeout_ms);
+    for (size_t i = 0; i < n; i++) {
+        annal_group_state_t st;
+        uint32_t delivery = 0;
+        annal_group_state(g->engine, seqs[i], &st, &delivery);
+        rows[i] = (annal_lease_t){seqs[i], consumer, end ? 0 : deadline, delivery};
+    }
+    annal_err_t err = annal_store_group_lease(self->store, g->def.name, rows, n);
+    free(rows);
+    return err;
 }
 
 /* Feeds g's engine the matching events after its scan position, a page at
@@ -871,6 +961,10 @@ static annal_err_t s_group_write(annal_broker_t *self, pending_t *p, group_ctx_t
         return ANNAL_OK;
     if (r->cmd == ANNAL_CMD_GROUP_CREATE) {
         annal_group_def_t d;
+        uint64_t version, floor; /* shared store: two brokers creating it make one */
+        if (annal_store_shares_groups(self->store)
+            && (err = annal_store_group_sync(self->store, r->group, &version, &floor)))
+            return err;
         err = annal_store_group_get(self->store, r->group, &d);
         if (err == ANNAL_OK) {
             if (!s_same_settings(r, &d)) {
@@ -945,6 +1039,8 @@ static annal_err_t s_group_write(annal_broker_t *self, pending_t *p, group_ctx_t
             if (!err && s_change(&c->ch, seq, park ? ANNAL_GROUP_PARKED : ANNAL_GROUP_ACKED))
                 err = ANNAL_ERR_INTERNAL;
         }
+        if (!err && r->cmd == ANNAL_CMD_GROUP_NACK) /* the retried leases end */
+            err = s_store_leases(self, g, r->consumer, c->retry, c->nretry, true);
         return err;
     case ANNAL_CMD_GROUP_DELETE: return annal_store_group_delete(self->store, g->def.name);
     case ANNAL_CMD_GROUP_REPLAY_PARKED: {
@@ -1015,6 +1111,13 @@ static annal_err_t s_group_fetch(annal_broker_t *self, pending_t *p, group_t *g,
         n += annal_group_fetch(g->engine, r->consumer, zclock_mono(), max - n, leases + n);
         if (n < max)
             err = s_group_page(self, g, &more);
+    }
+    if (!err && n && annal_store_shares_groups(self->store)) {
+        uint64_t *seqs = calloc(n, sizeof *seqs);
+        for (size_t i = 0; seqs && i < n; i++)
+            seqs[i] = leases[i].sequence;
+        err = seqs ? s_store_leases(self, g, r->consumer, seqs, n, false) : ANNAL_ERR_INTERNAL;
+        free(seqs);
     }
     if (err) {
         free(leases); /* the leases taken stay: they end at their deadline */
@@ -1190,6 +1293,50 @@ static void s_group_ctx_free(group_ctx_t *c)
     memset(c, 0, sizeof *c);
 }
 
+/* Runs one group request on a store several brokers share: writes, answer
+   and the version's move in one batch, under the group's lock. Sets p's
+   reply, or returns true when p is a fetch that is to wait. */
+static bool s_group_run_shared(annal_broker_t *self, pending_t *p, bool may_wait)
+{
+    group_ctx_t c = {.may_wait = may_wait};
+    annal_request_t *r = &p->req;
+    bool wait = false, committing = false;
+    p->why[0] = 0;
+    annal_err_t err = annal_store_begin(self->store);
+    if (err == ANNAL_OK) {
+        err = s_group_write(self, p, &c);
+        if (!err)
+            err = s_group_answer(self, p, &c, &wait);
+        uint64_t version = 0;
+        group_t *g = r->cmd == ANNAL_CMD_GROUP_DELETE ? NULL : c.group; /* delete freed it */
+        if (!err && g)
+            err = annal_store_group_bump(self->store, g->def.name, &version);
+        if (err)
+            annal_store_abort(self->store);
+        else {
+            committing = true;
+            err = annal_store_commit(self->store);
+        }
+        if (!err && g)
+            g->version = version;
+    }
+    if (err) {
+        /* the engine may hold what is not durable: loaded again when next used */
+        if (r->group)
+            zhashx_delete(self->groups, r->group);
+        wait = false;
+        if (err == ANNAL_ERR_MALFORMED || err == ANNAL_ERR_NOT_FOUND)
+            s_error_reply(self, p, err, p->why[0] ? p->why : annal_strerror(err));
+        else
+            s_error_reply(self, p, err == ANNAL_ERR_RETRY ? ANNAL_ERR_UNAVAILABLE : err,
+                          committing ? "the store failed at commit; the change may or may not "
+                                       "have been made: ask again"
+                                     : "the store is unavailable; nothing was written");
+    }
+    s_group_ctx_free(&c);
+    return wait;
+}
+
 /* Runs one group request: its writes (made durable), then its answer.
    Sets p's reply, or returns true when p is a fetch that is to wait. */
 static bool s_group_run(annal_broker_t *self, pending_t *p, bool may_wait)
@@ -1201,6 +1348,8 @@ static bool s_group_run(annal_broker_t *self, pending_t *p, bool may_wait)
         s_error_reply(self, p, ANNAL_ERR_UNKNOWN_TYPE, text);
         return false;
     }
+    if (annal_store_shares_groups(self->store))
+        return s_group_run_shared(self, p, may_wait);
     group_ctx_t c = {0};
     annal_err_t err = ANNAL_ERR_RETRY;
     bool wrote = false;
@@ -1507,11 +1656,16 @@ static int s_receive(annal_broker_t *self, pending_t *p, size_t *bytes)
    a failure leaves the older floor, which is still true. */
 static void s_group_floors(annal_broker_t *self)
 {
+    bool shared = annal_store_shares_groups(self->store);
     for (group_t *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups)) {
-        uint64_t at = annal_group_acked_through(g->engine);
+        uint64_t at = annal_group_acked_through(g->engine), version, floor;
         if (at <= g->floor || annal_store_begin(self->store))
             continue;
-        if (annal_store_group_floor(self->store, g->def.name, at) != ANNAL_OK)
+        /* shared store: only from a copy that is the store's */
+        if ((shared
+             && (annal_store_group_sync(self->store, g->def.name, &version, &floor) != ANNAL_OK
+                 || version != g->version))
+            || annal_store_group_floor(self->store, g->def.name, at) != ANNAL_OK)
             annal_store_abort(self->store);
         else if (annal_store_commit(self->store) == ANNAL_OK)
             g->floor = at;
@@ -1680,6 +1834,9 @@ static void s_actor(zsock_t *pipe, void *args)
             uint64_t moved = annal_store_moved(self->store);
             if (moved > self->published)
                 self->behind = true;
+            /* another broker appended or changed a group: events may be ready */
+            if (self->nwaiters)
+                s_wake(self);
         }
         if (self->behind)
             s_catch_up(self, UINT64_MAX);

@@ -328,6 +328,28 @@ int annal_group_replay(annal_group_t *self, uint64_t sequence, const char *aggre
     return s_insert(self, at, sequence, aggregate, len);
 }
 
+int annal_group_restore(annal_group_t *self, uint64_t sequence, const char *consumer,
+                        int64_t deadline, uint32_t delivery)
+{
+    size_t i = s_find(self, sequence);
+    if (i == SIZE_MAX || s_done(&self->items[i]) || delivery == 0)
+        return -1;
+    entry_t *e = &self->items[i];
+    char *who = strdup(consumer);
+    if (!who)
+        return -1;
+    free(e->consumer);
+    e->consumer = who;
+    e->delivery = delivery;
+    e->deadline = deadline;
+    if (e->state != ANNAL_GROUP_LEASED)
+        self->leased++;
+    e->state = ANNAL_GROUP_LEASED;
+    if (deadline < self->next_deadline)
+        self->next_deadline = deadline;
+    return 0;
+}
+
 bool annal_group_spent(const annal_group_t *self, uint64_t sequence)
 {
     size_t i = s_find(self, sequence);

@@ -82,6 +82,16 @@ bool annal_group_counts(const annal_group_t *self, const char *consumer, uint64_
    window. */
 int annal_group_mark(annal_group_t *self, uint64_t sequence, annal_group_state_t state);
 
+/* Puts back a lease taken through another broker (a store several brokers
+   share: annal_store.h, group_leases): fed event sequence, not done, is
+   leased to consumer until deadline, for its delivery-th time. A deadline
+   at or before now makes a lease that has ended: the next annal_group_expire
+   ends it (ready again, or to park on its last delivery). 0, or -1 when
+   sequence is not in the window or is done, delivery is 0, or out of
+   memory. */
+int annal_group_restore(annal_group_t *self, uint64_t sequence, const char *consumer,
+                        int64_t deadline, uint32_t delivery);
+
 /* Whether sequence has had all its deliveries: a nack retry of it parks it
    instead ("max deliveries"). */
 bool annal_group_spent(const annal_group_t *self, uint64_t sequence);

@@ -185,6 +185,9 @@ static void s_close(void *handle)
         annal_pg_exec(self->conn, "ROLLBACK", NULL, 0);
     s_disconnect(self);
     PQfinish(self->listen);
+    PQclear(self->group_result);
+    PQclear(self->lease_result);
+    free(self->types);
     annal_pg_copy_free(self);
     free(self->conninfo);
     free(self);
@@ -737,8 +740,10 @@ static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
 
 /* --- what other brokers commit ------------------------------------------------------ */
 
-/* A commit that appended announces its new head on channel annal_head; a
-   second connection listens, so that every broker can publish every event. */
+/* A commit that appended announces its new head on channel annal_head, one
+   that changed a consumer group the group's name on annal_group; a second
+   connection listens, so that every broker can publish every event and
+   answer its waiting fetches. */
 static int s_watch_fd(void *handle)
 {
     annal_pg_t *self = handle;
@@ -751,7 +756,7 @@ static int s_watch_fd(void *handle)
             return -1;
         self->listen = s_connectdb(self->conninfo);
         if (PQstatus(self->listen) != CONNECTION_OK
-            || annal_pg_exec(self->listen, "LISTEN annal_head", NULL, 0)) {
+            || annal_pg_exec(self->listen, "LISTEN annal_head; LISTEN annal_group", NULL, 0)) {
             PQfinish(self->listen);
             self->listen = NULL;
             self->listen_retry_at = now + 1000;
@@ -774,7 +779,7 @@ static uint64_t s_moved(void *handle)
     uint64_t top = 0;
     PGnotify *n;
     while ((n = PQnotifies(self->listen))) {
-        uint64_t head = strtoull(n->extra, NULL, 10);
+        uint64_t head = strcmp(n->relname, "annal_head") == 0 ? strtoull(n->extra, NULL, 10) : 0;
         top = head > top ? head : top;
         PQfreemem(n);
     }
@@ -801,4 +806,16 @@ const annal_store_ops_t annal_pg_ops = {
     .moved = s_moved,
     .load_begin = annal_pg_load_begin,
     .load_end = annal_pg_load_end,
+    .group_put = annal_pg_group_put,
+    .group_get = annal_pg_group_get,
+    .group_each = annal_pg_group_each,
+    .group_delete = annal_pg_group_delete,
+    .group_mark = annal_pg_group_mark,
+    .group_unmark = annal_pg_group_unmark,
+    .group_marks = annal_pg_group_marks,
+    .group_floor = annal_pg_group_floor,
+    .group_sync = annal_pg_group_sync,
+    .group_bump = annal_pg_group_bump,
+    .group_lease = annal_pg_group_lease,
+    .group_leases = annal_pg_group_leases,
 };

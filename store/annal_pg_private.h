@@ -6,7 +6,9 @@
       (its steps in pg/schema-N.sql);
     - annal_pg_copy.c: COPY rows, for the fast path of a batch of many
       appends (the prepare op, the row buffer, the flush) and for taking a
-      migrated store (load_begin, load_end). */
+      migrated store (load_begin, load_end);
+    - annal_pg_group.c: consumer groups, shared by the brokers (the design
+      note: locks, versions, leases). */
 #ifndef ANNAL_PG_PRIVATE_H
 #define ANNAL_PG_PRIVATE_H
 
@@ -50,6 +52,13 @@ typedef struct {
     size_t rows;        /* fast path: events in copy, not yet sent */
     char *copy;         /* COPY rows not sent yet (migration, fast path) */
     size_t copy_len, copy_cap; /* bytes used and allocated in copy */
+    /* annal_pg_group.c's */
+    PGresult *group_result; /* group_get's and group_marks' rows, which their outputs borrow */
+    PGresult *lease_result; /* group_leases' rows, which its output borrows */
+    char **types;           /* group_get's event types, pointing into group_result */
+    size_t types_cap;       /* entries allocated in types */
+    bool group_wrote;       /* the batch wrote a group since group_sync */
+    uint64_t group_version; /* the version group_sync found, or group_bump made */
 } annal_pg_t;
 
 /* Which path an append takes: what annal_pg_append_fast answers. Private
@@ -139,5 +148,25 @@ annal_err_t annal_pg_flush(annal_pg_t *self);
 /* The load_begin and load_end ops: taking a migrated store with COPY. */
 annal_err_t annal_pg_load_begin(void *handle, annal_sink_t *sink, char *why, size_t whylen);
 annal_err_t annal_pg_load_end(void *handle, bool keep, char *why, size_t whylen);
+
+/* --- annal_pg_group.c -------------------------------------------------------------- */
+
+/* The group ops of annal_store.h (annal_store_ops_t), shared by the brokers. */
+annal_err_t annal_pg_group_put(void *handle, const annal_group_def_t *def);
+annal_err_t annal_pg_group_get(void *handle, const char *name, annal_group_def_t *out);
+annal_err_t annal_pg_group_each(void *handle,
+                                annal_err_t (*fn)(void *arg, const annal_group_def_t *def),
+                                void *arg);
+annal_err_t annal_pg_group_delete(void *handle, const char *name);
+annal_err_t annal_pg_group_mark(void *handle, const char *name, const annal_group_mark_t *mark);
+annal_err_t annal_pg_group_unmark(void *handle, const char *name, uint64_t sequence);
+annal_err_t annal_pg_group_marks(void *handle, const char *name, uint64_t from, size_t max,
+                                 annal_mark_t mark, annal_mark_list_t *out, uint64_t *next);
+annal_err_t annal_pg_group_floor(void *handle, const char *name, uint64_t floor);
+annal_err_t annal_pg_group_sync(void *handle, const char *name, uint64_t *version, uint64_t *floor);
+annal_err_t annal_pg_group_bump(void *handle, const char *name, uint64_t *version);
+annal_err_t annal_pg_group_lease(void *handle, const char *name, const annal_lease_t *leases,
+                                 size_t n);
+annal_err_t annal_pg_group_leases(void *handle, const char *name, annal_lease_list_t *out);
 
 #endif

@@ -17,6 +17,9 @@
     | 2    | annal_append(p_agg, p_expect, p_expected, h, rec, ids, ...):   |
     |      | appends after sequence h at recorded_at rec; the caller holds  |
     |      | the lock on annal_head and moves it (annal_pg.c)               |
+    | 3    | consumer groups: annal_groups, annal_group_marks, the UNLOGGED |
+    |      | annal_group_leases, sequence annal_group_versions              |
+    |      | (annal_pg_group.c)                                             |
 
     annal_append's status: 0 appended, 1 an earlier identical append, 2 a
     version conflict (version: the current one), 3 malformed (detail). */

@@ -239,9 +239,42 @@ annal_err_t annal_store_group_floor(annal_store_t *self, const char *name, uint6
     return GROUP_OP(group_floor, name, floor);
 }
 
+bool annal_store_shares_groups(const annal_store_t *self)
+{
+    return self->ops->group_sync != NULL;
+}
+
+annal_err_t annal_store_group_sync(annal_store_t *self, const char *name, uint64_t *version,
+                                   uint64_t *floor)
+{
+    return GROUP_OP(group_sync, name, version, floor);
+}
+
+annal_err_t annal_store_group_bump(annal_store_t *self, const char *name, uint64_t *version)
+{
+    return GROUP_OP(group_bump, name, version);
+}
+
+annal_err_t annal_store_group_lease(annal_store_t *self, const char *name,
+                                    const annal_lease_t *leases, size_t n)
+{
+    return GROUP_OP(group_lease, name, leases, n);
+}
+
+annal_err_t annal_store_group_leases(annal_store_t *self, const char *name, annal_lease_list_t *out)
+{
+    return GROUP_OP(group_leases, name, out);
+}
+
 #undef GROUP_OP
 
 void annal_mark_list_free(annal_mark_list_t *list)
+{
+    free(list->items);
+    memset(list, 0, sizeof *list);
+}
+
+void annal_lease_list_free(annal_lease_list_t *list)
 {
     free(list->items);
     memset(list, 0, sizeof *list);

@@ -137,6 +137,22 @@ typedef struct {
     size_t cap;                /* entries allocated */
 } annal_mark_list_t;
 
+/* A lease of a group shared by several brokers (group_lease, group_leases);
+   consumer is borrowed. */
+typedef struct {
+    uint64_t sequence;    /* the event */
+    const char *consumer; /* leased to, or the last one it was leased to */
+    int64_t deadline;     /* when it ends, in wall-clock microseconds; 0: it has ended */
+    uint32_t delivery;    /* its delivery */
+} annal_lease_t;
+
+/* A growable list of leases, reused across calls. */
+typedef struct {
+    annal_lease_t *items; /* leases, in sequence order */
+    size_t count;         /* entries in use */
+    size_t cap;           /* entries allocated */
+} annal_lease_list_t;
+
 /* The operations a backend provides. Unless said otherwise each runs inside
    a batch (between begin and commit/abort) and returns ANNAL_OK or an
    error. LMDB's block on nothing but the disk; PostgreSQL's wait for the
@@ -202,6 +218,7 @@ typedef struct {
        -1 for none now (it may change between calls). moved: called when it
        is readable; the highest sequence announced since the last call, 0
        for none, UINT64_MAX when unknown (announcements may have been lost).
+       A consumer group's change (group_bump) makes it readable too.
        Outside batches. Optional (NULL) for stores only one broker uses. */
     int (*watch_fd)(void *self);
     uint64_t (*moved)(void *self);
@@ -246,6 +263,28 @@ typedef struct {
     annal_err_t (*group_marks)(void *self, const char *name, uint64_t from, size_t max,
                                annal_mark_t mark, annal_mark_list_t *out, uint64_t *next);
     annal_err_t (*group_floor)(void *self, const char *name, uint64_t floor);
+    /* Groups shared by several brokers (PostgreSQL), inside batches; all
+       four or none (NULL: one broker serves each group, and its leases live
+       in that broker's memory).
+       group_sync: takes the lock of the group name for the rest of the
+       batch, whether a group of that name exists or not (so that its
+       requests run one at a time across brokers), and gives its version
+       (0: no such group) and floor. The version moves whenever a batch
+       changes the group's state (group_bump), never back: a broker that
+       holds a copy of an older version loads the group again.
+       group_bump: when the batch wrote the group's marks or leases since
+       group_sync, moves its version, announces it to the other brokers
+       (watch_fd) and gives the new one; else gives group_sync's.
+       group_lease: stores n leases, replacing those of the same sequences
+       (an ended one, deadline 0, keeps its delivery and consumer); a mark
+       (group_mark) removes its sequence's lease.
+       group_leases: the group's leases, in sequence order, into out
+       (cleared first; consumers borrowed until the next group_leases); a
+       lease whose broker is gone (its session ended) reads as ended. */
+    annal_err_t (*group_sync)(void *self, const char *name, uint64_t *version, uint64_t *floor);
+    annal_err_t (*group_bump)(void *self, const char *name, uint64_t *version);
+    annal_err_t (*group_lease)(void *self, const char *name, const annal_lease_t *leases, size_t n);
+    annal_err_t (*group_leases)(void *self, const char *name, annal_lease_list_t *out);
 } annal_store_ops_t;
 
 typedef struct annal_store_t annal_store_t;
@@ -314,6 +353,17 @@ annal_err_t annal_store_group_marks(annal_store_t *self, const char *name, uint6
                                     size_t max, annal_mark_t mark, annal_mark_list_t *out,
                                     uint64_t *next);
 annal_err_t annal_store_group_floor(annal_store_t *self, const char *name, uint64_t floor);
+/* Shared groups (the ops above); annal_store_shares_groups says whether the
+   backend has them. */
+bool annal_store_shares_groups(const annal_store_t *self);
+annal_err_t annal_store_group_sync(annal_store_t *self, const char *name, uint64_t *version,
+                                   uint64_t *floor);
+annal_err_t annal_store_group_bump(annal_store_t *self, const char *name, uint64_t *version);
+annal_err_t annal_store_group_lease(annal_store_t *self, const char *name,
+                                    const annal_lease_t *leases, size_t n);
+annal_err_t annal_store_group_leases(annal_store_t *self, const char *name,
+                                     annal_lease_list_t *out);
+void annal_lease_list_free(annal_lease_list_t *list);
 void annal_mark_list_free(annal_mark_list_t *list);
 
 /* Appends a view to list (growing it). Returns 0, or -1 out of memory. */

@@ -1412,6 +1412,63 @@ static void t_group_reopen(void)
     annal_store_abort(s_store);
 }
 
+/* Groups several brokers share (PostgreSQL): versions that move with each
+   change and never come back, leases read back as stored, a mark or a
+   delete that removes them. */
+static void t_group_shared(void)
+{
+    CHECK(s_fresh());
+    if (!annal_store_shares_groups(s_store)) {
+        printf("  (skipped: the %s backend's groups are one broker's)\n",
+               annal_store_name(s_store));
+        return;
+    }
+    uint64_t v0, v1, v2, v3, floor;
+    annal_group_def_t g = s_def("g", "", NULL, 0, 1, 4);
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_sync(s_store, "g", &v0, &floor) == ANNAL_OK && v0 == 0);
+    CHECK(annal_store_group_put(s_store, &g) == ANNAL_OK);
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_sync(s_store, "g", &v1, &floor) == ANNAL_OK && v1 > 0 && floor == 4);
+    CHECK(annal_store_group_bump(s_store, "g", &v2) == ANNAL_OK && v2 == v1); /* wrote nothing */
+    const annal_lease_t leases[] = {
+        {5, "w1", 1700000000000000, 1}, {6, "w\xc3\xbc", 0, 3}, {UINT64_MAX, "w1", 1, 2}};
+    CHECK(annal_store_group_lease(s_store, "g", leases, 3) == ANNAL_OK);
+    CHECK(annal_store_group_bump(s_store, "g", &v2) == ANNAL_OK && v2 > v1);
+    CHECK(s_commit());
+    annal_lease_list_t got = {0};
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_sync(s_store, "g", &v3, &floor) == ANNAL_OK && v3 == v2);
+    CHECK(annal_store_group_leases(s_store, "g", &got) == ANNAL_OK && got.count == 3);
+    for (size_t i = 0; i < 3 && i < got.count; i++)
+        CHECK(got.items[i].sequence == leases[i].sequence
+              && strcmp(got.items[i].consumer, leases[i].consumer) == 0
+              && got.items[i].deadline == leases[i].deadline
+              && got.items[i].delivery == leases[i].delivery);
+    const annal_lease_t again = {6, "w2", 9, 4}; /* replaces the lease of 6 */
+    CHECK(annal_store_group_lease(s_store, "g", &again, 1) == ANNAL_OK);
+    annal_group_mark_t acked = s_mark(5, ANNAL_MARK_ACKED, 1, NULL);
+    CHECK(annal_store_group_mark(s_store, "g", &acked) == ANNAL_OK); /* ends 5's lease */
+    CHECK(annal_store_group_leases(s_store, "g", &got) == ANNAL_OK && got.count == 2);
+    CHECK(got.count == 2 && got.items[0].sequence == 6 && strcmp(got.items[0].consumer, "w2") == 0
+          && got.items[0].delivery == 4 && got.items[1].sequence == UINT64_MAX);
+    annal_store_abort(s_store); /* none of it */
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_leases(s_store, "g", &got) == ANNAL_OK && got.count == 3);
+    CHECK(annal_store_group_sync(s_store, "g", &v3, &floor) == ANNAL_OK && v3 == v2);
+    CHECK(annal_store_group_delete(s_store, "g") == ANNAL_OK);
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_leases(s_store, "g", &got) == ANNAL_OK && got.count == 0);
+    CHECK(annal_store_group_put(s_store, &g) == ANNAL_OK); /* made again: a new version */
+    CHECK(s_commit());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_group_sync(s_store, "g", &v3, &floor) == ANNAL_OK && v3 > v2);
+    annal_store_abort(s_store);
+    annal_lease_list_free(&got);
+}
+
 static const t_case_t s_cases[] = {
     {"versions", t_versions},
     {"sequence", t_sequence},
@@ -1436,6 +1493,7 @@ static const t_case_t s_cases[] = {
     {"group_floor", t_group_floor},
     {"group_batch", t_group_batch},
     {"group_reopen", t_group_reopen},
+    {"group_shared", t_group_shared},
 };
 
 /* LMDB; or PostgreSQL when ANNAL_TEST_PG is set (tests/pg_cluster.sh). */

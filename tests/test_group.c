@@ -243,12 +243,36 @@ static void t_random(void)
     }
 }
 
+/* Leases put back from a shared store: held until their deadline, by
+   their consumer, with their delivery; an ended one ends at the next
+   expire (to park on its last delivery); none for an event not fed or
+   done. */
+static void t_restore(void)
+{
+    uint64_t park[4];
+    CHECK((s_group = annal_group_new(1, true, 100, 3)));
+    CHECK(s_feed(1, "aab") == 0);
+    CHECK(annal_group_restore(s_group, 1, "w1", 500, 2) == 0);
+    CHECK(annal_group_restore(s_group, 3, "w2", 10, 3) == 0);
+    CHECK(annal_group_restore(s_group, 9, "w1", 500, 1) == -1);
+    CHECK(annal_group_restore(s_group, 2, "w1", 500, 0) == -1);
+    CHECK(annal_group_leased(s_group) == 2 && annal_group_next_deadline(s_group) == 10);
+    CHECK(annal_group_counts(s_group, "w1", 1) && !annal_group_counts(s_group, "w2", 1));
+    CHECK(s_fetch_is("w3", 0, 5, NOTHING, 1)); /* 2 waits behind 1; 3 is leased */
+    CHECK(annal_group_expire(s_group, 10, park, 4) == 1 && park[0] == 3); /* its last */
+    CHECK(annal_group_mark(s_group, 3, ANNAL_GROUP_PARKED) == 0);
+    CHECK(annal_group_restore(s_group, 3, "w2", 900, 1) == -1); /* done */
+    CHECK(annal_group_expire(s_group, 500, park, 4) == 0 && annal_group_leased(s_group) == 0);
+    CHECK(s_fetch_is("w3", 500, 5, SEQS(1), 3)); /* its third delivery */
+}
+
 static const t_case_t s_cases[] = {
     {"ordering", t_ordering},
     {"unordered", t_unordered},
     {"leases", t_leases},
     {"acked_through", t_acked_through},
     {"replay_in_window", t_replay_in_window},
+    {"restore", t_restore},
     {"random", t_random},
 };
 

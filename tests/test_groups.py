@@ -990,6 +990,65 @@ def t_pg_wait_across():
         stop_all(procs)
 
 
+def t_pg_wake_across():
+    """A fetch waiting on broker A is answered soon after an ack or a nack
+    through broker B frees the aggregate it waits behind, and a replay
+    through B of an event parked through A is seen by A at once."""
+    procs = brokers(2, new_store())
+    try:
+        a, b = Client(procs[0].commands, "msgpack"), Client(procs[1].commands, "json")
+        x1, x2, x3 = fill(a, "x-1", "x-1", "x-1")
+        create(a)
+        check(got(fetch(b, "wb")) == [(x1, 1)])
+        fid, _ = start_wait(a, "wa", 3000)  # x2 waits behind x1, leased through B
+        t_ack = time.monotonic()
+        check(ack(b, "wb", [x1]) == 1)
+        r, t = end_wait(a, fid)
+        check(got(r) == [(x2, 1)] and t - t_ack < SOON, (r, t - t_ack))
+        fid, _ = start_wait(b, "wb", 3000)  # x3 waits behind x2, leased through A
+        t_nack = time.monotonic()
+        check(nack(a, "wa", [x2], "park", "bad") == 1)
+        r, t = end_wait(b, fid)
+        check(got(r) == [(x3, 1)] and t - t_nack < SOON, (r, t - t_nack))
+        info(a, leased=1, parked=1, acked_through=x2)
+        check(replay_parked(b) == 1)
+        info(a, leased=1, parked=0, acked_through=x1)
+        check(ack(b, "wb", [x3]) == 1)
+        check(got(fetch(a, "wa")) == [(x2, 1)], "replayed through B: ready on A, delivery 0")
+        check(ack(a, "wa", [x2]) == 1)
+        info(b, leased=0, parked=0, acked_through=x3, lag=0)
+    finally:
+        stop_all(procs)
+
+
+def t_pg_broker_dies():
+    """The leases taken through a broker that is killed end with it: a
+    broker that loads the group afterwards finds those events ready at once,
+    long before their ack timeout, and the consumer may still ack them (its
+    lease ended and nobody leased them since); acks through it survive."""
+    store = new_store()
+    procs = brokers(2, store)
+    try:
+        a, b = (Client(d.commands, "msgpack") for d in procs)
+        y1, z1, w1 = fill(a, "y-1", "z-1", "w-1")
+        create(b, ack_timeout_ms=60000)
+        check(got(fetch(a, "wa", max_count=3)) == [(y1, 1), (z1, 1), (w1, 1)])
+        check(ack(a, "wa", [y1]) == 1)
+        procs[0].stop(signal.SIGKILL)
+        procs[0].cleanup()
+        procs = procs[1:]
+        c = Annald(data=store)
+        procs.append(c)
+        c = Client(c.commands, "json")
+        info(c, leased=0, acked_through=y1)
+        check(ack(c, "wa", [z1]) == 1, "wa's lease ended with its broker; nobody leased it since")
+        check(got(fetch(c, "wc", max_count=3)) == [(w1, 2)])
+        check(ack(c, "wc", [w1]) == 1)
+        info(c, leased=0, acked_through=w1)
+    finally:
+        stop_all(procs)
+
+
 # ---- the table ------------------------------------------------------------------------------
 
 def served():
@@ -1007,7 +1066,7 @@ if not served():
     print("skipped: annald does not serve consumer groups yet (issue 14)")
     raise SystemExit(77)
 if not PG:
-    print("pg_one_lease, pg_wait_across: PostgreSQL only (run under tests/pg_cluster.sh)")
+    print("pg_*: several brokers on one PostgreSQL database (run under tests/pg_cluster.sh)")
 run([
     *each_encoding("create_defaults", t_create_defaults),
     *each_encoding("create_end", t_create_end),
@@ -1034,5 +1093,7 @@ run([
     *each_encoding("parked_replay", t_parked_replay),
     ("durable", t_durable),
     ("removed_events", t_removed_events),
-    *([("pg_one_lease", t_pg_one_lease), ("pg_wait_across", t_pg_wait_across)] if PG else []),
+    *([("pg_one_lease", t_pg_one_lease), ("pg_wait_across", t_pg_wait_across),
+       ("pg_wake_across", t_pg_wake_across), ("pg_broker_dies", t_pg_broker_dies)]
+      if PG else []),
 ])

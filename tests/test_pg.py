@@ -511,8 +511,9 @@ def fast_path_refused(lock):
 
 
 def t_schema_1():
-    """A database at schema 1 (annal_append with p_now, as first shipped) is
-    migrated at start-up and served."""
+    """A database at schema 1 (annal_append with p_now, as first shipped; no
+    consumer groups) is migrated at start-up, step by step to the newest, and
+    served."""
     store = new_store()
     d = Annald(data=store)
     check(d.stop() == 0)
@@ -524,6 +525,8 @@ def t_schema_1():
                     " p_now bigint, p_ids uuid[], p_client boolean[], p_types text[],"
                     " p_data bytea[], p_meta bytea[], OUT status int) LANGUAGE sql"
                     " AS 'SELECT 3';"
+                    " DROP TABLE annal_group_leases, annal_group_marks, annal_groups;"
+                    " DROP SEQUENCE annal_group_versions;"
                     " UPDATE annal_schema SET version = 1"], check=True)
     d = Annald(data=store)
     try:
@@ -532,7 +535,9 @@ def t_schema_1():
         check(r["type"] == "appended", r)
         out = subprocess.run(["psql", store, "-Atc", "SELECT version FROM annal_schema"],
                              capture_output=True, text=True, check=True)
-        check(out.stdout.strip() == "2", out.stdout)
+        check(out.stdout.strip() == "3", out.stdout)
+        r = Client(d.commands).call({"type": "group_create", "group": "g"})
+        check(r["type"] == "group_created", r)
         check(d.stop() == 0, d.stderr())
     finally:
         d.cleanup()
