@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "annal_command.h"
+#include "annal_event_id.h"
 #include "annal_fold.h"
 #include "annal_gate.h"
 #include "annal_group.h"
@@ -63,6 +64,12 @@ typedef struct {
     uint64_t sequence; /* its sequence number */
 } pub_t;
 
+/* A deletion of the batch (s_removal_later). */
+typedef struct {
+    char *aggregate; /* owned */
+    uint64_t before; /* its events below this sequence were removed */
+} removal_t;
+
 struct annal_broker_t {
     annal_broker_config_t config; /* settings (strings borrowed until new returns) */
     zactor_t *actor;              /* the loop's thread */
@@ -88,7 +95,11 @@ struct annal_broker_t {
     struct waiter_s *waiters;     /* fetches waiting for events */
     size_t nwaiters, capwaiters;  /* in use, allocated */
     bool carry;                   /* pending[0] holds a group request for the next turn */
-    int64_t started;              /* start time (monotonic ms) */
+    bool sweep_due;               /* removed events may wait for the sweep (s_sweep) */
+    removal_t *removals;          /* the batch's deletions, for the groups after commit */
+    size_t nremovals, capremovals;
+    int64_t next_sweep; /* no sweep step before this (monotonic ms) */
+    int64_t started;    /* start time (monotonic ms) */
 };
 
 typedef annal_err_t (*handler_fn)(annal_broker_t *self, pending_t *p);
@@ -202,6 +213,15 @@ static void s_catch_up(annal_broker_t *self, uint64_t to)
     }
 }
 
+static void s_drop_removals(annal_broker_t *self)
+{
+    for (size_t i = 0; i < self->nremovals; i++)
+        free(self->removals[i].aggregate);
+    self->nremovals = 0;
+}
+
+/* Drops the batch's publishes, and what it would tell the groups: the
+   batch is to run again, or failed. */
 static void s_drop_pubs(annal_broker_t *self)
 {
     for (size_t i = 0; i < self->npubs; i++) {
@@ -209,9 +229,45 @@ static void s_drop_pubs(annal_broker_t *self)
         zmq_msg_close(&self->pubs[i].body);
     }
     self->npubs = 0;
+    s_drop_removals(self);
+}
+
+/* Notes that the batch removed aggregate's events below sequence before,
+   for the groups once it commits. 0, or -1 out of memory. */
+static int s_removal_later(annal_broker_t *self, const char *aggregate, uint64_t before)
+{
+    if (self->nremovals == self->capremovals) {
+        size_t cap = self->capremovals ? self->capremovals * 2 : 8;
+        removal_t *more = realloc(self->removals, cap * sizeof *more);
+        if (!more)
+            return -1;
+        self->removals = more, self->capremovals = cap;
+    }
+    char *copy = strdup(aggregate);
+    if (!copy)
+        return -1;
+    self->removals[self->nremovals++] = (removal_t){copy, before};
+    return 0;
 }
 
 /* --- command handlers ---------------------------------------------------------- */
+
+/* The concurrency_error of an append or a delete_aggregate that found the
+   aggregate at version actual. */
+static annal_err_t s_conflict(annal_broker_t *self, pending_t *p, uint64_t actual)
+{
+    annal_request_t *r = &p->req;
+    char text[128];
+    if (r->expect == ANNAL_EXPECT_EXISTS)
+        snprintf(text, sizeof text, "Expected version exists, got %" PRIu64, actual);
+    else
+        snprintf(text, sizeof text, "Expected version %" PRIu64 ", got %" PRIu64,
+                 r->expected_version, actual);
+    annal_body_begin(self->reply, "concurrency_error", true, r->msg_id);
+    annal_body_str(self->reply, "error", text, strlen(text));
+    annal_body_u64(self->reply, "actual_version", actual);
+    return s_finish(self, p);
+}
 
 static annal_err_t s_append(annal_broker_t *self, pending_t *p)
 {
@@ -220,19 +276,8 @@ static annal_err_t s_append(annal_broker_t *self, pending_t *p)
     annal_err_t err =
         annal_store_append(self->store, r->aggregate_id, r->expect, r->expected_version, r->events,
                            r->event_count, &res, p->why, WHY_MAX);
-    if (err == ANNAL_ERR_CONFLICT) {
-        char text[128];
-        if (r->expect == ANNAL_EXPECT_EXISTS)
-            snprintf(text, sizeof text, "Expected version exists, got %" PRIu64,
-                     res.actual_version);
-        else
-            snprintf(text, sizeof text, "Expected version %" PRIu64 ", got %" PRIu64,
-                     r->expected_version, res.actual_version);
-        annal_body_begin(self->reply, "concurrency_error", true, r->msg_id);
-        annal_body_str(self->reply, "error", text, strlen(text));
-        annal_body_u64(self->reply, "actual_version", res.actual_version);
-        return s_finish(self, p);
-    }
+    if (err == ANNAL_ERR_CONFLICT)
+        return s_conflict(self, p, res.actual_version);
     if (err)
         return err;
     size_t n = r->event_count;
@@ -279,6 +324,95 @@ static annal_err_t s_append(annal_broker_t *self, pending_t *p)
     err = s_finish(self, p);
     free(ids);
     return err;
+}
+
+/* delete_aggregate (docs/protocol.md, section 7): the version check, then
+   a $deleted event appended, then every earlier event and snapshot of the
+   aggregate removed, in the batch. */
+static annal_err_t s_delete_aggregate(annal_broker_t *self, pending_t *p)
+{
+    annal_request_t *r = &p->req;
+    if (!annal_store_removes(self->store)) {
+        char text[128];
+        snprintf(text, sizeof text, "delete_aggregate is not served on a %s store yet",
+                 annal_store_name(self->store));
+        s_error_reply(self, p, ANNAL_ERR_UNKNOWN_TYPE, text);
+        return ANNAL_OK;
+    }
+    /* The version is read first, for the event's through_version; a shared
+       store's append may still find another (a broker's append in between):
+       then, unless the request named the version, it is read again. */
+    for (int attempt = 0;; attempt++) {
+        uint64_t v;
+        annal_err_t err = annal_store_version(self->store, r->aggregate_id, &v);
+        if (err)
+            return err;
+        if ((r->expect == ANNAL_EXPECT_EXACT && v != r->expected_version)
+            || (r->expect == ANNAL_EXPECT_EXISTS && v == 0))
+            return s_conflict(self, p, v);
+        char data[80];
+        snprintf(data, sizeof data, "{\"hard\": %s, \"through_version\": %" PRIu64 "}",
+                 r->hard ? "true" : "false", v);
+        annal_new_event_t ev = {.event_type = ANNAL_DELETED_TYPE};
+        annal_event_id_new(ev.event_id);
+        char why[64];
+        if (annal_value_from_json_text(data, strlen(data), &ev.data, why, sizeof why)) {
+            snprintf(p->why, WHY_MAX, "out of memory");
+            return ANNAL_ERR_UNAVAILABLE;
+        }
+        ev.metadata = (annal_blob_t){(uint8_t *) ANNAL_VALUE_EMPTY_OBJECT, 1};
+        annal_append_result_t res;
+        err = annal_store_append(self->store, r->aggregate_id, ANNAL_EXPECT_EXACT, v, &ev, 1, &res,
+                                 p->why, WHY_MAX);
+        if (err == ANNAL_ERR_CONFLICT && r->expect != ANNAL_EXPECT_EXACT && attempt < 3) {
+            annal_blob_free(&ev.data);
+            continue;
+        }
+        if (err == ANNAL_ERR_CONFLICT) {
+            annal_blob_free(&ev.data);
+            return s_conflict(self, p, res.actual_version);
+        }
+        if (!err)
+            err = annal_store_remove(self->store, r->aggregate_id, v, r->hard);
+        annal_event_t pub = {
+            .sequence = res.first_sequence,
+            .event_id = ev.event_id,
+            .aggregate_id = r->aggregate_id,
+            .aggregate_id_len = strlen(r->aggregate_id),
+            .version = res.version,
+            .event_type = ANNAL_DELETED_TYPE,
+            .event_type_len = sizeof ANNAL_DELETED_TYPE - 1,
+            .data = ev.data.data,
+            .data_len = ev.data.size,
+            .metadata = ANNAL_VALUE_EMPTY_OBJECT,
+            .metadata_len = 1,
+            .recorded_at = res.recorded_at,
+        };
+        if (!err
+            && (s_publish_later(self, &pub)
+                || s_removal_later(self, r->aggregate_id, pub.sequence))) {
+            snprintf(p->why, WHY_MAX, "out of memory");
+            err = ANNAL_ERR_UNAVAILABLE;
+        }
+        annal_blob_free(&ev.data);
+        if (err)
+            return err;
+        self->sweep_due = true;
+        annal_body_begin(self->reply, "aggregate_deleted", true, r->msg_id);
+        annal_body_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+        annal_body_u64(self->reply, "version", res.version);
+        annal_body_u64(self->reply, "sequence_number", res.first_sequence);
+        return s_finish(self, p);
+    }
+}
+
+/* set_retention, get_retention: not served yet (docs/protocol.md, section 7). */
+static annal_err_t s_retention(annal_broker_t *self, pending_t *p)
+{
+    char text[96];
+    snprintf(text, sizeof text, "%s is not served yet", annal_cmd_name(p->req.cmd));
+    s_error_reply(self, p, ANNAL_ERR_UNKNOWN_TYPE, text);
+    return ANNAL_OK;
 }
 
 /* The version a request names: its own, or the aggregate's current one. */
@@ -1415,6 +1549,9 @@ static const struct {
     [ANNAL_CMD_GROUP_DELETE] = {s_group_elsewhere},
     [ANNAL_CMD_GROUP_PARKED] = {s_group_elsewhere},
     [ANNAL_CMD_GROUP_REPLAY_PARKED] = {s_group_elsewhere},
+    [ANNAL_CMD_DELETE_AGGREGATE] = {s_delete_aggregate},
+    [ANNAL_CMD_SET_RETENTION] = {s_retention},
+    [ANNAL_CMD_GET_RETENTION] = {s_retention},
 };
 _Static_assert(sizeof s_commands / sizeof s_commands[0] == ANNAL_CMD_COUNT,
                "a handler per command");
@@ -1571,6 +1708,12 @@ static void s_flush(annal_broker_t *self)
     for (size_t i = 0; i < self->npending; i++)
         s_send(self, &self->pending[i]);
     self->npending = 0;
+    /* events the batch removed leave the groups as if acked */
+    for (size_t i = 0; i < self->nremovals; i++)
+        for (group_t *g = zhashx_first(self->groups); g; g = zhashx_next(self->groups))
+            annal_group_forget(g->engine, self->removals[i].aggregate,
+                               strlen(self->removals[i].aggregate), self->removals[i].before);
+    s_drop_removals(self);
     if (self->pub && self->npubs) {
         /* on a shared store other brokers may have committed right before
            this batch: theirs go out first */
@@ -1775,6 +1918,27 @@ static bool s_turn(annal_broker_t *self)
     return wake && self->nwaiters;
 }
 
+/* One step of the sweep (docs/protocol.md, section 7: removed events'
+   space freed within 10 s), in a batch of its own between turns: at most
+   SWEEP_STEP events, so that appends wait for one step at most. */
+#define SWEEP_STEP     2000
+#define SWEEP_PAUSE_MS 2 /* between steps, while there is more */
+static void s_sweep(annal_broker_t *self)
+{
+    size_t freed = 0;
+    bool more = false;
+    annal_err_t err = ANNAL_OK;
+    if (annal_store_removes(self->store) && (err = annal_store_begin(self->store)) == ANNAL_OK) {
+        if ((err = annal_store_sweep(self->store, SWEEP_STEP, &freed, &more)) == ANNAL_OK)
+            err = annal_store_commit(self->store);
+        else
+            annal_store_abort(self->store);
+    }
+    more |= err != ANNAL_OK; /* tried again later */
+    self->sweep_due = more;
+    self->next_sweep = zclock_mono() + (freed == SWEEP_STEP ? SWEEP_PAUSE_MS : 1000);
+}
+
 static void s_heartbeat(annal_broker_t *self)
 {
     if (!self->pub)
@@ -1826,6 +1990,10 @@ static void s_actor(zsock_t *pipe, void *args)
             s_wake(self);
             wake_at = s_next_wake(self);
         }
+        if (self->sweep_due && now >= self->next_sweep)
+            s_sweep(self);
+        if (self->sweep_due && self->next_sweep < wake_at)
+            wake_at = self->next_sweep;
         int64_t until = wake_at < next_beat ? wake_at : next_beat;
         long wait = self->behind || self->carry ? 0 : (long) (until > now ? until - now : 0);
         if (zmq_poll(items, items[2].fd >= 0 ? 3 : 2, wait) < 0 && zmq_errno() != EINTR)
@@ -1861,6 +2029,8 @@ static void s_free(annal_broker_t *self)
     for (size_t i = 0; i < self->nwaiters; i++)
         s_send(self, &self->waiters[i].p); /* unanswered: only freed */
     free(self->waiters);
+    s_drop_removals(self);
+    free(self->removals);
     if (self->carry)
         s_send(self, &self->pending[0]);
     zsock_destroy(&self->router);
@@ -1951,6 +2121,7 @@ annal_broker_t *annal_broker_new(const annal_broker_config_t *config, char *why,
     self->pool = annal_pool_new();
     self->pending = calloc(ANNAL_GROUP_MAX + 1, sizeof *self->pending); /* + a carried one */
     self->groups = zhashx_new();
+    self->sweep_due = true; /* a removal may wait from before a restart */
     if (self->groups)
         zhashx_set_destructor(self->groups, s_group_destructor);
     self->hints = calloc(ANNAL_GROUP_MAX, sizeof *self->hints);

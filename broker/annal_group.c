@@ -350,6 +350,21 @@ int annal_group_restore(annal_group_t *self, uint64_t sequence, const char *cons
     return 0;
 }
 
+size_t annal_group_forget(annal_group_t *self, const char *aggregate, size_t len, uint64_t before)
+{
+    size_t n = 0;
+    for (size_t i = self->lo; i < self->n && self->items[i].sequence < before; i++) {
+        entry_t *e = &self->items[i];
+        if (s_done(e) || e->alen != len || memcmp(e->aggregate, aggregate, len) != 0)
+            continue;
+        s_unlease(self, e);
+        e->state = ANNAL_GROUP_ACKED;
+        n++;
+    }
+    s_trim(self);
+    return n;
+}
+
 bool annal_group_spent(const annal_group_t *self, uint64_t sequence)
 {
     size_t i = s_find(self, sequence);

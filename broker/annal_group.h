@@ -92,6 +92,11 @@ int annal_group_mark(annal_group_t *self, uint64_t sequence, annal_group_state_t
 int annal_group_restore(annal_group_t *self, uint64_t sequence, const char *consumer,
                         int64_t deadline, uint32_t delivery);
 
+/* Takes every fed event of aggregate (len bytes) below sequence before
+   that is not done as acked: their events were removed (docs/protocol.md,
+   section 7: "as if acked"). Returns how many. */
+size_t annal_group_forget(annal_group_t *self, const char *aggregate, size_t len, uint64_t before);
+
 /* Whether sequence has had all its deliveries: a nack retry of it parks it
    instead ("max deliveries"). */
 bool annal_group_spent(const annal_group_t *self, uint64_t sequence);

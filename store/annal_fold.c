@@ -31,7 +31,16 @@ annal_err_t annal_fold_run(annal_store_t *store, const char *agg, const uint8_t 
                 done = true;
                 break;
             }
-            if (annal_value_merge_patch(&value, ev->data, ev->data_len)) {
+            if (ev->event_type_len == sizeof ANNAL_DELETED_TYPE - 1
+                && memcmp(ev->event_type, ANNAL_DELETED_TYPE, ev->event_type_len) == 0) {
+                /* docs/protocol.md, section 7: the state starts again */
+                annal_value_destroy(&value);
+                if (!(value = annal_value_new_object())) {
+                    err = ANNAL_ERR_INTERNAL;
+                    break;
+                }
+            }
+            else if (annal_value_merge_patch(&value, ev->data, ev->data_len)) {
                 err = ANNAL_ERR_INTERNAL;
                 done = true;
                 break;

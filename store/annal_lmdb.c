@@ -39,6 +39,17 @@
     | snapshots   | aggregate_id, 0x00, version (u64 BE)     | kind (1 byte), state    |
     | groups      | group name                               | group record (below)    |
     | group_marks | group name, 0x00, sequence (u64 BE)      | mark (below)            |
+    | removals    | aggregate_id                             | floor, left (u64 native each) |
+    An aggregates value of 9 bytes is an aggregate deleted for good (hard,
+    docs/protocol.md, section 7): its version, then a byte of flags
+    (AGG_GONE). A removals entry is a removal the sweep has not finished:
+    every version of the aggregate up to floor is removed (reads skip them
+    from the moment remove is called), left of them are still stored.
+    Removal is always of a prefix of an aggregate's versions, so the
+    versions stored of an aggregate are always a dense run ending at its
+    version, and the global head is never removed (it is the newest event
+    of its aggregate). removals came after groups, and is created like
+    them.
     Snapshot kind: 0 = the default fold, 1 = a client's own state; the state
     is a canonical blob. Aggregate ids hold no 0x00, so "id, 0x00" sorts each aggregate's keys
     together and in version order; group names hold none either (the codec
@@ -89,7 +100,8 @@
     | 5      | R    | reason (R = value length - 5; 0: none)          |
 
     Invariants (see annal_store.h) plus:
-    1. head == the largest key of events == the number of events.
+    1. head == the largest key of events; entries of events == the events
+       readable + the sum of removals' left.
     2. aggregates[id] == the largest version in streams for id.
     3. Every event_ids entry points at an event with that id.
     4. Every group_marks key's name has a groups record (group_mark needs
@@ -147,6 +159,7 @@ enum {
     DB_SNAPSHOTS,
     DB_GROUPS,
     DB_GROUP_MARKS,
+    DB_REMOVALS,
     DB_COUNT
 };
 _Static_assert(DB_COUNT <= MAX_DBS, "MAX_DBS holds every named database");
@@ -389,17 +402,74 @@ static annal_err_t s_event(lmdb_t *self, uint64_t seq, annal_event_t *ev)
     return ANNAL_OK;
 }
 
-static annal_err_t s_version(lmdb_t *self, const char *agg, uint64_t *version)
+#define AGG_GONE 1 /* flag of a 9-byte aggregates value: deleted for good */
+
+/* agg's version, and whether it was deleted for good (a hard delete). */
+static annal_err_t s_aggregate(lmdb_t *self, const char *agg, uint64_t *version, bool *gone)
 {
     MDB_val key = {strlen(agg), (void *) agg}, val;
     int rc = mdb_get(self->txn, self->dbi[DB_AGGREGATES], &key, &val);
     *version = 0;
+    *gone = false;
     if (rc == MDB_NOTFOUND)
         return ANNAL_OK;
     if (rc)
         return s_err(self, rc);
     *version = s_get64(val.mv_data);
+    *gone = val.mv_size > 8 && (((const uint8_t *) val.mv_data)[8] & AGG_GONE);
     return ANNAL_OK;
+}
+
+static annal_err_t s_version(lmdb_t *self, const char *agg, uint64_t *version)
+{
+    bool gone;
+    return s_aggregate(self, agg, version, &gone);
+}
+
+/* The removal of agg (alen bytes) the sweep has not finished: versions up
+   to *floor removed, *left of them still stored; 0 and 0 for none. */
+static annal_err_t s_removal(lmdb_t *self, const char *agg, size_t alen, uint64_t *floor,
+                             uint64_t *left)
+{
+    MDB_val key = {alen, (void *) agg}, val;
+    int rc = mdb_get(self->txn, self->dbi[DB_REMOVALS], &key, &val);
+    *floor = *left = 0;
+    if (rc == MDB_NOTFOUND)
+        return ANNAL_OK;
+    if (rc)
+        return s_err(self, rc);
+    if (val.mv_size != 16) {
+        self->failed = true;
+        return ANNAL_ERR_INTERNAL;
+    }
+    *floor = s_get64(val.mv_data);
+    *left = s_get64((const uint8_t *) val.mv_data + 8);
+    return ANNAL_OK;
+}
+
+/* Whether any removal waits for the sweep (then reads check each event). */
+static bool s_removing(lmdb_t *self)
+{
+    MDB_stat st;
+    return mdb_stat(self->txn, self->dbi[DB_REMOVALS], &st) == 0 && st.ms_entries > 0;
+}
+
+/* The first version of agg (alen bytes) still stored, or 0 when none is. */
+static annal_err_t s_first_stored(lmdb_t *self, const char *agg, size_t alen, uint64_t *first)
+{
+    uint8_t kb[KEY_MAX];
+    MDB_val key = {s_vkey(kb, agg, alen, 0), kb}, val;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->dbi[DB_STREAMS], &cur);
+    if (rc)
+        return s_err(self, rc);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    *first = 0;
+    if (rc == 0 && key.mv_size == alen + 9 && memcmp(key.mv_data, agg, alen) == 0
+        && ((const uint8_t *) key.mv_data)[alen] == 0)
+        *first = s_get_be((const uint8_t *) key.mv_data + alen + 1);
+    mdb_cursor_close(cur);
+    return rc && rc != MDB_NOTFOUND ? s_err(self, rc) : ANNAL_OK;
 }
 
 /* Sequence of version v of agg. */
@@ -800,7 +870,8 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         || (rc = mdb_dbi_open(txn, "snapshots", create, &self->dbi[DB_SNAPSHOTS]))
         /* created in a store made before them (the design note) */
         || (rc = mdb_dbi_open(txn, "groups", MDB_CREATE, &self->dbi[DB_GROUPS]))
-        || (rc = mdb_dbi_open(txn, "group_marks", MDB_CREATE, &self->dbi[DB_GROUP_MARKS]))) {
+        || (rc = mdb_dbi_open(txn, "group_marks", MDB_CREATE, &self->dbi[DB_GROUP_MARKS]))
+        || (rc = mdb_dbi_open(txn, "removals", MDB_CREATE, &self->dbi[DB_REMOVALS]))) {
         mdb_txn_abort(txn);
         return s_fail_open(self, why, whylen, "data folder %s is not an annal store (%s)", dir,
                            mdb_strerror(rc));
@@ -1009,6 +1080,16 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
     if (!self->txn || n == 0)
         return ANNAL_ERR_INTERNAL;
     size_t alen = strlen(agg);
+    bool gone;
+    uint64_t at;
+    annal_err_t gerr = s_aggregate(self, agg, &at, &gone);
+    if (gerr)
+        return gerr;
+    if (gone) {
+        snprintf(why, whylen, "aggregate '%.64s' was deleted for good: it takes no more appends",
+                 agg);
+        return ANNAL_ERR_GONE;
+    }
     int rc;
     for (size_t i = 0; i < n; i++) {
         if (!events[i].client_id)
@@ -1113,22 +1194,32 @@ static annal_err_t s_read(void *handle, const char *agg, uint64_t from, bool bac
     annal_err_t err = s_version(self, agg, &current);
     if (err || current == 0 || max == 0)
         return err;
+    size_t alen = strlen(agg);
+    uint64_t floor, left; /* versions up to floor are removed (docs/protocol.md, section 7) */
+    if ((err = s_removal(self, agg, alen, &floor, &left)))
+        return err;
     if (backward && from > current)
         from = current;
-    if (!backward && from == 0)
-        from = 1;
-    if (from == 0 || from > current)
+    if (!backward && from <= floor)
+        from = floor + 1;
+    if (from == 0 || from > current || from <= floor)
         return ANNAL_OK;
-    size_t alen = strlen(agg);
     uint8_t kb[KEY_MAX];
     MDB_val key = {s_vkey(kb, agg, alen, from), kb}, val;
     MDB_cursor *cur;
     int rc = mdb_cursor_open(self->txn, self->dbi[DB_STREAMS], &cur);
     if (rc)
         return s_err(self, rc);
-    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY);
+    /* versions removed and swept are not stored: forward starts at the
+       first one stored; backward finds from stored, or nothing at or below
+       it is */
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (rc == 0 && backward
+        && (key.mv_size != alen + 9 || s_get_be((const uint8_t *) key.mv_data + alen + 1) != from))
+        rc = MDB_NOTFOUND;
     while (rc == 0 && out->count < max) {
-        if (key.mv_size != alen + 9 || memcmp(key.mv_data, agg, alen) != 0)
+        if (key.mv_size != alen + 9 || memcmp(key.mv_data, agg, alen) != 0
+            || s_get_be((const uint8_t *) key.mv_data + alen + 1) <= floor)
             break;
         annal_event_t ev;
         if ((err = s_event(self, s_get64(val.mv_data), &ev)))
@@ -1178,10 +1269,11 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
         return s_err(self, rc);
     annal_err_t err = ANNAL_OK;
     size_t examined = 0;
+    bool removing = s_removing(self); /* removed events still stored: each checked */
     rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
     while (rc == 0 && out->count < max && examined < scan) {
         annal_event_t ev;
-        uint64_t seq = s_get64(key.mv_data);
+        uint64_t seq = s_get64(key.mv_data), floor = 0, left;
         if (s_decode(seq, &val, &ev)) {
             self->failed = true;
             err = ANNAL_ERR_INTERNAL;
@@ -1189,7 +1281,11 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
         }
         examined++;
         *next = seq + 1;
-        if (s_match(&ev, prefix, plen, types, ntypes) && annal_event_list_push(out, &ev)) {
+        if (removing
+            && (err = s_removal(self, ev.aggregate_id, ev.aggregate_id_len, &floor, &left)))
+            break;
+        if (ev.version > floor && s_match(&ev, prefix, plen, types, ntypes)
+            && annal_event_list_push(out, &ev)) {
             err = ANNAL_ERR_UNAVAILABLE;
             break;
         }
@@ -1271,17 +1367,181 @@ static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
     lmdb_t *self = handle;
     if (!self->txn)
         return ANNAL_ERR_INTERNAL;
-    MDB_stat a, s;
+    MDB_stat a, s, e;
     int rc = mdb_stat(self->txn, self->dbi[DB_AGGREGATES], &a);
     if (!rc)
         rc = mdb_stat(self->txn, self->dbi[DB_SNAPSHOTS], &s);
+    if (!rc)
+        rc = mdb_stat(self->txn, self->dbi[DB_EVENTS], &e);
     if (rc)
         return s_err(self, rc);
+    /* the events readable: those stored, less those removed but not swept */
+    uint64_t unswept = 0;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    if ((rc = mdb_cursor_open(self->txn, self->dbi[DB_REMOVALS], &cur)))
+        return s_err(self, rc);
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+        unswept += val.mv_size == 16 ? s_get64((const uint8_t *) val.mv_data + 8) : 0;
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return s_err(self, rc);
     out->head_sequence = self->txn_head;
-    out->events = self->txn_head;
+    out->events = e.ms_entries > unswept ? e.ms_entries - unswept : 0;
     out->aggregates = a.ms_entries;
     out->snapshots = s.ms_entries;
     return ANNAL_OK;
+}
+
+/* --- deletion (docs/protocol.md, section 7) ----------------------------------------- */
+
+/* Whether key is one of agg's (alen bytes) in streams or snapshots, of a
+   version at most through. */
+static bool s_key_upto(const MDB_val *key, const char *agg, size_t alen, uint64_t through)
+{
+    const uint8_t *k = key->mv_data;
+    return key->mv_size == alen + 9 && memcmp(k, agg, alen) == 0 && k[alen] == 0
+           && s_get_be(k + alen + 1) <= through;
+}
+
+/* The first key of agg's (alen bytes) in db of a version at most through,
+   into kb (KEY_MAX bytes); *found says whether there is one. */
+static annal_err_t s_first_key(lmdb_t *self, int db, const char *agg, size_t alen, uint64_t through,
+                               uint8_t *kb, MDB_val *val, bool *found)
+{
+    MDB_val key = {s_vkey(kb, agg, alen, 0), kb};
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->txn, self->dbi[db], &cur);
+    if (rc)
+        return s_err(self, rc);
+    rc = mdb_cursor_get(cur, &key, val, MDB_SET_RANGE);
+    *found = rc == 0 && s_key_upto(&key, agg, alen, through);
+    if (*found)
+        memcpy(kb, key.mv_data, key.mv_size);
+    mdb_cursor_close(cur);
+    return rc && rc != MDB_NOTFOUND ? s_err(self, rc) : ANNAL_OK;
+}
+
+static annal_err_t s_remove(void *handle, const char *agg, uint64_t through, bool hard)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    size_t alen = strlen(agg);
+    if (alen == 0 || alen > ANNAL_MAX_AGGREGATE_ID)
+        return ANNAL_ERR_MALFORMED;
+    uint64_t current, floor, left, first;
+    annal_err_t err = s_version(self, agg, &current);
+    if (!err)
+        err = s_removal(self, agg, alen, &floor, &left);
+    if (!err)
+        err = s_first_stored(self, agg, alen, &first);
+    if (err)
+        return err;
+    through = through < current ? through : current;
+    int rc;
+    if (through > floor && first && first <= through) {
+        uint8_t v[16];
+        s_put64(v, through);
+        s_put64(v + 8, through - first + 1); /* the stored versions are a dense run */
+        if ((rc = s_put(self, DB_REMOVALS, agg, alen, v, 16, 0)))
+            return s_err(self, rc);
+    }
+    /* the snapshots now, the events by the sweep */
+    uint8_t kb[KEY_MAX];
+    MDB_val val;
+    bool found = true;
+    while (!err && found
+           && !(err = s_first_key(self, DB_SNAPSHOTS, agg, alen, through, kb, &val, &found))
+           && found)
+        if ((rc = s_del(self, DB_SNAPSHOTS, kb, alen + 9)))
+            err = s_err(self, rc);
+    if (!err && hard) {
+        uint8_t v[9];
+        s_put64(v, current);
+        v[8] = AGG_GONE;
+        if ((rc = s_put(self, DB_AGGREGATES, agg, alen, v, 9, 0)))
+            err = s_err(self, rc);
+    }
+    return err;
+}
+
+/* Frees the stored events of the first removal, up to *budget of them;
+   *budget goes down by what was freed. */
+static annal_err_t s_sweep_one(lmdb_t *self, size_t *budget, bool *none)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc = mdb_cursor_open(self->txn, self->dbi[DB_REMOVALS], &cur);
+    if (rc)
+        return s_err(self, rc);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    char agg[ANNAL_MAX_AGGREGATE_ID];
+    size_t alen = key.mv_size;
+    bool ok = rc == 0 && alen > 0 && alen <= sizeof agg && val.mv_size == 16;
+    uint64_t floor = ok ? s_get64(val.mv_data) : 0;
+    uint64_t left = ok ? s_get64((const uint8_t *) val.mv_data + 8) : 0;
+    if (ok)
+        memcpy(agg, key.mv_data, alen);
+    mdb_cursor_close(cur);
+    *none = rc == MDB_NOTFOUND;
+    if (*none)
+        return ANNAL_OK;
+    if (rc)
+        return s_err(self, rc);
+    if (!ok) {
+        self->failed = true;
+        return ANNAL_ERR_INTERNAL;
+    }
+    uint8_t kb[KEY_MAX];
+    bool found = true;
+    annal_err_t err = ANNAL_OK;
+    while (*budget > 0 && !err
+           && !(err = s_first_key(self, DB_STREAMS, agg, alen, floor, kb, &val, &found)) && found) {
+        size_t seq = (size_t) s_get64(val.mv_data);
+        MDB_val ek = {sizeof seq, &seq}, ev;
+        uint8_t id[16];
+        if ((rc = mdb_get(self->txn, self->dbi[DB_EVENTS], &ek, &ev)) || ev.mv_size < REC_HEADER) {
+            self->failed = true;
+            return rc && rc != MDB_NOTFOUND ? s_err(self, rc) : ANNAL_ERR_INTERNAL;
+        }
+        memcpy(id, (const uint8_t *) ev.mv_data + REC_EVENT_ID, 16);
+        if ((rc = s_del(self, DB_EVENTS, &seq, sizeof seq))
+            || (rc = s_del(self, DB_EVENT_IDS, id, 16))
+            || (rc = s_del(self, DB_STREAMS, kb, alen + 9)))
+            return s_err(self, rc);
+        left -= left > 0;
+        --*budget;
+    }
+    if (err)
+        return err;
+    if (!found) /* all of it freed */
+        rc = s_del(self, DB_REMOVALS, agg, alen);
+    else {
+        uint8_t v[16];
+        s_put64(v, floor);
+        s_put64(v + 8, left);
+        rc = s_put(self, DB_REMOVALS, agg, alen, v, 16, 0);
+    }
+    return rc ? s_err(self, rc) : ANNAL_OK;
+}
+
+static annal_err_t s_sweep(void *handle, size_t max, size_t *freed, bool *more)
+{
+    lmdb_t *self = handle;
+    *freed = 0;
+    *more = false;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    size_t budget = max;
+    bool none = false;
+    annal_err_t err = ANNAL_OK;
+    while (budget > 0 && !none && !err)
+        err = s_sweep_one(self, &budget, &none);
+    *freed = max - budget;
+    *more = !err && s_removing(self);
+    return err;
 }
 
 /* --- consumer groups --------------------------------------------------------------- */
@@ -1747,4 +2007,6 @@ const annal_store_ops_t annal_lmdb_ops = {
     .group_unmark = s_group_unmark,
     .group_marks = s_group_marks,
     .group_floor = s_group_floor,
+    .remove = s_remove,
+    .sweep = s_sweep,
 };

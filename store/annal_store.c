@@ -191,52 +191,52 @@ bool annal_store_has_groups(const annal_store_t *self)
     return self->ops->group_put != NULL;
 }
 
-#define GROUP_OP(op, ...) \
+#define OPTIONAL_OP(op, ...) \
     (self->ops->op ? self->ops->op(self->backend, __VA_ARGS__) : ANNAL_ERR_UNKNOWN_TYPE)
 
 annal_err_t annal_store_group_put(annal_store_t *self, const annal_group_def_t *def)
 {
-    return GROUP_OP(group_put, def);
+    return OPTIONAL_OP(group_put, def);
 }
 
 annal_err_t annal_store_group_get(annal_store_t *self, const char *name, annal_group_def_t *out)
 {
-    return GROUP_OP(group_get, name, out);
+    return OPTIONAL_OP(group_get, name, out);
 }
 
 annal_err_t annal_store_group_each(annal_store_t *self,
                                    annal_err_t (*fn)(void *arg, const annal_group_def_t *def),
                                    void *arg)
 {
-    return GROUP_OP(group_each, fn, arg);
+    return OPTIONAL_OP(group_each, fn, arg);
 }
 
 annal_err_t annal_store_group_delete(annal_store_t *self, const char *name)
 {
-    return GROUP_OP(group_delete, name);
+    return OPTIONAL_OP(group_delete, name);
 }
 
 annal_err_t annal_store_group_mark(annal_store_t *self, const char *name,
                                    const annal_group_mark_t *mark)
 {
-    return GROUP_OP(group_mark, name, mark);
+    return OPTIONAL_OP(group_mark, name, mark);
 }
 
 annal_err_t annal_store_group_unmark(annal_store_t *self, const char *name, uint64_t sequence)
 {
-    return GROUP_OP(group_unmark, name, sequence);
+    return OPTIONAL_OP(group_unmark, name, sequence);
 }
 
 annal_err_t annal_store_group_marks(annal_store_t *self, const char *name, uint64_t from,
                                     size_t max, annal_mark_t mark, annal_mark_list_t *out,
                                     uint64_t *next)
 {
-    return GROUP_OP(group_marks, name, from, max, mark, out, next);
+    return OPTIONAL_OP(group_marks, name, from, max, mark, out, next);
 }
 
 annal_err_t annal_store_group_floor(annal_store_t *self, const char *name, uint64_t floor)
 {
-    return GROUP_OP(group_floor, name, floor);
+    return OPTIONAL_OP(group_floor, name, floor);
 }
 
 bool annal_store_shares_groups(const annal_store_t *self)
@@ -247,26 +247,43 @@ bool annal_store_shares_groups(const annal_store_t *self)
 annal_err_t annal_store_group_sync(annal_store_t *self, const char *name, uint64_t *version,
                                    uint64_t *floor)
 {
-    return GROUP_OP(group_sync, name, version, floor);
+    return OPTIONAL_OP(group_sync, name, version, floor);
 }
 
 annal_err_t annal_store_group_bump(annal_store_t *self, const char *name, uint64_t *version)
 {
-    return GROUP_OP(group_bump, name, version);
+    return OPTIONAL_OP(group_bump, name, version);
 }
 
 annal_err_t annal_store_group_lease(annal_store_t *self, const char *name,
                                     const annal_lease_t *leases, size_t n)
 {
-    return GROUP_OP(group_lease, name, leases, n);
+    return OPTIONAL_OP(group_lease, name, leases, n);
 }
 
 annal_err_t annal_store_group_leases(annal_store_t *self, const char *name, annal_lease_list_t *out)
 {
-    return GROUP_OP(group_leases, name, out);
+    return OPTIONAL_OP(group_leases, name, out);
 }
 
-#undef GROUP_OP
+bool annal_store_removes(const annal_store_t *self)
+{
+    return self->ops->remove != NULL;
+}
+
+annal_err_t annal_store_remove(annal_store_t *self, const char *agg, uint64_t through, bool hard)
+{
+    return OPTIONAL_OP(remove, agg, through, hard);
+}
+
+annal_err_t annal_store_sweep(annal_store_t *self, size_t max, size_t *freed, bool *more)
+{
+    *freed = 0;
+    *more = false;
+    return OPTIONAL_OP(sweep, max, freed, more);
+}
+
+#undef OPTIONAL_OP
 
 void annal_mark_list_free(annal_mark_list_t *list)
 {

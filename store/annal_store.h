@@ -285,6 +285,18 @@ typedef struct {
     annal_err_t (*group_bump)(void *self, const char *name, uint64_t *version);
     annal_err_t (*group_lease)(void *self, const char *name, const annal_lease_t *leases, size_t n);
     annal_err_t (*group_leases)(void *self, const char *name, annal_lease_list_t *out);
+    /* Deletion (docs/protocol.md, section 7), inside batches; both or
+       neither (NULL: annald answers delete_aggregate error 10).
+       remove: every event of agg up to version through, and every snapshot
+       of agg up to it, is removed: from now on no read returns them (read
+       starts after through, read_all skips them: holes that next moves
+       past, stats counts them no more), and sweep frees their space; hard:
+       agg takes no more appends (append answers ANNAL_ERR_GONE, before any
+       other check). Removal is always of a prefix of agg's versions.
+       sweep: frees up to max removed events for good; *more says whether
+       some are left to free. */
+    annal_err_t (*remove)(void *self, const char *agg, uint64_t through, bool hard);
+    annal_err_t (*sweep)(void *self, size_t max, size_t *freed, bool *more);
 } annal_store_ops_t;
 
 typedef struct annal_store_t annal_store_t;
@@ -364,6 +376,12 @@ annal_err_t annal_store_group_lease(annal_store_t *self, const char *name,
 annal_err_t annal_store_group_leases(annal_store_t *self, const char *name,
                                      annal_lease_list_t *out);
 void annal_lease_list_free(annal_lease_list_t *list);
+
+/* Deletion (the ops above); annal_store_removes says whether the backend
+   has them, the others answer ANNAL_ERR_UNKNOWN_TYPE when it has not. */
+bool annal_store_removes(const annal_store_t *self);
+annal_err_t annal_store_remove(annal_store_t *self, const char *agg, uint64_t through, bool hard);
+annal_err_t annal_store_sweep(annal_store_t *self, size_t max, size_t *freed, bool *more);
 void annal_mark_list_free(annal_mark_list_t *list);
 
 /* Appends a view to list (growing it). Returns 0, or -1 out of memory. */

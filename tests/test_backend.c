@@ -199,7 +199,7 @@ static bool s_was(annal_err_t err, const annal_append_result_t *r, annal_err_t w
                   uint64_t last, uint64_t version, bool dup)
 {
     if (err == want
-        && (want == ANNAL_ERR_MALFORMED
+        && (want == ANNAL_ERR_MALFORMED || want == ANNAL_ERR_GONE
             || (want == ANNAL_ERR_CONFLICT && r->actual_version == version)
             || (want == ANNAL_OK && r->first_sequence == first && r->version == version
                 && r->last_sequence == last && r->duplicate == dup)))
@@ -1412,6 +1412,80 @@ static void t_group_reopen(void)
     annal_store_abort(s_store);
 }
 
+/* read_all from 1 inside the open batch into s_list; whether it holds want
+   and moved next to next. */
+static bool s_all_is(const uint64_t *want, uint64_t next)
+{
+    uint64_t got = 0;
+    annal_err_t err = annal_store_read_all(s_store, 1, 100, 100, NULL, 0, NULL, 0, &s_list, &got);
+    if (!err && s_are(want) && got == next)
+        return true;
+    fprintf(stderr, "  read_all: error %d, next %llu\n", err, (unsigned long long) got);
+    return false;
+}
+
+/* Deletion (docs/protocol.md, section 7): removed events are read by
+   nothing from the call on, a prefix of an aggregate's versions; snapshots
+   up to the removal go too; a hard removal refuses appends; the sweep
+   frees them in steps, across a reopen. */
+static void t_remove(void)
+{
+    CHECK(s_fresh());
+    if (!annal_store_removes(s_store)) {
+        printf("  (skipped: the %s backend does not remove yet)\n", annal_store_name(s_store));
+        return;
+    }
+    CHECK(s_one(MANY("a", "0", EV("T") "," EV("T") "," EV("T")), NEW(1, 3, 3)));
+    CHECK(s_one(ONE("b", "0", "T"), NEW(4, 4, 1)));
+    CHECK(s_one(MANY("a", "3", EV("T") "," EV("T")), NEW(5, 6, 5)));
+    CHECK(s_snap("a", 2, true, ANNAL_VALUE_EMPTY_OBJECT, 1) == ANNAL_OK);
+    CHECK(s_snap("a", 5, true, ANNAL_VALUE_EMPTY_OBJECT, 1) == ANNAL_OK);
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_remove(s_store, "a", 3, false) == ANNAL_OK);
+    CHECK(s_read_is("a", 1, false, 100, SEQS(5, 6)) && s_read_is("a", 2, false, 1, SEQS(5)));
+    CHECK(s_read_is("a", 5, true, 100, SEQS(6, 5)) && s_read_is("a", 3, true, 100, NONE));
+    CHECK(s_all_is(SEQS(4, 5, 6), 7));
+    CHECK(s_snap_is("a", UINT64_MAX, false, 5, true, ANNAL_VALUE_EMPTY_OBJECT, 1));
+    CHECK(s_snap_is("a", 4, false, 0, true, NULL, 0));
+    annal_store_stats_t st;
+    CHECK(annal_store_stats(s_store, &st) == ANNAL_OK && st.events == 3 && st.head_sequence == 6);
+    CHECK(s_commit());
+    CHECK(s_one(ONE("a", "5", "T"), NEW(7, 7, 6))); /* soft: appends go on */
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_remove(s_store, "b", 1, true) == ANNAL_OK); /* all of it, for good */
+    CHECK(s_commit());
+    CHECK(s_one(ONE("b", ANY, "T"), ANNAL_ERR_GONE, 0, 0, 0, false));
+    CHECK(s_one(ONE("b", "1", "T"), ANNAL_ERR_GONE, 0, 0, 0, false));
+    CHECK(s_version("b") == 1);
+    size_t freed;
+    bool more;
+    for (int round = 0; round < 2; round++) {
+        CHECK(annal_store_begin(s_store) == ANNAL_OK);
+        CHECK(s_all_is(SEQS(5, 6, 7), 8) && s_read_is("b", 1, false, 100, NONE));
+        annal_store_stats_t now;
+        CHECK(annal_store_stats(s_store, &now) == ANNAL_OK && now.events == 3);
+        if (round == 0) {
+            CHECK(annal_store_sweep(s_store, 2, &freed, &more) == ANNAL_OK && freed == 2 && more);
+            CHECK(s_all_is(SEQS(5, 6, 7), 8));
+            CHECK(s_commit());
+            CHECK(s_reopen()); /* what is left to sweep is still removed */
+        }
+        else {
+            CHECK(annal_store_sweep(s_store, 100, &freed, &more) == ANNAL_OK && freed == 2
+                  && !more);
+            CHECK(annal_store_sweep(s_store, 100, &freed, &more) == ANNAL_OK && freed == 0
+                  && !more);
+            CHECK(s_commit());
+        }
+    }
+    CHECK(s_reopen());
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(s_all_is(SEQS(5, 6, 7), 8) && s_read_is("a", 1, false, 100, SEQS(5, 6, 7)));
+    CHECK(annal_store_stats(s_store, &st) == ANNAL_OK && st.events == 3 && st.head_sequence == 7);
+    CHECK(annal_store_remove(s_store, "zz", 5, false) == ANNAL_OK); /* nothing stored: nothing */
+    annal_store_abort(s_store);
+}
+
 /* Groups several brokers share (PostgreSQL): versions that move with each
    change and never come back, leases read back as stored, a mark or a
    delete that removes them. */
@@ -1494,6 +1568,7 @@ static const t_case_t s_cases[] = {
     {"group_batch", t_group_batch},
     {"group_reopen", t_group_reopen},
     {"group_shared", t_group_shared},
+    {"remove", t_remove},
 };
 
 /* LMDB; or PostgreSQL when ANNAL_TEST_PG is set (tests/pg_cluster.sh). */

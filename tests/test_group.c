@@ -266,6 +266,22 @@ static void t_restore(void)
     CHECK(s_fetch_is("w3", 500, 5, SEQS(1), 3)); /* its third delivery */
 }
 
+/* Events of a removed aggregate leave the window as if acked, leased or
+   not: the next of another aggregate is fetched, and acked_through moves. */
+static void t_forget(void)
+{
+    CHECK((s_group = annal_group_new(1, true, 100, 3)));
+    CHECK(s_feed(1, "aabab") == 0);
+    CHECK(s_fetch_is("w1", 0, 5, SEQS(1, 3), 1));
+    CHECK(annal_group_forget(s_group, "a", 1, 4) == 2); /* 1 (leased) and 2; 4 is later */
+    CHECK(annal_group_leased(s_group) == 1 && annal_group_acked_through(s_group) == 2);
+    CHECK(!annal_group_counts(s_group, "w1", 1));
+    CHECK(s_fetch_is("w2", 0, 5, SEQS(4), 1));
+    CHECK(annal_group_forget(s_group, "c", 1, 99) == 0);
+    CHECK(annal_group_forget(s_group, "b", 1, 99) == 2);
+    CHECK(annal_group_acked_through(s_group) == 3 && annal_group_leased(s_group) == 1);
+}
+
 static const t_case_t s_cases[] = {
     {"ordering", t_ordering},
     {"unordered", t_unordered},
@@ -273,6 +289,7 @@ static const t_case_t s_cases[] = {
     {"acked_through", t_acked_through},
     {"replay_in_window", t_replay_in_window},
     {"restore", t_restore},
+    {"forget", t_forget},
     {"random", t_random},
 };
 

@@ -29,6 +29,9 @@ static const annal_command_t s_commands[] = {
     ROW(ANNAL_CMD_GROUP_DELETE, "group_delete", false, true, true),
     ROW(ANNAL_CMD_GROUP_PARKED, "group_parked", false, true, false),
     ROW(ANNAL_CMD_GROUP_REPLAY_PARKED, "group_replay_parked", false, true, true),
+    ROW(ANNAL_CMD_DELETE_AGGREGATE, "delete_aggregate", true, false, true),
+    ROW(ANNAL_CMD_SET_RETENTION, "set_retention", true, false, true),
+    ROW(ANNAL_CMD_GET_RETENTION, "get_retention", true, false, false),
 };
 _Static_assert(sizeof s_commands / sizeof s_commands[0] == ANNAL_CMD_COUNT, "one row per command");
 

@@ -1,5 +1,5 @@
 /*  annal_command.h: the commands of the protocol (docs/protocol.md,
-    sections 4 and 6), one row each in one table: the name a request gives
+    sections 4, 6 and 7), one row each in one table: the name a request gives
     in "type", whether it names an aggregate or a consumer group, whether
     it may write.
 
@@ -33,6 +33,9 @@ typedef enum {
     ANNAL_CMD_GROUP_DELETE,
     ANNAL_CMD_GROUP_PARKED,
     ANNAL_CMD_GROUP_REPLAY_PARKED,
+    ANNAL_CMD_DELETE_AGGREGATE, /* deletion and retention: docs/protocol.md, section 7 */
+    ANNAL_CMD_SET_RETENTION,
+    ANNAL_CMD_GET_RETENTION,
     ANNAL_CMD_COUNT
 } annal_cmd_t;
 

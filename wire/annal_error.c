@@ -24,6 +24,7 @@ static const struct {
     [ANNAL_ERR_RETRY] = {11, "store resized, retry", ANNAL_DISP_RERUN},
     [ANNAL_ERR_NO_SPACE] = {11, "no space left on the store's disk", ANNAL_DISP_REFUSE_WRITES},
     [ANNAL_ERR_REFUSED] = {11, "the store refused the batch for now", ANNAL_DISP_REFUSE_WRITES},
+    [ANNAL_ERR_GONE] = {21, "the aggregate was deleted for good", ANNAL_DISP_ANSWER},
 };
 
 int annal_err_code(annal_err_t err)

@@ -16,7 +16,8 @@ typedef enum {
     ANNAL_ERR_CONFLICT,     /* expected version mismatch (concurrency_error) */
     ANNAL_ERR_RETRY,        /* store grew its map: run the whole batch again */
     ANNAL_ERR_NO_SPACE,     /* the disk is full: nothing written, retry later -> 11 */
-    ANNAL_ERR_REFUSED       /* the store refused a commit for now: nothing written -> 11 */
+    ANNAL_ERR_REFUSED,      /* the store refused a commit for now: nothing written -> 11 */
+    ANNAL_ERR_GONE          /* the aggregate was deleted for good (hard) -> 21 */
 } annal_err_t;
 
 /* What a batch does about an error (broker/annal_broker.c, s_run_batch).
@@ -35,7 +36,7 @@ typedef enum {
                                      again */
 } annal_disposition_t;
 
-/* The protocol error code of err (10, 11, 12, 13, 20); 0 for OK and CONFLICT. */
+/* The protocol error code of err (10, 11, 12, 13, 20, 21); 0 for OK and CONFLICT. */
 int annal_err_code(annal_err_t err);
 
 /* A short text for err; borrowed, static. */

@@ -41,4 +41,8 @@ typedef struct {
     int64_t recorded_at; /* microseconds since the epoch */
 } annal_event_t;
 
+/* The type of the event delete_aggregate appends (docs/protocol.md,
+   section 7); types starting with '$' are the server's. */
+#define ANNAL_DELETED_TYPE "$deleted"
+
 #endif

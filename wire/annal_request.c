@@ -170,18 +170,21 @@ static annal_err_t s_new_event(ctx_t *c, const annal_node_t *obj, annal_new_even
     return ANNAL_OK;
 }
 
-static annal_err_t s_append(ctx_t *c, const annal_node_t *root, annal_request_t *req)
+/* The version check of an append or a delete_aggregate: "version", an
+   integer >= 0, "any" or "exists" (required). */
+static annal_err_t s_expected(ctx_t *c, const annal_node_t *root, annal_request_t *req)
 {
+    static const char bad[] = "field 'version' must be an integer >= 0, \"any\" or \"exists\"";
     annal_node_t v = annal_node_get(root, "version");
     switch (annal_node_kind(&v)) {
     case ANNAL_NODE_ABSENT:
         return s_fail(c, "missing field 'version' (use \"any\" to skip the check)");
     case ANNAL_NODE_INT:
         if (annal_node_int(&v) < 0)
-            return s_fail(c, "field 'version' must be an integer >= 0, \"any\" or \"exists\"");
+            return s_fail(c, "%s", bad);
         req->expect = ANNAL_EXPECT_EXACT;
         req->expected_version = (uint64_t) annal_node_int(&v);
-        break;
+        return ANNAL_OK;
     case ANNAL_NODE_STR: {
         size_t len;
         const char *s = annal_node_str(&v, &len);
@@ -190,11 +193,32 @@ static annal_err_t s_append(ctx_t *c, const annal_node_t *root, annal_request_t 
         else if (len == 6 && memcmp(s, "exists", 6) == 0)
             req->expect = ANNAL_EXPECT_EXISTS;
         else
-            return s_fail(c, "field 'version' must be an integer >= 0, \"any\" or \"exists\"");
-        break;
+            return s_fail(c, "%s", bad);
+        return ANNAL_OK;
     }
-    default: return s_fail(c, "field 'version' must be an integer >= 0, \"any\" or \"exists\"");
+    default: return s_fail(c, "%s", bad);
     }
+}
+
+/* A retention limit of set_retention: an integer >= 1, or null or absent
+   for none (0). */
+static annal_err_t s_limit(ctx_t *c, const annal_node_t *root, const char *key, uint64_t *out)
+{
+    annal_node_t n = annal_node_get(root, key);
+    *out = 0;
+    if (annal_node_absent(&n) || annal_node_kind(&n) == ANNAL_NODE_NULL)
+        return ANNAL_OK;
+    if (annal_node_kind(&n) != ANNAL_NODE_INT || annal_node_int(&n) < 1)
+        return s_fail(c, "field '%s' must be an integer >= 1, or null for none", key);
+    *out = (uint64_t) annal_node_int(&n);
+    return ANNAL_OK;
+}
+
+static annal_err_t s_append(ctx_t *c, const annal_node_t *root, annal_request_t *req)
+{
+    annal_err_t rc = s_expected(c, root, req);
+    if (rc)
+        return rc;
     annal_node_t events = annal_node_get(root, "events");
     if (annal_node_kind(&events) == ANNAL_NODE_ABSENT) {
         req->events = calloc(1, sizeof *req->events);
@@ -477,6 +501,15 @@ static annal_err_t s_command(ctx_t *c, const annal_command_t *command, const ann
         return s_filters(c, root, req);
     }
     case ANNAL_CMD_APPEND: return s_append(c, root, req);
+    case ANNAL_CMD_DELETE_AGGREGATE:
+        if ((rc = s_expected(c, root, req)))
+            return rc;
+        return s_bool_field(c, root, "hard", &req->hard);
+    case ANNAL_CMD_SET_RETENTION:
+        if ((rc = s_limit(c, root, "max_count", &req->keep_count)))
+            return rc;
+        return s_limit(c, root, "max_age_s", &req->keep_age_s);
+    case ANNAL_CMD_GET_RETENTION: return ANNAL_OK;
     case ANNAL_CMD_CREATE_SNAPSHOT: {
         annal_node_t st = annal_node_get(root, "state");
         if (annal_node_kind(&st) != ANNAL_NODE_ABSENT) {
