@@ -1259,8 +1259,18 @@ static annal_err_t s_group_fetch(annal_broker_t *self, pending_t *p, group_t *g,
     }
     *wait = n == 0 && may_wait;
     copies_t events = {0};
-    for (size_t i = 0; i < n && !err; i++)
+    for (size_t i = 0; i < n && !err; i++) {
+        size_t had = events.count;
         err = s_copy_event(self, leases[i].sequence, leases[i].delivery, NULL, 0, &events);
+        if (!err && events.count == had) {
+            /* removed since it was fed (through another broker, on a shared
+               store): as if acked (docs/protocol.md, section 7) */
+            annal_group_mark_t m = {leases[i].sequence, ANNAL_MARK_ACKED, 0, NULL, 0};
+            if (annal_store_shares_groups(self->store))
+                err = annal_store_group_mark(self->store, g->def.name, &m);
+            annal_group_mark(g->engine, leases[i].sequence, ANNAL_GROUP_ACKED);
+        }
+    }
     free(leases);
     if (!err && !*wait) {
         annal_body_begin(self->reply, "group_events", true, r->msg_id);

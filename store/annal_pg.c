@@ -562,6 +562,11 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
         snprintf(why, whylen, "%s", PQgetvalue(r, 0, 5));
         err = ANNAL_ERR_MALFORMED;
     }
+    if (status == 4) {
+        snprintf(why, whylen, "aggregate '%.64s' was deleted for good: it takes no more appends",
+                 agg);
+        err = ANNAL_ERR_GONE;
+    }
     PQclear(r);
     return err;
 }
@@ -619,49 +624,63 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
     char f[24], to[24], m[24], *p = NULL, *t = NULL;
     if (from >= INT64_MAX)
         return ANNAL_OK;
-    /* sequences are dense: the events examined are [first, stop), at most
-       scan of them, or max (if fewer) without filters: a window the planner
-       cannot misjudge (a wide one was a bitmap scan and a sort spilled to
-       disk) */
-    uint64_t first = from ? from : 1, window = prefix || ntypes || max > scan ? scan : max;
-    uint64_t stop = window > INT64_MAX - first ? INT64_MAX : first + window; /* no wrap */
-    snprintf(f, sizeof f, "%llu", (unsigned long long) first);
-    snprintf(to, sizeof to, "%llu", (unsigned long long) stop);
-    snprintf(m, sizeof m, "%zu",
-             max > INT64_MAX ? (size_t) INT64_MAX : max); /* LIMIT is a bigint */
     if (prefix && !(p = strndup(prefix, plen)))
         return ANNAL_ERR_UNAVAILABLE;
     if (ntypes && !(t = annal_pg_array(types, ntypes, annal_pg_string_item))) {
         free(p);
         return ANNAL_ERR_UNAVAILABLE;
     }
-    char own[24];
-    snprintf(own, sizeof own, "%llu", (unsigned long long) self->txn_head);
-    const char *values[6] = {f, to, m, p, t, self->locked ? own : NULL};
-    annal_err_t err;
-    /* the head comes from the same snapshot as the events: a commit between
-       two statements must not move next past events this one did not see */
-    PGresult *r = annal_pg_query(self,
-                                 "WITH h AS (SELECT coalesce($6::bigint, head) AS head"
-                                 " FROM annal_head WHERE id = 1)"
-                                 " SELECT e.*, h.head FROM h LEFT JOIN LATERAL"
-                                 " (SELECT " EVENT_COLUMNS " FROM annal_events"
-                                 " WHERE sequence >= $1 AND sequence < $2 AND sequence <= h.head"
-                                 " AND ($4::text IS NULL OR starts_with(aggregate_id, $4))"
-                                 " AND ($5::text[] IS NULL OR event_type = ANY($5))"
-                                 " ORDER BY sequence LIMIT $3) e ON true",
-                                 6, values, NULL, NULL, &err);
+    /* the events examined are [first, stop), at most scan of them, or max
+       (if fewer) without filters while sequences are dense: a window the
+       planner cannot misjudge (a wide one was a bitmap scan and a sort
+       spilled to disk). With holes (removed events, docs/protocol.md,
+       section 7) a short page without filters is read again over scan. */
+    uint64_t first = from ? from : 1;
+    uint64_t window = prefix || ntypes || max > scan ? scan : max;
+    PGresult *r = NULL;
+    annal_err_t err = ANNAL_OK;
+    uint64_t stop = first, head = 0;
+    int rows = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        stop = window > INT64_MAX - first ? INT64_MAX : first + window; /* no wrap */
+        snprintf(f, sizeof f, "%llu", (unsigned long long) first);
+        snprintf(to, sizeof to, "%llu", (unsigned long long) stop);
+        snprintf(m, sizeof m, "%zu",
+                 max > INT64_MAX ? (size_t) INT64_MAX : max); /* LIMIT is a bigint */
+        char own[24];
+        snprintf(own, sizeof own, "%llu", (unsigned long long) self->txn_head);
+        const char *values[6] = {f, to, m, p, t, self->locked ? own : NULL};
+        /* the head comes from the same snapshot as the events: a commit
+           between two statements must not move next past events this one
+           did not see */
+        PQclear(r);
+        r = annal_pg_query(self,
+                           "WITH h AS (SELECT coalesce($6::bigint, head) AS head, removed"
+                           " FROM annal_head WHERE id = 1)"
+                           " SELECT e.*, h.head, h.removed FROM h LEFT JOIN LATERAL"
+                           " (SELECT " EVENT_COLUMNS " FROM annal_events"
+                           " WHERE sequence >= $1 AND sequence < $2 AND sequence <= h.head"
+                           " AND ($4::text IS NULL OR starts_with(aggregate_id, $4))"
+                           " AND ($5::text[] IS NULL OR event_type = ANY($5))"
+                           " ORDER BY sequence LIMIT $3) e ON true",
+                           6, values, NULL, NULL, &err);
+        if (!r)
+            break;
+        rows = PQntuples(r);
+        head = rows ? annal_pg_u64(r, 0, 8) : 0;
+        uint64_t removed = rows ? annal_pg_u64(r, 0, 9) : 0;
+        if (rows == 1 && PQgetisnull(r, 0, 0))
+            rows = 0;
+        if (window == scan || (size_t) rows == max || removed == 0 || stop > head)
+            break;
+        window = scan;
+    }
     free(p);
     free(t);
     if (!r)
         return err;
-    int rows = PQntuples(r);
-    uint64_t head = rows ? annal_pg_u64(r, 0, 8) : 0;
-    bool none = rows == 1 && PQgetisnull(r, 0, 0);
-    if (none)
-        rows = 0;
     uint64_t end = stop < head + 1 ? stop : head + 1; /* as LMDB: after the last examined */
-    if (none) {
+    if (rows == 0) {
         PQclear(r);
         *next = end > first ? end : from;
         return ANNAL_OK;
@@ -727,14 +746,52 @@ static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
     PGresult *r = annal_pg_query(self,
                                  "SELECT (SELECT head FROM annal_head WHERE id = 1),"
                                  " (SELECT count(*) FROM annal_aggregates),"
-                                 " (SELECT count(*) FROM annal_snapshots)",
+                                 " (SELECT count(*) FROM annal_snapshots),"
+                                 " (SELECT removed FROM annal_head WHERE id = 1)",
                                  0, NULL, NULL, NULL, &err);
     if (!r)
         return err;
-    out->head_sequence = out->events = self->locked ? self->txn_head : annal_pg_u64(r, 0, 0);
+    out->head_sequence = self->locked ? self->txn_head : annal_pg_u64(r, 0, 0);
+    uint64_t removed = annal_pg_u64(r, 0, 3); /* docs/protocol.md, section 7 */
+    out->events = out->head_sequence > removed ? out->head_sequence - removed : 0;
     out->aggregates = annal_pg_u64(r, 0, 1);
     out->snapshots = annal_pg_u64(r, 0, 2);
     PQclear(r);
+    return ANNAL_OK;
+}
+
+/* --- deletion (docs/protocol.md, section 7) ----------------------------------------- */
+
+/* Removes at once, in the batch (under the writers' lock): the rows go, so
+   reads need no filter, and the sweep has nothing to do. What PostgreSQL
+   keeps of dead rows until VACUUM is the README's "Deleting data". */
+static annal_err_t s_remove(void *handle, const char *agg, uint64_t through, bool hard)
+{
+    annal_pg_t *self = handle;
+    annal_err_t err = annal_pg_write_txn(self);
+    if (err)
+        return err;
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long) (through > INT64_MAX ? INT64_MAX : through));
+    const char *values[3] = {agg, v, hard ? "t" : "f"};
+    PGresult *r = annal_pg_query(
+        self,
+        "WITH d AS (DELETE FROM annal_events WHERE aggregate_id = $1 AND version <= $2::bigint"
+        " RETURNING 1),"
+        " s AS (DELETE FROM annal_snapshots WHERE aggregate_id = $1 AND version <= $2::bigint),"
+        " g AS (UPDATE annal_aggregates SET gone = true WHERE aggregate_id = $1 AND $3::boolean)"
+        " UPDATE annal_head SET removed = removed + (SELECT count(*) FROM d) WHERE id = 1",
+        3, values, NULL, NULL, &err);
+    PQclear(r);
+    return err;
+}
+
+static annal_err_t s_sweep(void *handle, size_t max, size_t *freed, bool *more)
+{
+    (void) handle;
+    (void) max;
+    *freed = 0;
+    *more = false; /* remove took the rows */
     return ANNAL_OK;
 }
 
@@ -806,6 +863,8 @@ const annal_store_ops_t annal_pg_ops = {
     .moved = s_moved,
     .load_begin = annal_pg_load_begin,
     .load_end = annal_pg_load_end,
+    .remove = s_remove,
+    .sweep = s_sweep,
     .group_put = annal_pg_group_put,
     .group_get = annal_pg_group_get,
     .group_each = annal_pg_group_each,

@@ -39,6 +39,7 @@
 typedef struct {
     uint64_t version; /* current, the batch's appends included */
     bool dirty;       /* annal_aggregates lags behind */
+    bool gone;        /* deleted for good: annal_append answers its appends */
 } agg_t;
 
 /* --- the fast path's state ------------------------------------------------------------ */
@@ -314,9 +315,9 @@ annal_err_t annal_pg_prepare(void *handle, const annal_append_hint_t *appends, s
     if (agg_array && id_array) {
         const char *values[2] = {agg_array, id_array};
         r = annal_pg_query(self,
-                           "SELECT aggregate_id, version, NULL::uuid FROM annal_aggregates"
-                           " WHERE aggregate_id = ANY($1::text[])"
-                           " UNION ALL SELECT NULL, NULL, event_id FROM annal_events"
+                           "SELECT aggregate_id, version, NULL::uuid, gone::int4::int8"
+                           " FROM annal_aggregates WHERE aggregate_id = ANY($1::text[])"
+                           " UNION ALL SELECT NULL, NULL, event_id, NULL FROM annal_events"
                            " WHERE event_id = ANY($2::uuid[])",
                            2, values, NULL, NULL, &err);
     }
@@ -334,8 +335,10 @@ annal_err_t annal_pg_prepare(void *handle, const annal_append_hint_t *appends, s
     for (int row = 0; row < PQntuples(r) && !err; row++) {
         if (!PQgetisnull(r, row, 0)) {
             agg_t *a = zhashx_lookup(self->versions, PQgetvalue(r, row, 0));
-            if (a)
+            if (a) {
                 a->version = annal_pg_u64(r, row, 1);
+                a->gone = annal_pg_u64(r, row, 3) != 0;
+            }
             continue;
         }
         char text[37];
@@ -354,8 +357,9 @@ annal_pg_path_t annal_pg_append_fast(annal_pg_t *self, const char *agg, annal_ex
                                      annal_append_result_t *res, annal_err_t *err)
 {
     agg_t *a = self->fast && self->locked ? zhashx_lookup(self->versions, agg) : NULL;
-    if (!a)
-        return ANNAL_PG_SLOW; /* not announced to prepare, or no fast path in this batch */
+    if (!a || a->gone)
+        return ANNAL_PG_SLOW; /* not announced to prepare, no fast path in this batch, or
+                                 deleted for good (annal_append says so) */
     char text[37];
     for (size_t i = 0; i < n; i++) /* noted as written: a later use goes to annal_append */
         if (events[i].client_id

@@ -1457,6 +1457,8 @@ static void t_remove(void)
     CHECK(s_one(ONE("b", ANY, "T"), ANNAL_ERR_GONE, 0, 0, 0, false));
     CHECK(s_one(ONE("b", "1", "T"), ANNAL_ERR_GONE, 0, 0, 0, false));
     CHECK(s_version("b") == 1);
+    /* LMDB frees in the sweep, in steps; PostgreSQL removed the rows at once */
+    bool steps = strcmp(annal_store_name(s_store), "lmdb") == 0;
     size_t freed;
     bool more;
     for (int round = 0; round < 2; round++) {
@@ -1464,20 +1466,15 @@ static void t_remove(void)
         CHECK(s_all_is(SEQS(5, 6, 7), 8) && s_read_is("b", 1, false, 100, NONE));
         annal_store_stats_t now;
         CHECK(annal_store_stats(s_store, &now) == ANNAL_OK && now.events == 3);
-        if (round == 0) {
-            CHECK(annal_store_sweep(s_store, 2, &freed, &more) == ANNAL_OK && freed == 2 && more);
-            CHECK(s_all_is(SEQS(5, 6, 7), 8));
-            CHECK(s_commit());
-            CHECK(s_reopen()); /* what is left to sweep is still removed */
-        }
-        else {
-            CHECK(annal_store_sweep(s_store, 100, &freed, &more) == ANNAL_OK && freed == 2
-                  && !more);
-            CHECK(annal_store_sweep(s_store, 100, &freed, &more) == ANNAL_OK && freed == 0
-                  && !more);
-            CHECK(s_commit());
-        }
+        CHECK(annal_store_sweep(s_store, round ? 100 : 2, &freed, &more) == ANNAL_OK);
+        CHECK(steps ? freed == 2 && more == !round : freed == 0 && !more);
+        CHECK(s_all_is(SEQS(5, 6, 7), 8));
+        CHECK(s_commit());
+        CHECK(s_reopen()); /* what is left to sweep is still removed */
     }
+    CHECK(annal_store_begin(s_store) == ANNAL_OK);
+    CHECK(annal_store_sweep(s_store, 100, &freed, &more) == ANNAL_OK && freed == 0 && !more);
+    annal_store_abort(s_store);
     CHECK(s_reopen());
     CHECK(annal_store_begin(s_store) == ANNAL_OK);
     CHECK(s_all_is(SEQS(5, 6, 7), 8) && s_read_is("a", 1, false, 100, SEQS(5, 6, 7)));

@@ -1049,6 +1049,23 @@ def t_pg_broker_dies():
         stop_all(procs)
 
 
+def t_pg_removed_across():
+    """Events removed by a delete_aggregate through broker A are never handed
+    out by broker B, whose copy of the group held them already."""
+    procs = brokers(2, new_store())
+    try:
+        a, b = Client(procs[0].commands, "json"), Client(procs[1].commands, "msgpack")
+        x1, x2, y1 = fill(a, "x-1", "x-1", "y-1")
+        create(a, ordering="none")
+        check(got(fetch(b, "wb", max_count=1)) == [(x1, 1)])  # B's copy holds x1, x2, y1
+        r = a.call({"type": "delete_aggregate", "aggregate_id": "x-1", "version": 2})
+        check(r["type"] == "aggregate_deleted", r)
+        check(got(fetch(b, "wb", max_count=10)) == [(y1, 1), (r["sequence_number"], 1)])
+        check(ack(b, "wb", [y1, r["sequence_number"]]) == 2)
+    finally:
+        stop_all(procs)
+
+
 # ---- the table ------------------------------------------------------------------------------
 
 def served():
@@ -1094,6 +1111,7 @@ run([
     ("durable", t_durable),
     ("removed_events", t_removed_events),
     *([("pg_one_lease", t_pg_one_lease), ("pg_wait_across", t_pg_wait_across),
-       ("pg_wake_across", t_pg_wake_across), ("pg_broker_dies", t_pg_broker_dies)]
+       ("pg_wake_across", t_pg_wake_across), ("pg_broker_dies", t_pg_broker_dies),
+       ("pg_removed_across", t_pg_removed_across)]
       if PG else []),
 ])
