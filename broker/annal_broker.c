@@ -406,13 +406,40 @@ static annal_err_t s_delete_aggregate(annal_broker_t *self, pending_t *p)
     }
 }
 
-/* set_retention, get_retention: not served yet (docs/protocol.md, section 7). */
+/* A retention limit in a reply: the number, or null for none. */
+static void s_limit_field(annal_broker_t *self, const char *key, uint64_t v)
+{
+    if (v)
+        annal_body_u64(self->reply, key, v);
+    else
+        annal_body_null(self->reply, key);
+}
+
+/* set_retention, get_retention (docs/protocol.md, section 7). */
 static annal_err_t s_retention(annal_broker_t *self, pending_t *p)
 {
-    char text[96];
-    snprintf(text, sizeof text, "%s is not served yet", annal_cmd_name(p->req.cmd));
-    s_error_reply(self, p, ANNAL_ERR_UNKNOWN_TYPE, text);
-    return ANNAL_OK;
+    annal_request_t *r = &p->req;
+    if (!annal_store_retains(self->store)) {
+        char text[128];
+        snprintf(text, sizeof text, "%s is not served on a %s store yet", annal_cmd_name(r->cmd),
+                 annal_store_name(self->store));
+        s_error_reply(self, p, ANNAL_ERR_UNKNOWN_TYPE, text);
+        return ANNAL_OK;
+    }
+    annal_retention_t policy = {r->keep_count, r->keep_age_s};
+    annal_err_t err = r->cmd == ANNAL_CMD_SET_RETENTION
+                          ? annal_store_retention_put(self->store, r->aggregate_id, &policy)
+                          : annal_store_retention_get(self->store, r->aggregate_id, &policy);
+    if (err)
+        return err;
+    if (r->cmd == ANNAL_CMD_SET_RETENTION)
+        self->sweep_due = true;
+    annal_body_begin(self->reply, r->cmd == ANNAL_CMD_SET_RETENTION ? "retention_set" : "retention",
+                     true, r->msg_id);
+    annal_body_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
+    s_limit_field(self, "max_count", policy.max_count);
+    s_limit_field(self, "max_age_s", policy.max_age_s);
+    return s_finish(self, p);
 }
 
 /* The version a request names: its own, or the aggregate's current one. */
@@ -1936,17 +1963,18 @@ static bool s_turn(annal_broker_t *self)
 static void s_sweep(annal_broker_t *self)
 {
     size_t freed = 0;
-    bool more = false;
+    annal_sweep_t next = ANNAL_SWEEP_IDLE;
     annal_err_t err = ANNAL_OK;
     if (annal_store_removes(self->store) && (err = annal_store_begin(self->store)) == ANNAL_OK) {
-        if ((err = annal_store_sweep(self->store, SWEEP_STEP, &freed, &more)) == ANNAL_OK)
+        if ((err = annal_store_sweep(self->store, SWEEP_STEP, &freed, &next)) == ANNAL_OK)
             err = annal_store_commit(self->store);
         else
             annal_store_abort(self->store);
     }
-    more |= err != ANNAL_OK; /* tried again later */
-    self->sweep_due = more;
-    self->next_sweep = zclock_mono() + (freed == SWEEP_STEP ? SWEEP_PAUSE_MS : 1000);
+    if (err)
+        next = ANNAL_SWEEP_LATER; /* tried again */
+    self->sweep_due = next != ANNAL_SWEEP_IDLE;
+    self->next_sweep = zclock_mono() + (next == ANNAL_SWEEP_MORE ? SWEEP_PAUSE_MS : 1000);
 }
 
 static void s_heartbeat(annal_broker_t *self)

@@ -40,6 +40,7 @@
     | groups      | group name                               | group record (below)    |
     | group_marks | group name, 0x00, sequence (u64 BE)      | mark (below)            |
     | removals    | aggregate_id                             | floor, left (u64 native each) |
+    | retention   | aggregate_id                             | max_count, max_age_s (u64 native each) |
     An aggregates value of 9 bytes is an aggregate deleted for good (hard,
     docs/protocol.md, section 7): its version, then a byte of flags
     (AGG_GONE). A removals entry is a removal the sweep has not finished:
@@ -48,8 +49,10 @@
     Removal is always of a prefix of an aggregate's versions, so the
     versions stored of an aggregate are always a dense run ending at its
     version, and the global head is never removed (it is the newest event
-    of its aggregate). removals came after groups, and is created like
-    them.
+    of its aggregate). A retention entry is a policy (0: no such limit);
+    reads apply it to each event of the aggregate as they meet it, and the
+    sweep turns what it removes into a removals entry (its snapshots stay).
+    removals and retention came after groups, and are created like them.
     Snapshot kind: 0 = the default fold, 1 = a client's own state; the state
     is a canonical blob. Aggregate ids hold no 0x00, so "id, 0x00" sorts each aggregate's keys
     together and in version order; group names hold none either (the codec
@@ -160,6 +163,7 @@ enum {
     DB_GROUPS,
     DB_GROUP_MARKS,
     DB_REMOVALS,
+    DB_RETENTION,
     DB_COUNT
 };
 _Static_assert(DB_COUNT <= MAX_DBS, "MAX_DBS holds every named database");
@@ -277,8 +281,10 @@ typedef struct {
                               the disk full */
     bool env_ready;           /* open has finished */
     int replay_rc;            /* the LMDB error that stopped a replay */
-    scratch_t got;            /* group_get's view of a group */
-    scratch_t each;           /* group_each's view of the group fn is called with */
+    char ret_at[ANNAL_MAX_AGGREGATE_ID]; /* the sweep's place among the retention policies */
+    size_t ret_at_len;                   /* bytes in ret_at; 0: from the first */
+    scratch_t got;                       /* group_get's view of a group */
+    scratch_t each;                      /* group_each's view of the group fn is called with */
 } lmdb_t;
 
 /* Integers in native order (the design note), at any alignment. */
@@ -404,10 +410,12 @@ static annal_err_t s_event(lmdb_t *self, uint64_t seq, annal_event_t *ev)
 
 #define AGG_GONE 1 /* flag of a 9-byte aggregates value: deleted for good */
 
-/* agg's version, and whether it was deleted for good (a hard delete). */
-static annal_err_t s_aggregate(lmdb_t *self, const char *agg, uint64_t *version, bool *gone)
+/* agg's (alen bytes) version, and whether it was deleted for good (a
+   hard delete). */
+static annal_err_t s_aggregate(lmdb_t *self, const char *agg, size_t alen, uint64_t *version,
+                               bool *gone)
 {
-    MDB_val key = {strlen(agg), (void *) agg}, val;
+    MDB_val key = {alen, (void *) agg}, val;
     int rc = mdb_get(self->txn, self->dbi[DB_AGGREGATES], &key, &val);
     *version = 0;
     *gone = false;
@@ -423,7 +431,7 @@ static annal_err_t s_aggregate(lmdb_t *self, const char *agg, uint64_t *version,
 static annal_err_t s_version(lmdb_t *self, const char *agg, uint64_t *version)
 {
     bool gone;
-    return s_aggregate(self, agg, version, &gone);
+    return s_aggregate(self, agg, strlen(agg), version, &gone);
 }
 
 /* The removal of agg (alen bytes) the sweep has not finished: versions up
@@ -445,13 +453,6 @@ static annal_err_t s_removal(lmdb_t *self, const char *agg, size_t alen, uint64_
     *floor = s_get64(val.mv_data);
     *left = s_get64((const uint8_t *) val.mv_data + 8);
     return ANNAL_OK;
-}
-
-/* Whether any removal waits for the sweep (then reads check each event). */
-static bool s_removing(lmdb_t *self)
-{
-    MDB_stat st;
-    return mdb_stat(self->txn, self->dbi[DB_REMOVALS], &st) == 0 && st.ms_entries > 0;
 }
 
 /* The first version of agg (alen bytes) still stored, or 0 when none is. */
@@ -481,6 +482,111 @@ static annal_err_t s_seq_of(lmdb_t *self, const char *agg, uint64_t v, uint64_t 
     if (rc)
         return rc == MDB_NOTFOUND ? (self->failed = true, ANNAL_ERR_INTERNAL) : s_err(self, rc);
     *seq = s_get64(val.mv_data);
+    return ANNAL_OK;
+}
+
+/* Whether db holds any entry (removals, retention: then reads check each
+   event against it). */
+static bool s_any(lmdb_t *self, int db)
+{
+    MDB_stat st;
+    return mdb_stat(self->txn, self->dbi[db], &st) == 0 && st.ms_entries > 0;
+}
+
+/* agg's (alen bytes) retention policy; 0 and 0 for none. */
+static annal_err_t s_policy(lmdb_t *self, const char *agg, size_t alen, annal_retention_t *out)
+{
+    MDB_val key = {alen, (void *) agg}, val;
+    int rc = mdb_get(self->txn, self->dbi[DB_RETENTION], &key, &val);
+    memset(out, 0, sizeof *out);
+    if (rc == MDB_NOTFOUND)
+        return ANNAL_OK;
+    if (rc)
+        return s_err(self, rc);
+    if (val.mv_size != 16) {
+        self->failed = true;
+        return ANNAL_ERR_INTERNAL;
+    }
+    out->max_count = s_get64(val.mv_data);
+    out->max_age_s = s_get64((const uint8_t *) val.mv_data + 8);
+    return ANNAL_OK;
+}
+
+/* Whether policy p removes, at now (wall-clock us), version v recorded at
+   recorded of an aggregate at version cur: v is not among the last
+   max_count, or is max_age_s old; the newest is always kept. */
+static bool s_expired(const annal_retention_t *p, uint64_t v, int64_t recorded, uint64_t cur,
+                      int64_t now)
+{
+    if (v >= cur)
+        return false;
+    if (p->max_count && cur - v >= p->max_count)
+        return true;
+    if (!p->max_age_s || (uint64_t) (now / 1000000) < p->max_age_s)
+        return false; /* (an age past the epoch keeps everything) */
+    return recorded <= now - (int64_t) p->max_age_s * 1000000;
+}
+
+/* Whether ev is removed now (docs/protocol.md, section 7): by a removal
+   the sweep has not finished (with removals: some exist), or by its
+   aggregate's retention policy at now (with retention: some exist). */
+static annal_err_t s_is_removed(lmdb_t *self, const annal_event_t *ev, bool removals,
+                                bool retention, int64_t now, bool *removed)
+{
+    uint64_t floor = 0, left, cur;
+    bool gone;
+    annal_retention_t p = {0};
+    annal_err_t err = ANNAL_OK;
+    *removed = false;
+    if (removals)
+        err = s_removal(self, ev->aggregate_id, ev->aggregate_id_len, &floor, &left);
+    if (!err && ev->version > floor && retention)
+        err = s_policy(self, ev->aggregate_id, ev->aggregate_id_len, &p);
+    if (!err && (p.max_count || p.max_age_s))
+        err = s_aggregate(self, ev->aggregate_id, ev->aggregate_id_len, &cur, &gone);
+    if (err)
+        return err;
+    *removed =
+        ev->version <= floor
+        || ((p.max_count || p.max_age_s) && s_expired(&p, ev->version, ev->recorded_at, cur, now));
+    return ANNAL_OK;
+}
+
+/* Every version of agg (NUL-terminated) up to *through is removed at now:
+   by a removal not yet swept, or by its retention policy (a prefix too:
+   the versions kept are the newest, and recorded_at never decreases along
+   them). */
+static annal_err_t s_removed_through(lmdb_t *self, const char *agg, int64_t now, uint64_t *through)
+{
+    size_t alen = strlen(agg);
+    uint64_t left, cur, first;
+    bool gone;
+    annal_retention_t p;
+    annal_err_t err = s_removal(self, agg, alen, through, &left);
+    if (err || !s_any(self, DB_RETENTION))
+        return err;
+    if ((err = s_policy(self, agg, alen, &p)) || (!p.max_count && !p.max_age_s)
+        || (err = s_aggregate(self, agg, alen, &cur, &gone)) || cur < 2)
+        return err;
+    if (p.max_count && cur > p.max_count && cur - p.max_count > *through)
+        *through = cur - p.max_count;
+    if (!p.max_age_s || (err = s_first_stored(self, agg, alen, &first)) || !first)
+        return err;
+    /* the last version kept by count alone that its age removes: a binary
+       search over the stored versions, which are a dense run up to cur */
+    uint64_t lo = (*through + 1 > first ? *through + 1 : first), hi = cur - 1;
+    while (lo <= hi) {
+        uint64_t mid = lo + (hi - lo) / 2, seq;
+        annal_event_t ev;
+        if ((err = s_seq_of(self, agg, mid, &seq)) || (err = s_event(self, seq, &ev)))
+            return err;
+        if (s_expired(&p, mid, ev.recorded_at, cur, now)) {
+            *through = mid;
+            lo = mid + 1;
+        }
+        else
+            hi = mid - 1;
+    }
     return ANNAL_OK;
 }
 
@@ -871,7 +977,8 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         /* created in a store made before them (the design note) */
         || (rc = mdb_dbi_open(txn, "groups", MDB_CREATE, &self->dbi[DB_GROUPS]))
         || (rc = mdb_dbi_open(txn, "group_marks", MDB_CREATE, &self->dbi[DB_GROUP_MARKS]))
-        || (rc = mdb_dbi_open(txn, "removals", MDB_CREATE, &self->dbi[DB_REMOVALS]))) {
+        || (rc = mdb_dbi_open(txn, "removals", MDB_CREATE, &self->dbi[DB_REMOVALS]))
+        || (rc = mdb_dbi_open(txn, "retention", MDB_CREATE, &self->dbi[DB_RETENTION]))) {
         mdb_txn_abort(txn);
         return s_fail_open(self, why, whylen, "data folder %s is not an annal store (%s)", dir,
                            mdb_strerror(rc));
@@ -1082,7 +1189,7 @@ static annal_err_t s_append(void *handle, const char *agg, annal_expect_t expect
     size_t alen = strlen(agg);
     bool gone;
     uint64_t at;
-    annal_err_t gerr = s_aggregate(self, agg, &at, &gone);
+    annal_err_t gerr = s_aggregate(self, agg, alen, &at, &gone);
     if (gerr)
         return gerr;
     if (gone) {
@@ -1195,8 +1302,8 @@ static annal_err_t s_read(void *handle, const char *agg, uint64_t from, bool bac
     if (err || current == 0 || max == 0)
         return err;
     size_t alen = strlen(agg);
-    uint64_t floor, left; /* versions up to floor are removed (docs/protocol.md, section 7) */
-    if ((err = s_removal(self, agg, alen, &floor, &left)))
+    uint64_t floor; /* versions up to floor are removed (docs/protocol.md, section 7) */
+    if ((err = s_removed_through(self, agg, annal_time_now(), &floor)))
         return err;
     if (backward && from > current)
         from = current;
@@ -1269,11 +1376,14 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
         return s_err(self, rc);
     annal_err_t err = ANNAL_OK;
     size_t examined = 0;
-    bool removing = s_removing(self); /* removed events still stored: each checked */
+    /* removed events still stored, or retention policies: each event checked */
+    bool removals = s_any(self, DB_REMOVALS), retention = s_any(self, DB_RETENTION);
+    int64_t now = annal_time_now();
     rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
     while (rc == 0 && out->count < max && examined < scan) {
         annal_event_t ev;
-        uint64_t seq = s_get64(key.mv_data), floor = 0, left;
+        uint64_t seq = s_get64(key.mv_data);
+        bool removed = false;
         if (s_decode(seq, &val, &ev)) {
             self->failed = true;
             err = ANNAL_ERR_INTERNAL;
@@ -1281,10 +1391,10 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
         }
         examined++;
         *next = seq + 1;
-        if (removing
-            && (err = s_removal(self, ev.aggregate_id, ev.aggregate_id_len, &floor, &left)))
+        if ((removals || retention)
+            && (err = s_is_removed(self, &ev, removals, retention, now, &removed)))
             break;
-        if (ev.version > floor && s_match(&ev, prefix, plen, types, ntypes)
+        if (!removed && s_match(&ev, prefix, plen, types, ntypes)
             && annal_event_list_push(out, &ev)) {
             err = ANNAL_ERR_UNAVAILABLE;
             break;
@@ -1375,18 +1485,46 @@ static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
         rc = mdb_stat(self->txn, self->dbi[DB_EVENTS], &e);
     if (rc)
         return s_err(self, rc);
-    /* the events readable: those stored, less those removed but not swept */
+    /* the events readable: those stored, less those removed but not swept
+       (removals' left, of the aggregates without a policy) and those their
+       retention policies remove now */
     uint64_t unswept = 0;
-    MDB_cursor *cur;
-    MDB_val key, val;
-    if ((rc = mdb_cursor_open(self->txn, self->dbi[DB_REMOVALS], &cur)))
-        return s_err(self, rc);
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
-        unswept += val.mv_size == 16 ? s_get64((const uint8_t *) val.mv_data + 8) : 0;
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return s_err(self, rc);
+    int64_t now = annal_time_now();
+    annal_err_t err = ANNAL_OK;
+    for (int db = DB_REMOVALS; db <= DB_RETENTION && !err; db++) {
+        MDB_cursor *cur;
+        MDB_val key, val;
+        if ((rc = mdb_cursor_open(self->txn, self->dbi[db], &cur)))
+            return s_err(self, rc);
+        for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && !err;
+             rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+            char agg[ANNAL_MAX_AGGREGATE_ID + 1];
+            annal_retention_t p = {0};
+            uint64_t through, first;
+            if (key.mv_size == 0 || key.mv_size >= sizeof agg || val.mv_size != 16) {
+                self->failed = true;
+                err = ANNAL_ERR_INTERNAL;
+                break;
+            }
+            if (db == DB_REMOVALS) { /* the others come with the policies */
+                if (!(err = s_policy(self, key.mv_data, key.mv_size, &p)) && !p.max_count
+                    && !p.max_age_s)
+                    unswept += s_get64((const uint8_t *) val.mv_data + 8);
+                continue;
+            }
+            memcpy(agg, key.mv_data, key.mv_size);
+            agg[key.mv_size] = 0;
+            if (!(err = s_removed_through(self, agg, now, &through))
+                && !(err = s_first_stored(self, agg, key.mv_size, &first)) && first
+                && first <= through)
+                unswept += through - first + 1;
+        }
+        mdb_cursor_close(cur);
+        if (!err && rc != MDB_NOTFOUND)
+            err = s_err(self, rc);
+    }
+    if (err)
+        return err;
     out->head_sequence = self->txn_head;
     out->events = e.ms_entries > unswept ? e.ms_entries - unswept : 0;
     out->aggregates = a.ms_entries;
@@ -1423,6 +1561,23 @@ static annal_err_t s_first_key(lmdb_t *self, int db, const char *agg, size_t ale
     return rc && rc != MDB_NOTFOUND ? s_err(self, rc) : ANNAL_OK;
 }
 
+/* Removes agg's (alen bytes) versions up to through: a removals entry for
+   the sweep, when it removes more than the one agg has and some of them
+   are stored. */
+static annal_err_t s_mark_removed(lmdb_t *self, const char *agg, size_t alen, uint64_t through)
+{
+    uint64_t floor, left, first;
+    annal_err_t err = s_removal(self, agg, alen, &floor, &left);
+    if (err || through <= floor || (err = s_first_stored(self, agg, alen, &first)) || !first
+        || first > through)
+        return err;
+    uint8_t v[16];
+    s_put64(v, through);
+    s_put64(v + 8, through - first + 1); /* the stored versions are a dense run */
+    int rc = s_put(self, DB_REMOVALS, agg, alen, v, 16, 0);
+    return rc ? s_err(self, rc) : ANNAL_OK;
+}
+
 static annal_err_t s_remove(void *handle, const char *agg, uint64_t through, bool hard)
 {
     lmdb_t *self = handle;
@@ -1431,23 +1586,12 @@ static annal_err_t s_remove(void *handle, const char *agg, uint64_t through, boo
     size_t alen = strlen(agg);
     if (alen == 0 || alen > ANNAL_MAX_AGGREGATE_ID)
         return ANNAL_ERR_MALFORMED;
-    uint64_t current, floor, left, first;
+    uint64_t current;
     annal_err_t err = s_version(self, agg, &current);
-    if (!err)
-        err = s_removal(self, agg, alen, &floor, &left);
-    if (!err)
-        err = s_first_stored(self, agg, alen, &first);
-    if (err)
-        return err;
     through = through < current ? through : current;
+    if (err || (err = s_mark_removed(self, agg, alen, through)))
+        return err;
     int rc;
-    if (through > floor && first && first <= through) {
-        uint8_t v[16];
-        s_put64(v, through);
-        s_put64(v + 8, through - first + 1); /* the stored versions are a dense run */
-        if ((rc = s_put(self, DB_REMOVALS, agg, alen, v, 16, 0)))
-            return s_err(self, rc);
-    }
     /* the snapshots now, the events by the sweep */
     uint8_t kb[KEY_MAX];
     MDB_val val;
@@ -1527,21 +1671,102 @@ static annal_err_t s_sweep_one(lmdb_t *self, size_t *budget, bool *none)
     return rc ? s_err(self, rc) : ANNAL_OK;
 }
 
-static annal_err_t s_sweep(void *handle, size_t max, size_t *freed, bool *more)
+#define SWEEP_POLICIES 256 /* retention policies one sweep looks at, at most */
+
+/* Looks at up to SWEEP_POLICIES retention policies, after the last one
+   looked at: what each removes now becomes a removals entry. *round says
+   whether the look came back to the first policy. */
+static annal_err_t s_sweep_policies(lmdb_t *self, int64_t now, bool *round)
+{
+    MDB_cursor *cur;
+    MDB_val key = {self->ret_at_len, self->ret_at}, val;
+    int rc = mdb_cursor_open(self->txn, self->dbi[DB_RETENTION], &cur);
+    if (rc)
+        return s_err(self, rc);
+    rc = mdb_cursor_get(cur, &key, &val, self->ret_at_len ? MDB_SET_RANGE : MDB_FIRST);
+    if (rc == 0 && self->ret_at_len && key.mv_size == self->ret_at_len
+        && memcmp(key.mv_data, self->ret_at, key.mv_size) == 0)
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT); /* past the last one looked at */
+    /* the aggregates first, then their removals: no write under the cursor */
+    char aggs[SWEEP_POLICIES][ANNAL_MAX_AGGREGATE_ID + 1];
+    size_t n = 0;
+    for (; rc == 0 && n < SWEEP_POLICIES; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size == 0 || key.mv_size > ANNAL_MAX_AGGREGATE_ID)
+            continue;
+        memcpy(aggs[n], key.mv_data, key.mv_size);
+        aggs[n++][key.mv_size] = 0;
+    }
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND)
+        return s_err(self, rc);
+    *round = rc == MDB_NOTFOUND;
+    self->ret_at_len = 0;
+    if (!*round && n) {
+        self->ret_at_len = strlen(aggs[n - 1]);
+        memcpy(self->ret_at, aggs[n - 1], self->ret_at_len);
+    }
+    annal_err_t err = ANNAL_OK;
+    for (size_t i = 0; i < n && !err; i++) {
+        uint64_t through;
+        if (!(err = s_removed_through(self, aggs[i], now, &through)))
+            err = s_mark_removed(self, aggs[i], strlen(aggs[i]), through);
+    }
+    return err;
+}
+
+static annal_err_t s_sweep(void *handle, size_t max, size_t *freed, annal_sweep_t *next)
 {
     lmdb_t *self = handle;
     *freed = 0;
-    *more = false;
+    *next = ANNAL_SWEEP_IDLE;
     if (!self->txn)
         return ANNAL_ERR_INTERNAL;
     size_t budget = max;
-    bool none = false;
+    bool none = false, round = true;
     annal_err_t err = ANNAL_OK;
     while (budget > 0 && !none && !err)
         err = s_sweep_one(self, &budget, &none);
+    if (!err && budget > 0 && s_any(self, DB_RETENTION))
+        err = s_sweep_policies(self, annal_time_now(), &round);
     *freed = max - budget;
-    *more = !err && s_removing(self);
+    if (!err)
+        *next = s_any(self, DB_REMOVALS) || !round ? ANNAL_SWEEP_MORE
+                : s_any(self, DB_RETENTION)        ? ANNAL_SWEEP_LATER
+                                                   : ANNAL_SWEEP_IDLE;
     return err;
+}
+
+static annal_err_t s_retention_put(void *handle, const char *agg, const annal_retention_t *policy)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    size_t alen = strlen(agg);
+    if (alen == 0 || alen > ANNAL_MAX_AGGREGATE_ID)
+        return ANNAL_ERR_MALFORMED;
+    /* what the policy it had removes stays removed: never read again */
+    uint64_t through;
+    annal_err_t err = s_removed_through(self, agg, annal_time_now(), &through);
+    if (err || (err = s_mark_removed(self, agg, alen, through)))
+        return err;
+    int rc;
+    if (!policy->max_count && !policy->max_age_s) {
+        rc = s_del(self, DB_RETENTION, agg, alen);
+        return rc && rc != MDB_NOTFOUND ? s_err(self, rc) : ANNAL_OK;
+    }
+    uint8_t v[16];
+    s_put64(v, policy->max_count);
+    s_put64(v + 8, policy->max_age_s);
+    rc = s_put(self, DB_RETENTION, agg, alen, v, 16, 0);
+    return rc ? s_err(self, rc) : ANNAL_OK;
+}
+
+static annal_err_t s_retention_get(void *handle, const char *agg, annal_retention_t *out)
+{
+    lmdb_t *self = handle;
+    if (!self->txn)
+        return ANNAL_ERR_INTERNAL;
+    return s_policy(self, agg, strlen(agg), out);
 }
 
 /* --- consumer groups --------------------------------------------------------------- */
@@ -2009,4 +2234,6 @@ const annal_store_ops_t annal_lmdb_ops = {
     .group_floor = s_group_floor,
     .remove = s_remove,
     .sweep = s_sweep,
+    .retention_put = s_retention_put,
+    .retention_get = s_retention_get,
 };

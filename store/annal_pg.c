@@ -786,12 +786,12 @@ static annal_err_t s_remove(void *handle, const char *agg, uint64_t through, boo
     return err;
 }
 
-static annal_err_t s_sweep(void *handle, size_t max, size_t *freed, bool *more)
+static annal_err_t s_sweep(void *handle, size_t max, size_t *freed, annal_sweep_t *next)
 {
     (void) handle;
     (void) max;
     *freed = 0;
-    *more = false; /* remove took the rows */
+    *next = ANNAL_SWEEP_IDLE; /* remove took the rows */
     return ANNAL_OK;
 }
 

@@ -276,11 +276,28 @@ annal_err_t annal_store_remove(annal_store_t *self, const char *agg, uint64_t th
     return OPTIONAL_OP(remove, agg, through, hard);
 }
 
-annal_err_t annal_store_sweep(annal_store_t *self, size_t max, size_t *freed, bool *more)
+annal_err_t annal_store_sweep(annal_store_t *self, size_t max, size_t *freed, annal_sweep_t *next)
 {
     *freed = 0;
-    *more = false;
-    return OPTIONAL_OP(sweep, max, freed, more);
+    *next = ANNAL_SWEEP_IDLE;
+    return OPTIONAL_OP(sweep, max, freed, next);
+}
+
+bool annal_store_retains(const annal_store_t *self)
+{
+    return self->ops->retention_put != NULL;
+}
+
+annal_err_t annal_store_retention_put(annal_store_t *self, const char *agg,
+                                      const annal_retention_t *policy)
+{
+    return OPTIONAL_OP(retention_put, agg, policy);
+}
+
+annal_err_t annal_store_retention_get(annal_store_t *self, const char *agg, annal_retention_t *out)
+{
+    memset(out, 0, sizeof *out);
+    return OPTIONAL_OP(retention_get, agg, out);
 }
 
 #undef OPTIONAL_OP

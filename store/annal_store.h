@@ -153,6 +153,19 @@ typedef struct {
     size_t cap;           /* entries allocated */
 } annal_lease_list_t;
 
+/* What the sweep says is left to do. */
+typedef enum {
+    ANNAL_SWEEP_IDLE, /* nothing: no removed event stored, no retention policy */
+    ANNAL_SWEEP_MORE, /* more is due now: sweep again soon */
+    ANNAL_SWEEP_LATER /* nothing due now; retention policies make more due in time */
+} annal_sweep_t;
+
+/* A retention policy: each limit 0 for none. */
+typedef struct {
+    uint64_t max_count; /* events kept, the newest ones */
+    uint64_t max_age_s; /* seconds an event is kept after recorded_at */
+} annal_retention_t;
+
 /* The operations a backend provides. Unless said otherwise each runs inside
    a batch (between begin and commit/abort) and returns ANNAL_OK or an
    error. LMDB's block on nothing but the disk; PostgreSQL's wait for the
@@ -293,10 +306,19 @@ typedef struct {
        past, stats counts them no more), and sweep frees their space; hard:
        agg takes no more appends (append answers ANNAL_ERR_GONE, before any
        other check). Removal is always of a prefix of agg's versions.
-       sweep: frees up to max removed events for good; *more says whether
-       some are left to free. */
+       sweep: frees up to max removed events for good (and finds those that
+       retention policies remove); *next says when to sweep again. */
     annal_err_t (*remove)(void *self, const char *agg, uint64_t through, bool hard);
-    annal_err_t (*sweep)(void *self, size_t max, size_t *freed, bool *more);
+    annal_err_t (*sweep)(void *self, size_t max, size_t *freed, annal_sweep_t *next);
+    /* Retention (docs/protocol.md, section 7), inside batches; both or
+       neither (NULL: error 10). retention_put: agg's policy, replacing the
+       one it had (both 0: none). From the call on, an event of agg is
+       removed as by remove (but no snapshot) once it is not among agg's
+       last max_count events, or was recorded max_age_s or more seconds
+       ago, the newest event always kept; sweep frees them in time.
+       retention_get: agg's policy (0 and 0 for none). */
+    annal_err_t (*retention_put)(void *self, const char *agg, const annal_retention_t *policy);
+    annal_err_t (*retention_get)(void *self, const char *agg, annal_retention_t *out);
 } annal_store_ops_t;
 
 typedef struct annal_store_t annal_store_t;
@@ -381,7 +403,11 @@ void annal_lease_list_free(annal_lease_list_t *list);
    has them, the others answer ANNAL_ERR_UNKNOWN_TYPE when it has not. */
 bool annal_store_removes(const annal_store_t *self);
 annal_err_t annal_store_remove(annal_store_t *self, const char *agg, uint64_t through, bool hard);
-annal_err_t annal_store_sweep(annal_store_t *self, size_t max, size_t *freed, bool *more);
+annal_err_t annal_store_sweep(annal_store_t *self, size_t max, size_t *freed, annal_sweep_t *next);
+bool annal_store_retains(const annal_store_t *self);
+annal_err_t annal_store_retention_put(annal_store_t *self, const char *agg,
+                                      const annal_retention_t *policy);
+annal_err_t annal_store_retention_get(annal_store_t *self, const char *agg, annal_retention_t *out);
 void annal_mark_list_free(annal_mark_list_t *list);
 
 /* Appends a view to list (growing it). Returns 0, or -1 out of memory. */

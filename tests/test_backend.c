@@ -1460,20 +1460,22 @@ static void t_remove(void)
     /* LMDB frees in the sweep, in steps; PostgreSQL removed the rows at once */
     bool steps = strcmp(annal_store_name(s_store), "lmdb") == 0;
     size_t freed;
-    bool more;
+    annal_sweep_t next;
     for (int round = 0; round < 2; round++) {
         CHECK(annal_store_begin(s_store) == ANNAL_OK);
         CHECK(s_all_is(SEQS(5, 6, 7), 8) && s_read_is("b", 1, false, 100, NONE));
         annal_store_stats_t now;
         CHECK(annal_store_stats(s_store, &now) == ANNAL_OK && now.events == 3);
-        CHECK(annal_store_sweep(s_store, round ? 100 : 2, &freed, &more) == ANNAL_OK);
-        CHECK(steps ? freed == 2 && more == !round : freed == 0 && !more);
+        CHECK(annal_store_sweep(s_store, round ? 100 : 2, &freed, &next) == ANNAL_OK);
+        CHECK(steps ? freed == 2 && next == (round ? ANNAL_SWEEP_IDLE : ANNAL_SWEEP_MORE)
+                    : freed == 0 && next == ANNAL_SWEEP_IDLE);
         CHECK(s_all_is(SEQS(5, 6, 7), 8));
         CHECK(s_commit());
         CHECK(s_reopen()); /* what is left to sweep is still removed */
     }
     CHECK(annal_store_begin(s_store) == ANNAL_OK);
-    CHECK(annal_store_sweep(s_store, 100, &freed, &more) == ANNAL_OK && freed == 0 && !more);
+    CHECK(annal_store_sweep(s_store, 100, &freed, &next) == ANNAL_OK && freed == 0
+          && next == ANNAL_SWEEP_IDLE);
     annal_store_abort(s_store);
     CHECK(s_reopen());
     CHECK(annal_store_begin(s_store) == ANNAL_OK);

@@ -242,6 +242,77 @@ def t_sweep_many():
         check(seqs(read_all(c, max_count=5)) == [20001] + list(range(20002, 20002 + min(n, 4))))
 
 
+RETENTION = ["type", "in_reply_to", "aggregate_id", "max_count", "max_age_s"]
+
+
+def retention(c, agg, kind="set_retention", **limits):
+    r = c.call({"type": kind, "aggregate_id": agg, **limits})
+    want = "retention_set" if kind == "set_retention" else "retention"
+    check(r["type"] == want and list(r) == RETENTION and r["aggregate_id"] == agg, r)
+    return r
+
+
+def versions(c, agg, **kw):
+    return [e["version"] for e in read(c, agg, **kw)["events"]]
+
+
+def t_retention_count(enc):
+    """max_count: from the reply on only the last N events of the aggregate
+    are read, by every read, as appends go on; snapshots stay; replay folds
+    what is left; the sweep frees the rest."""
+    with broker() as d:
+        c = Client(d.commands, enc)
+        for i in range(10):
+            append(c, "r-1", data={"n": i, f"k{i}": True})
+        o1 = fill(c, "o-1")[0]
+        check(c.call({"type": "create_snapshot", "aggregate_id": "r-1"})["type"]
+              == "snapshot_created")
+        r = retention(c, "r-1", kind="get_retention")
+        check(r["max_count"] is None and r["max_age_s"] is None, r)
+        r = retention(c, "r-1", max_count=3)
+        check(r["max_count"] == 3 and r["max_age_s"] is None, r)
+        check(retention(c, "r-1", kind="get_retention") == dict(r, type="retention",
+                                                              in_reply_to=r["in_reply_to"] + 1))
+        check(versions(c, "r-1") == [8, 9, 10] and versions(c, "r-1", from_version=2) == [8, 9, 10])
+        check(versions(c, "r-1", direction="backward") == [10, 9, 8])
+        check(versions(c, "r-1", direction="backward", from_version=7) == [])
+        check(seqs(read_all(c)) == [8, 9, 10, o1])
+        r = c.call({"type": "replay", "aggregate_id": "r-1"})
+        check(r["version"] == 10 and r["events_replayed"] == 3 and "k0" not in r["state"]
+              and r["state"]["k9"] and r["state"]["n"] == 9, r)
+        r = c.call({"type": "replay", "aggregate_id": "r-1", "use_snapshot": True})
+        check(r["snapshot_version"] == 10 and r["state"]["k0"], ("snapshots stay", r))
+        check(c.call({"type": "status"})["events"] == 4)
+        append(c, "r-1")
+        append(c, "r-1")
+        check(versions(c, "r-1") == [10, 11, 12], "as appends go on")
+        check(c.call({"type": "status"})["events"] == 4)
+        time.sleep(1.5)  # the sweep has freed them: the same answers
+        check(versions(c, "r-1") == [10, 11, 12] and c.call({"type": "status"})["events"] == 4)
+
+
+def t_retention_age(enc):
+    """max_age_s: events recorded that long ago are removed, but the newest;
+    a policy dropped (null) keeps removed what it removed."""
+    with broker() as d:
+        c = Client(d.commands, enc)
+        fill(c, "a-1", "a-1", "a-1")
+        retention(c, "a-1", max_age_s=1)
+        check(versions(c, "a-1") == [1, 2, 3], "not a second old yet")
+        time.sleep(1.2)
+        append(c, "a-1")
+        check(versions(c, "a-1") == [4] and seqs(read_all(c)) == [4])
+        time.sleep(1.2)
+        check(versions(c, "a-1") == [4], "the newest is always kept")
+        fill(c, "a-1")
+        r = retention(c, "a-1", max_age_s=None)
+        check(r["max_count"] is None and r["max_age_s"] is None, r)
+        check(versions(c, "a-1") == [5], "removed stays removed")
+        time.sleep(1.2)
+        fill(c, "a-1")
+        check(versions(c, "a-1") == [5, 6], "no policy: nothing more removed")
+
+
 def each_encoding(name, fn):
     return [(f"{name}.{enc}", functools.partial(fn, enc)) for enc in ("json", "msgpack")]
 
@@ -253,9 +324,18 @@ def served():
     return not (r["type"] == "error" and r["code"] == 10)
 
 
+def retains():
+    with broker() as d:
+        r = Client(d.commands).call({"type": "get_retention", "aggregate_id": "p"})
+    return not (r["type"] == "error" and r["code"] == 10)
+
+
 if not served():
     print("skipped: this store does not serve delete_aggregate yet")
     raise SystemExit(77)
+RETAINS = retains()
+if not RETAINS:
+    print("retention_*: skipped, this store does not serve set_retention yet")
 run([
     *each_encoding("soft", t_soft),
     *each_encoding("hard", t_hard),
@@ -264,4 +344,6 @@ run([
     *each_encoding("groups", t_groups),
     ("survives_kill", t_survives_kill),
     ("sweep_many", t_sweep_many),
+    *(each_encoding("retention_count", t_retention_count) if RETAINS else []),
+    *(each_encoding("retention_age", t_retention_age) if RETAINS else []),
 ])

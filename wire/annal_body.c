@@ -148,6 +148,11 @@ void annal_body_begin(annal_body_t *self, const char *type, bool has_id, int64_t
         s_field(self, "in_reply_to", F_NULL);
 }
 
+void annal_body_null(annal_body_t *self, const char *key)
+{
+    s_field(self, key, F_NULL);
+}
+
 void annal_body_str(annal_body_t *self, const char *key, const char *s, size_t len)
 {
     s_ptr_field(self, key, F_STR, s, len);

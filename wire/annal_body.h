@@ -54,6 +54,7 @@ void annal_body_begin_plain(annal_body_t *self);
 
 /* Adds a field; every pointer is borrowed until annal_body_encode. */
 void annal_body_str(annal_body_t *self, const char *key, const char *s, size_t len);
+void annal_body_null(annal_body_t *self, const char *key);
 void annal_body_u64(annal_body_t *self, const char *key, uint64_t v);
 void annal_body_int(annal_body_t *self, const char *key, int64_t v);
 void annal_body_value(annal_body_t *self, const char *key, const uint8_t *blob, size_t len);
