@@ -48,6 +48,25 @@
     " coalesce(version, 0), coalesce(recorded, 0), coalesce(detail, '')"  \
     " FROM annal_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 
+/* The events e of annal_events that no retention policy removes at now
+   (a parameter: wall-clock us): docs/protocol.md, section 7. */
+#define KEPT(now)                                                               \
+    " NOT EXISTS (SELECT 1 FROM annal_retention r JOIN annal_aggregates a"      \
+    " ON a.aggregate_id = r.aggregate_id WHERE r.aggregate_id = e.aggregate_id" \
+    " AND e.version < a.version AND ((r.max_count IS NOT NULL"                  \
+    " AND e.version <= a.version - r.max_count) OR (r.max_age_s IS NOT NULL"    \
+    " AND e.recorded_at <= " now "::bigint - r.max_age_s::numeric * 1000000)))"
+
+/* The sequences of the events retention policies remove at $1 (wall-clock
+   us), at most $2 of them. */
+#define EXPIRED                                                                \
+    "SELECT e.sequence FROM annal_retention r JOIN annal_aggregates a"         \
+    " ON a.aggregate_id = r.aggregate_id JOIN annal_events e"                  \
+    " ON e.aggregate_id = r.aggregate_id AND e.version < a.version"            \
+    " AND ((r.max_count IS NOT NULL AND e.version <= a.version - r.max_count)" \
+    " OR (r.max_age_s IS NOT NULL AND e.recorded_at <= $1::bigint"             \
+    " - r.max_age_s::numeric * 1000000))"
+
 /* --- values in PostgreSQL's formats ------------------------------------------ */
 
 /* A bigint of a binary result. */
@@ -599,16 +618,18 @@ static annal_err_t s_read(void *handle, const char *agg, uint64_t from, bool bac
     snprintf(f, sizeof f, "%llu", (unsigned long long) (from > INT64_MAX ? INT64_MAX : from));
     snprintf(m, sizeof m, "%zu",
              max > INT64_MAX ? (size_t) INT64_MAX : max); /* LIMIT is a bigint */
-    const char *values[3] = {agg, f, m};
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long) annal_time_now());
+    const char *values[4] = {agg, f, m, now};
     annal_err_t err;
     PGresult *r = annal_pg_query(self,
-                                 backward ? "SELECT " EVENT_COLUMNS " FROM annal_events"
+                                 backward ? "SELECT " EVENT_COLUMNS " FROM annal_events e"
                                             " WHERE aggregate_id = $1 AND version <= $2"
-                                            " ORDER BY version DESC LIMIT $3"
-                                          : "SELECT " EVENT_COLUMNS " FROM annal_events"
+                                            " AND" KEPT("$4") " ORDER BY version DESC LIMIT $3"
+                                          : "SELECT " EVENT_COLUMNS " FROM annal_events e"
                                             " WHERE aggregate_id = $1 AND version >= $2"
-                                            " ORDER BY version LIMIT $3",
-                                 3, values, NULL, NULL, &err);
+                                            " AND" KEPT("$4") " ORDER BY version LIMIT $3",
+                                 4, values, NULL, NULL, &err);
     return r ? s_events(self, r, out) : err;
 }
 
@@ -647,31 +668,34 @@ static annal_err_t s_read_all(void *handle, uint64_t from, size_t max, size_t sc
         snprintf(to, sizeof to, "%llu", (unsigned long long) stop);
         snprintf(m, sizeof m, "%zu",
                  max > INT64_MAX ? (size_t) INT64_MAX : max); /* LIMIT is a bigint */
-        char own[24];
+        char own[24], now[24];
         snprintf(own, sizeof own, "%llu", (unsigned long long) self->txn_head);
-        const char *values[6] = {f, to, m, p, t, self->locked ? own : NULL};
+        snprintf(now, sizeof now, "%lld", (long long) annal_time_now());
+        const char *values[7] = {f, to, m, p, t, self->locked ? own : NULL, now};
         /* the head comes from the same snapshot as the events: a commit
            between two statements must not move next past events this one
            did not see */
         PQclear(r);
         r = annal_pg_query(self,
-                           "WITH h AS (SELECT coalesce($6::bigint, head) AS head, removed"
+                           "WITH h AS (SELECT coalesce($6::bigint, head) AS head, removed,"
+                           " EXISTS (SELECT 1 FROM annal_retention) AS ret"
                            " FROM annal_head WHERE id = 1)"
-                           " SELECT e.*, h.head, h.removed FROM h LEFT JOIN LATERAL"
-                           " (SELECT " EVENT_COLUMNS " FROM annal_events"
+                           " SELECT x.*, h.head, h.removed + h.ret::int FROM h LEFT JOIN LATERAL"
+                           " (SELECT " EVENT_COLUMNS " FROM annal_events e"
                            " WHERE sequence >= $1 AND sequence < $2 AND sequence <= h.head"
                            " AND ($4::text IS NULL OR starts_with(aggregate_id, $4))"
                            " AND ($5::text[] IS NULL OR event_type = ANY($5))"
-                           " ORDER BY sequence LIMIT $3) e ON true",
-                           6, values, NULL, NULL, &err);
+                           " AND (NOT h.ret OR" KEPT("$7") ")"
+                                                           " ORDER BY sequence LIMIT $3) x ON true",
+                           7, values, NULL, NULL, &err);
         if (!r)
             break;
         rows = PQntuples(r);
         head = rows ? annal_pg_u64(r, 0, 8) : 0;
-        uint64_t removed = rows ? annal_pg_u64(r, 0, 9) : 0;
+        uint64_t holes = rows ? annal_pg_u64(r, 0, 9) : 0; /* removed, or policies */
         if (rows == 1 && PQgetisnull(r, 0, 0))
             rows = 0;
-        if (window == scan || (size_t) rows == max || removed == 0 || stop > head)
+        if (window == scan || (size_t) rows == max || holes == 0 || stop > head)
             break;
         window = scan;
     }
@@ -743,16 +767,20 @@ static annal_err_t s_stats(void *handle, annal_store_stats_t *out)
 {
     annal_pg_t *self = handle;
     annal_err_t err;
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long) annal_time_now());
+    const char *values[1] = {now};
     PGresult *r = annal_pg_query(self,
                                  "SELECT (SELECT head FROM annal_head WHERE id = 1),"
                                  " (SELECT count(*) FROM annal_aggregates),"
                                  " (SELECT count(*) FROM annal_snapshots),"
-                                 " (SELECT removed FROM annal_head WHERE id = 1)",
-                                 0, NULL, NULL, NULL, &err);
+                                 " (SELECT removed FROM annal_head WHERE id = 1)"
+                                 " + (SELECT count(*) FROM (" EXPIRED ") x)",
+                                 1, values, NULL, NULL, &err);
     if (!r)
         return err;
     out->head_sequence = self->locked ? self->txn_head : annal_pg_u64(r, 0, 0);
-    uint64_t removed = annal_pg_u64(r, 0, 3); /* docs/protocol.md, section 7 */
+    uint64_t removed = annal_pg_u64(r, 0, 3); /* or to be: docs/protocol.md, section 7 */
     out->events = out->head_sequence > removed ? out->head_sequence - removed : 0;
     out->aggregates = annal_pg_u64(r, 0, 1);
     out->snapshots = annal_pg_u64(r, 0, 2);
@@ -786,12 +814,95 @@ static annal_err_t s_remove(void *handle, const char *agg, uint64_t through, boo
     return err;
 }
 
+/* Deletes up to max of the events retention policies remove now (of agg's
+   alone, when not NULL); *deleted says how many. Under the writers' lock. */
+static annal_err_t s_expire(annal_pg_t *self, const char *agg, size_t max, size_t *deleted)
+{
+    *deleted = 0;
+    annal_err_t err = annal_pg_write_txn(self);
+    if (err)
+        return err;
+    char now[24], limit[24];
+    snprintf(now, sizeof now, "%lld", (long long) annal_time_now());
+    snprintf(limit, sizeof limit, "%zu", max > INT64_MAX ? (size_t) INT64_MAX : max);
+    const char *values[3] = {now, limit, agg};
+    PGresult *r = annal_pg_query(
+        self,
+        "WITH d AS (DELETE FROM annal_events WHERE sequence IN (" EXPIRED
+        " WHERE $3::text IS NULL OR r.aggregate_id = $3 LIMIT $2::bigint) RETURNING 1),"
+        " u AS (UPDATE annal_head SET removed = removed + (SELECT count(*) FROM d) WHERE id = 1)"
+        " SELECT count(*) FROM d",
+        3, values, NULL, NULL, &err);
+    if (!r)
+        return err;
+    *deleted = (size_t) annal_pg_u64(r, 0, 0);
+    PQclear(r);
+    return ANNAL_OK;
+}
+
+/* remove took its rows at once; the sweep deletes what retention policies
+   remove, in steps. */
 static annal_err_t s_sweep(void *handle, size_t max, size_t *freed, annal_sweep_t *next)
 {
-    (void) handle;
-    (void) max;
-    *freed = 0;
-    *next = ANNAL_SWEEP_IDLE; /* remove took the rows */
+    annal_pg_t *self = handle;
+    *next = ANNAL_SWEEP_IDLE;
+    annal_err_t err;
+    PGresult *r = annal_pg_query(self, "SELECT EXISTS (SELECT 1 FROM annal_retention)::int::int8",
+                                 0, NULL, NULL, NULL, &err);
+    if (!r)
+        return err;
+    bool policies = annal_pg_u64(r, 0, 0) != 0;
+    PQclear(r);
+    if (!policies)
+        return ANNAL_OK;
+    if ((err = s_expire(self, NULL, max, freed)))
+        return err;
+    *next = *freed == max ? ANNAL_SWEEP_MORE : ANNAL_SWEEP_LATER;
+    return ANNAL_OK;
+}
+
+static annal_err_t s_retention_put(void *handle, const char *agg, const annal_retention_t *policy)
+{
+    annal_pg_t *self = handle;
+    /* what the policy it had removes stays removed: never read again */
+    size_t deleted;
+    annal_err_t err = s_expire(self, agg, SIZE_MAX, &deleted);
+    if (err)
+        return err;
+    char count[24], age[24];
+    snprintf(count, sizeof count, "%llu", (unsigned long long) policy->max_count);
+    snprintf(age, sizeof age, "%llu", (unsigned long long) policy->max_age_s);
+    const char *values[3] = {agg, policy->max_count ? count : NULL, policy->max_age_s ? age : NULL};
+    PGresult *r = annal_pg_query(
+        self,
+        policy->max_count || policy->max_age_s
+            ? "INSERT INTO annal_retention VALUES ($1, $2::bigint, $3::bigint)"
+              " ON CONFLICT (aggregate_id) DO UPDATE SET max_count = excluded.max_count,"
+              " max_age_s = excluded.max_age_s"
+            : "DELETE FROM annal_retention WHERE aggregate_id = $1 AND $2::bigint IS NULL"
+              " AND $3::bigint IS NULL",
+        3, values, NULL, NULL, &err);
+    PQclear(r);
+    return err;
+}
+
+static annal_err_t s_retention_get(void *handle, const char *agg, annal_retention_t *out)
+{
+    annal_pg_t *self = handle;
+    const char *values[1] = {agg};
+    annal_err_t err;
+    PGresult *r = annal_pg_query(self,
+                                 "SELECT coalesce(max_count, 0), coalesce(max_age_s, 0)"
+                                 " FROM annal_retention WHERE aggregate_id = $1",
+                                 1, values, NULL, NULL, &err);
+    if (!r)
+        return err;
+    memset(out, 0, sizeof *out);
+    if (PQntuples(r)) {
+        out->max_count = annal_pg_u64(r, 0, 0);
+        out->max_age_s = annal_pg_u64(r, 0, 1);
+    }
+    PQclear(r);
     return ANNAL_OK;
 }
 
@@ -865,6 +976,8 @@ const annal_store_ops_t annal_pg_ops = {
     .load_end = annal_pg_load_end,
     .remove = s_remove,
     .sweep = s_sweep,
+    .retention_put = s_retention_put,
+    .retention_get = s_retention_get,
     .group_put = annal_pg_group_put,
     .group_get = annal_pg_group_get,
     .group_each = annal_pg_group_each,

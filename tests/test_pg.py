@@ -512,7 +512,7 @@ def fast_path_refused(lock):
 
 def t_schema_1():
     """A database at schema 1 (annal_append with p_now, as first shipped; no
-    consumer groups, no deletion) is migrated at start-up, step by step to the newest, and
+    consumer groups, no deletion, no retention) is migrated at start-up, step by step to the newest, and
     served."""
     store = new_store()
     d = Annald(data=store)
@@ -529,6 +529,7 @@ def t_schema_1():
                     " DROP SEQUENCE annal_group_versions;"
                     " ALTER TABLE annal_aggregates DROP COLUMN gone;"
                     " ALTER TABLE annal_head DROP COLUMN removed;"
+                    " DROP TABLE annal_retention;"
                     " UPDATE annal_schema SET version = 1"], check=True)
     d = Annald(data=store)
     try:
@@ -537,7 +538,7 @@ def t_schema_1():
         check(r["type"] == "appended", r)
         out = subprocess.run(["psql", store, "-Atc", "SELECT version FROM annal_schema"],
                              capture_output=True, text=True, check=True)
-        check(out.stdout.strip() == "4", out.stdout)
+        check(out.stdout.strip() == "5", out.stdout)
         r = Client(d.commands).call({"type": "group_create", "group": "g"})
         check(r["type"] == "group_created", r)
         check(d.stop() == 0, d.stderr())

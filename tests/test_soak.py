@@ -100,6 +100,15 @@ def read_everything(c):
 
 def verify(c, acked, snaps, cycle):
     """Checks the store after a restart; returns each aggregate's version."""
+    # A commit the killed annald had sent may still land (PostgreSQL finishes
+    # a transaction whose client is gone): the head must hold still first.
+    head, t0 = None, time.monotonic()
+    while time.monotonic() - t0 < 10:
+        now = c.call({"type": "status"})["head_sequence"]
+        if now == head:
+            break
+        head = now
+        time.sleep(0.3)
     events = read_everything(c)
     check([e["sequence_number"] for e in events] == list(range(1, len(events) + 1)),
           f"dense sequences after restart {cycle}")
