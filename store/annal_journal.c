@@ -216,6 +216,21 @@ annal_err_t annal_journal_write(annal_journal_t *self, uint8_t *rec, size_t len)
     return ANNAL_OK;
 }
 
+int annal_journal_wipe(annal_journal_t *self)
+{
+    uint8_t *zero = calloc(1, ZERO_CHUNK);
+    if (!zero)
+        return -1;
+    int rc = 0;
+    for (uint64_t at = self->pos; at < self->size && !rc;) {
+        size_t n = self->size - at < ZERO_CHUNK ? (size_t) (self->size - at) : ZERO_CHUNK;
+        rc = s_io(self->fd, zero, n, at, true);
+        at += n;
+    }
+    free(zero);
+    return rc || fdatasync(self->fd) ? -1 : 0;
+}
+
 uint64_t annal_journal_used(const annal_journal_t *self)
 {
     return self->pos;

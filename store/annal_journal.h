@@ -57,6 +57,11 @@ void annal_journal_reset(annal_journal_t *self, uint64_t gen);
    (the record may or may not be there: the caller must stop and recover). */
 annal_err_t annal_journal_write(annal_journal_t *self, uint8_t *rec, size_t len);
 
+/* Zero-fills the file from the end of the current generation's records
+   on, and flushes: no byte of an earlier generation stays in it
+   (docs/protocol.md, section 7: removed means gone). 0, or -1. */
+int annal_journal_wipe(annal_journal_t *self);
+
 /* Bytes written in the current generation. */
 uint64_t annal_journal_used(const annal_journal_t *self);
 

@@ -641,13 +641,29 @@ static int s_put(lmdb_t *self, int db, const void *key, size_t klen, const void 
    would survive an abort, which rebuilds the root only when the batch
    logged something. Returns an LMDB code; MDB_NOTFOUND, with nothing
    logged, when key is not there. */
+/* Overwrites the value of key in db with zeros where it is, then deletes
+   it: LMDB leaves a deleted node's bytes in the free space of its page
+   (docs/protocol.md, section 7: removed means gone). An LMDB code. */
+static int s_wipe_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
+{
+    MDB_val old;
+    int rc = mdb_get(txn, dbi, k, &old);
+    if (rc)
+        return rc;
+    MDB_val z = {old.mv_size, NULL};
+    if ((rc = mdb_put(txn, dbi, k, &z, MDB_RESERVE)))
+        return rc;
+    memset(z.mv_data, 0, z.mv_size);
+    return mdb_del(txn, dbi, k, NULL);
+}
+
 static int s_del(lmdb_t *self, int db, const void *key, size_t klen)
 {
     size_t at = self->jlen;
     if (!s_log_op(self, OP_DELETE, db, key, klen, 0))
         return ENOMEM;
     MDB_val k = {klen, (void *) key};
-    int rc = mdb_del(self->txn, self->dbi[db], &k, NULL);
+    int rc = s_wipe_del(self->txn, self->dbi[db], &k);
     if (rc == MDB_NOTFOUND)
         self->jlen = at;
     return rc;
@@ -667,7 +683,7 @@ static int s_replay_record(void *arg, const uint8_t *p, size_t len)
             return -1;
         MDB_val k = {klen, (void *) (p + OP_HEADER)}, d = {vlen, (void *) (p + OP_HEADER + klen)};
         int rc = p[OP_KIND] == OP_PUT ? mdb_put(self->root, self->dbi[p[OP_DB]], &k, &d, 0)
-                                      : mdb_del(self->root, self->dbi[p[OP_DB]], &k, NULL);
+                                      : s_wipe_del(self->root, self->dbi[p[OP_DB]], &k);
         if (rc == MDB_NOTFOUND && p[OP_KIND] == OP_DELETE)
             rc = 0; /* the design note: a delete of a key not there changes nothing */
         if (rc) {
@@ -703,6 +719,193 @@ static int s_load_head(lmdb_t *self)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* --- removed means gone (docs/protocol.md, section 7) ------------------------------- */
+
+/* What LMDB leaves of a removed event: s_wipe_del zeroes its value where
+   it is before the delete, but LMDB writes a changed page anew and frees
+   the old copy untouched, and a delete moves the page's other nodes over
+   the free space without clearing what they leave behind; the journal
+   keeps the record that appended the event until overwritten. So while a
+   removal waits to be scrubbed (meta SCRUB_KEY present: a batch that
+   removes sets it), each checkpoint goes on with a pass over data.mdb,
+   SCRUB_PAGES pages at a time, with no transaction open: a free page is
+   zeroed whole, a page in use (a branch or leaf: LMDB's page header, 16
+   bytes, lower and upper at 12 and 14) has its free space zeroed, an
+   overflow run is data only and skipped; then the journal past its
+   records. A free page is touched only when no meta page and no reader
+   can reach it: freed by a transaction older than both the last one and
+   the oldest reader's (as LMDB itself reuses pages; a small transaction
+   after the checkpoint, the key's update, ages what the checkpoint freed,
+   and frees only pages of meta); the others are taken as in use, and the
+   pass ends only when there are none and no removal is left to sweep.
+   Not covered yet: LMDB reuses the memory of pages it wrote before for new
+   ones without clearing their free space, so until annald restarts, a
+   page written after the pass may carry removed bytes there (the next
+   pass, due after any later removal, and every backup clear them). SCRUB_KEY's value is where the
+   pass goes on. */
+#define SCRUB_PAGES 16384
+#define PAGE_HEADER 16 /* LMDB's page header: pgno 8, pad 2, flags 2, lower 2, upper 2 */
+#define P_BRANCH    0x01
+#define P_LEAF      0x02
+#define P_OVERFLOW  0x04
+
+/* mdb_reader_list's callback: the smallest txnid of an active reader. */
+static int s_reader(const char *line, void *arg)
+{
+    uint64_t *oldest = arg;
+    int pid;
+    size_t thread;
+    char txnid[32];
+    if (sscanf(line, "%d %zx %31s", &pid, &thread, txnid) == 3 && txnid[0] != '-') {
+        uint64_t t = strtoull(txnid, NULL, 10);
+        if (t && t < *oldest)
+            *oldest = t;
+    }
+    return 0;
+}
+
+/* Marks the batch as one that removes: the scrub is due at the next
+   checkpoints (its pass, when one is under way, goes on). */
+static int s_scrub_due(lmdb_t *self)
+{
+    MDB_val key = {strlen(SCRUB_KEY), SCRUB_KEY}, val;
+    if (mdb_get(self->txn, self->dbi[DB_META], &key, &val) == 0)
+        return 0;
+    uint8_t zero[8] = {0};
+    return s_put(self, DB_META, SCRUB_KEY, strlen(SCRUB_KEY), zero, 8, 0);
+}
+
+/* The free pages in [from, from + n) into map (a byte each: 1 free and
+   safe to zero, 2 free but maybe still reachable); whether any page of
+   the whole free list is of the second kind. */
+static bool s_free_map(lmdb_t *self, uint64_t limit, uint64_t last, size_t from, size_t n,
+                       uint8_t *map)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    bool young = false;
+    if (mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn))
+        return true;
+    if (mdb_cursor_open(txn, 0 /* LMDB's FREE_DBI */, &cur) == 0) {
+        MDB_val k, v;
+        for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            size_t txnid, count;
+            memcpy(&txnid, k.mv_data, sizeof txnid);
+            memcpy(&count, v.mv_data, sizeof count);
+            if (v.mv_size < (count + 1) * sizeof(size_t))
+                continue;
+            young |= txnid >= limit && txnid < last; /* last's: the key's update, no data */
+            for (size_t i = 0; i < count; i++) {
+                size_t pg;
+                memcpy(&pg, (const uint8_t *) v.mv_data + (i + 1) * sizeof pg, sizeof pg);
+                if (pg >= from && pg < from + n)
+                    map[pg - from] = txnid < limit ? 1 : 2;
+            }
+        }
+        mdb_cursor_close(cur);
+    }
+    else
+        young = true;
+    mdb_txn_abort(txn);
+    return young;
+}
+
+int annal_lmdb_zero_unused(int fd, size_t psize, size_t from, size_t n, const uint8_t *map,
+                           size_t *end)
+{
+    uint8_t *page = malloc(psize), *zero = calloc(1, psize);
+    int rc = page && zero ? 0 : -1;
+    size_t pg = from;
+    while (!rc && pg < from + n) {
+        if (map[pg - from] == 1) {
+            rc = pwrite(fd, zero, psize, (off_t) (pg * psize)) == (ssize_t) psize ? 0 : -1;
+            pg++;
+            continue;
+        }
+        if (map[pg - from] == 2 || pg < 2) { /* maybe reachable, or a meta page */
+            pg++;
+            continue;
+        }
+        if (pread(fd, page, psize, (off_t) (pg * psize)) != (ssize_t) psize) {
+            rc = -1;
+            break;
+        }
+        uint64_t pgno = s_get64(page);
+        uint16_t flags = s_get16(page + 10), lower = s_get16(page + 12), upper = s_get16(page + 14);
+        if (pgno == pg && (flags & P_OVERFLOW)) {
+            pg += s_get32(page + 12) ? s_get32(page + 12) : 1; /* its pages: data only */
+            continue;
+        }
+        if (pgno == pg && (flags & (P_BRANCH | P_LEAF)) && lower >= PAGE_HEADER && lower <= upper
+            && upper <= psize && upper > lower)
+            rc = pwrite(fd, zero, upper - lower, (off_t) (pg * psize + lower))
+                         == (ssize_t) (upper - lower)
+                     ? 0
+                     : -1;
+        pg++;
+    }
+    free(page);
+    free(zero);
+    *end = pg;
+    return rc;
+}
+
+/* After a checkpoint, with no transaction open: the scrub's next step, if
+   one is due (see above). A failure leaves it due for the next one. */
+static void s_scrub(lmdb_t *self)
+{
+    MDB_txn *txn;
+    MDB_val key = {strlen(SCRUB_KEY), SCRUB_KEY}, val;
+    if (mdb_txn_begin(self->env, NULL, 0, &txn))
+        return;
+    int rc = mdb_get(txn, self->dbi[DB_META], &key, &val);
+    uint64_t at = rc == 0 && val.mv_size == 8 ? s_get64(val.mv_data) : 0;
+    uint8_t b[8];
+    s_put64(b, at);
+    MDB_val nval = {8, b};
+    /* the key's update is the small transaction that ages the pages */
+    if (rc || mdb_put(txn, self->dbi[DB_META], &key, &nval, 0)) {
+        mdb_txn_abort(txn);
+        return;
+    }
+    if (mdb_txn_commit(txn))
+        return;
+    MDB_envinfo info;
+    MDB_stat st;
+    uint64_t limit = UINT64_MAX;
+    mdb_reader_list(self->env, s_reader, &limit);
+    if (mdb_env_info(self->env, &info) || mdb_env_stat(self->env, &st))
+        return;
+    uint64_t last = info.me_last_txnid;
+    if (last < limit)
+        limit = last;
+    size_t pages = (size_t) info.me_last_pgno + 1, from = at < pages ? (size_t) at : pages;
+    size_t n = pages - from < SCRUB_PAGES ? pages - from : SCRUB_PAGES, end = from;
+    uint8_t *map = calloc(n ? n : 1, 1);
+    int fd;
+    bool young = !map || s_free_map(self, limit, last, from, n, map);
+    bool ok = map && mdb_env_get_fd(self->env, &fd) == 0
+              && annal_lmdb_zero_unused(fd, st.ms_psize, from, n, map, &end) == 0
+              && fdatasync(fd) == 0 && annal_journal_wipe(self->journal) == 0;
+    free(map);
+    if (!ok || mdb_txn_begin(self->env, NULL, 0, &txn))
+        return;
+    /* the pass goes on, starts again (free pages that were still reachable),
+       or is over when nothing is left to sweep either */
+    MDB_stat removals;
+    bool over = end >= pages;
+    bool done = over && !young && mdb_stat(txn, self->dbi[DB_REMOVALS], &removals) == 0
+                && removals.ms_entries == 0;
+    s_put64(b, over ? 0 : end);
+    rc = done ? mdb_del(txn, self->dbi[DB_META], &key, NULL)
+              : mdb_put(txn, self->dbi[DB_META], &key, &nval, 0);
+    if (rc)
+        mdb_txn_abort(txn);
+    else
+        mdb_txn_commit(txn);
+}
+
 /* Commits the root with the next journal generation: a checkpoint. The
    root is gone afterwards, committed or not. Returns an LMDB code. */
 static int s_commit_root(lmdb_t *self)
@@ -720,6 +923,7 @@ static int s_commit_root(lmdb_t *self)
         self->gen++;
         self->retry_at = 0;
         annal_journal_reset(self->journal, self->gen);
+        s_scrub(self);
     }
     return rc;
 }
@@ -1593,6 +1797,8 @@ static annal_err_t s_remove(void *handle, const char *agg, uint64_t through, boo
         return err;
     int rc;
     /* the snapshots now, the events by the sweep */
+    if ((rc = s_scrub_due(self)))
+        return s_err(self, rc);
     uint8_t kb[KEY_MAX];
     MDB_val val;
     bool found = true;
@@ -1658,8 +1864,8 @@ static annal_err_t s_sweep_one(lmdb_t *self, size_t *budget, bool *none)
         left -= left > 0;
         --*budget;
     }
-    if (err)
-        return err;
+    if (err || (rc = s_scrub_due(self)))
+        return err ? err : s_err(self, rc);
     if (!found) /* all of it freed */
         rc = s_del(self, DB_REMOVALS, agg, alen);
     else {

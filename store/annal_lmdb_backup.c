@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "annal_admin.h"
+#include "annal_journal.h"
 #include "annal_lmdb_private.h"
 
 /* Copies file name from dir to dest and flushes it. */
@@ -63,6 +66,15 @@ static int s_generation(MDB_env *env, uint64_t *gen)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* annal_journal_replay's callback that takes every record as it is. */
+static int s_no_record(void *arg, const uint8_t *payload, size_t len)
+{
+    (void) arg;
+    (void) payload;
+    (void) len;
+    return 0;
+}
+
 /* data.mdb first, as of annald's last checkpoint: a compacting copy, which
    reads one snapshot in a read transaction. (LMDB's plain copy takes the
    writer lock to read the meta pages; annald holds it between checkpoints
@@ -93,8 +105,8 @@ static int s_backup(const char *dir, const char *dest, const char *path, char *w
     rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0644);
     if (rc)
         snprintf(why, whylen, "opening %s: %s", dir, mdb_strerror(rc));
+    uint64_t before = 0, after = 0;
     for (int attempt = 0; rc == 0 && attempt < 2; attempt++) {
-        uint64_t before = 0, after = 0;
         unlink(path);
         unlink(jpath);
         rc = s_generation(env, &before);
@@ -121,11 +133,35 @@ static int s_backup(const char *dir, const char *dest, const char *path, char *w
         if (after == before)
             break;
     }
+    MDB_stat st;
+    if (rc == 0 && (rc = mdb_env_stat(env, &st)))
+        snprintf(why, whylen, "reading %s/data.mdb: %s", dir, mdb_strerror(rc));
     mdb_env_close(env);
     if (rc)
         return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd)) {
+    /* removed means gone (docs/protocol.md, section 7): the journal's copy
+       ends with the records of the generation the copy names (past them the
+       file may hold older generations' bytes), and the copy of data.mdb
+       keeps the bytes its pages held outside their nodes: they go (a
+       compact copy has no free pages) */
+    if (access(jpath, F_OK) == 0) {
+        char jwhy[256] = "cannot read it";
+        annal_journal_t *j = annal_journal_open(jpath, jwhy, sizeof jwhy);
+        int64_t records = j ? annal_journal_replay(j, after, s_no_record, NULL) : -1;
+        uint64_t used = j ? annal_journal_used(j) : 0;
+        annal_journal_close(&j);
+        if (records < 0 || truncate(jpath, (off_t) used)) {
+            snprintf(why, whylen, "trimming %s: %s", jpath, records < 0 ? jwhy : strerror(errno));
+            return -1;
+        }
+    }
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    struct stat fs;
+    size_t pages = fd >= 0 && fstat(fd, &fs) == 0 ? (size_t) fs.st_size / st.ms_psize : 0, end;
+    uint8_t *map = calloc(pages ? pages : 1, 1);
+    bool clean = map && annal_lmdb_zero_unused(fd, st.ms_psize, 0, pages, map, &end) == 0;
+    free(map);
+    if (fd < 0 || !clean || fsync(fd)) {
         snprintf(why, whylen, "flushing %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
