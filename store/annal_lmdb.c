@@ -281,6 +281,9 @@ typedef struct {
                               the disk full */
     bool env_ready;           /* open has finished */
     int replay_rc;            /* the LMDB error that stopped a replay */
+    char *dir;                /* the data folder */
+    bool scrub_fresh;         /* no page buffer holds removed bytes (the env is new since) */
+    bool scrub_skipped;       /* the scrub's pass left free pages that were still reachable */
     char ret_at[ANNAL_MAX_AGGREGATE_ID]; /* the sweep's place among the retention policies */
     size_t ret_at_len;                   /* bytes in ret_at; 0: from the first */
     scratch_t got;                       /* group_get's view of a group */
@@ -737,17 +740,20 @@ static int s_load_head(lmdb_t *self)
    the oldest reader's (as LMDB itself reuses pages; a small transaction
    after the checkpoint, the key's update, ages what the checkpoint freed,
    and frees only pages of meta); the others are taken as in use, and the
-   pass ends only when there are none and no removal is left to sweep.
-   Not covered yet: LMDB reuses the memory of pages it wrote before for new
-   ones without clearing their free space, so until annald restarts, a
-   page written after the pass may carry removed bytes there (the next
-   pass, due after any later removal, and every backup clear them). SCRUB_KEY's value is where the
+   pass ends only when it left none and finds none. LMDB also reuses the
+   memory of the pages it wrote for new ones without clearing their free
+   space, and the sweep leaves removed bytes there: so the pass begins
+   only once the sweep is over, in an environment opened again (which
+   lets go of that memory); a removal since marks the buffers unclean
+   again (scrub_fresh). SCRUB_KEY's value is where the
    pass goes on. */
 #define SCRUB_PAGES 16384
 #define PAGE_HEADER 16 /* LMDB's page header: pgno 8, pad 2, flags 2, lower 2, upper 2 */
 #define P_BRANCH    0x01
 #define P_LEAF      0x02
 #define P_OVERFLOW  0x04
+
+static int s_env_reopen(lmdb_t *self);
 
 /* mdb_reader_list's callback: the smallest txnid of an active reader. */
 static int s_reader(const char *line, void *arg)
@@ -768,6 +774,7 @@ static int s_reader(const char *line, void *arg)
    checkpoints (its pass, when one is under way, goes on). */
 static int s_scrub_due(lmdb_t *self)
 {
+    self->scrub_fresh = false; /* the batch's page buffers hold removed bytes */
     MDB_val key = {strlen(SCRUB_KEY), SCRUB_KEY}, val;
     if (mdb_get(self->txn, self->dbi[DB_META], &key, &val) == 0)
         return 0;
@@ -857,6 +864,16 @@ static void s_scrub(lmdb_t *self)
 {
     MDB_txn *txn;
     MDB_val key = {strlen(SCRUB_KEY), SCRUB_KEY}, val;
+    MDB_stat removals;
+    /* due, and the sweep over (it puts removed bytes in page buffers) */
+    if (mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn))
+        return;
+    bool due = mdb_get(txn, self->dbi[DB_META], &key, &val) == 0
+               && mdb_stat(txn, self->dbi[DB_REMOVALS], &removals) == 0 && removals.ms_entries == 0;
+    mdb_txn_abort(txn);
+    if (!due || (!self->scrub_fresh && s_env_reopen(self)))
+        return;
+    self->scrub_fresh = true;
     if (mdb_txn_begin(self->env, NULL, 0, &txn))
         return;
     int rc = mdb_get(txn, self->dbi[DB_META], &key, &val);
@@ -884,19 +901,21 @@ static void s_scrub(lmdb_t *self)
     size_t n = pages - from < SCRUB_PAGES ? pages - from : SCRUB_PAGES, end = from;
     uint8_t *map = calloc(n ? n : 1, 1);
     int fd;
+    if (from == 0)
+        self->scrub_skipped = false; /* a pass begins */
     bool young = !map || s_free_map(self, limit, last, from, n, map);
+    for (size_t i = 0; map && i < n; i++)
+        self->scrub_skipped |= map[i] == 2;
     bool ok = map && mdb_env_get_fd(self->env, &fd) == 0
               && annal_lmdb_zero_unused(fd, st.ms_psize, from, n, map, &end) == 0
               && fdatasync(fd) == 0 && annal_journal_wipe(self->journal) == 0;
     free(map);
     if (!ok || mdb_txn_begin(self->env, NULL, 0, &txn))
         return;
-    /* the pass goes on, starts again (free pages that were still reachable),
-       or is over when nothing is left to sweep either */
-    MDB_stat removals;
+    /* the pass goes on, starts again (it left free pages that were still
+       reachable, or some are now), or is over */
     bool over = end >= pages;
-    bool done = over && !young && mdb_stat(txn, self->dbi[DB_REMOVALS], &removals) == 0
-                && removals.ms_entries == 0;
+    bool done = over && !young && !self->scrub_skipped;
     s_put64(b, over ? 0 : end);
     rc = done ? mdb_del(txn, self->dbi[DB_META], &key, NULL)
               : mdb_put(txn, self->dbi[DB_META], &key, &nval, 0);
@@ -956,6 +975,8 @@ static int s_recover(lmdb_t *self)
     if (self->root)
         mdb_txn_abort(self->root); /* the open batch's too: it is the root */
     self->txn = self->root = NULL;
+    if (!self->env)
+        return EINVAL; /* s_env_reopen failed */
     bool keep = self->env_ready && annal_time_mono_ms() < self->retry_at;
     for (;;) {
         int rc = mdb_txn_begin(self->env, NULL, 0, &self->root);
@@ -1053,6 +1074,7 @@ static void s_close(void *handle)
     if (self->lock_fd >= 0)
         close(self->lock_fd);
     free(self->jbuf);
+    free(self->dir);
     free(self->got.buf);
     free(self->each.buf);
     free(self);
@@ -1074,6 +1096,58 @@ void annal_lmdb_sync_dir(const char *dir)
         fsync(fd);
         close(fd);
     }
+}
+
+/* Opens the databases after meta in txn (create: a new store). An LMDB
+   code. */
+static int s_open_dbs(lmdb_t *self, MDB_txn *txn, unsigned create)
+{
+    int rc;
+    if ((rc = mdb_dbi_open(txn, "events", create | MDB_INTEGERKEY, &self->dbi[DB_EVENTS]))
+        || (rc = mdb_dbi_open(txn, "streams", create, &self->dbi[DB_STREAMS]))
+        || (rc = mdb_dbi_open(txn, "aggregates", create, &self->dbi[DB_AGGREGATES]))
+        || (rc = mdb_dbi_open(txn, "event_ids", create, &self->dbi[DB_EVENT_IDS]))
+        || (rc = mdb_dbi_open(txn, "snapshots", create, &self->dbi[DB_SNAPSHOTS]))
+        /* created in a store made before them (the design note) */
+        || (rc = mdb_dbi_open(txn, "groups", MDB_CREATE, &self->dbi[DB_GROUPS]))
+        || (rc = mdb_dbi_open(txn, "group_marks", MDB_CREATE, &self->dbi[DB_GROUP_MARKS]))
+        || (rc = mdb_dbi_open(txn, "removals", MDB_CREATE, &self->dbi[DB_REMOVALS])))
+        return rc;
+    return mdb_dbi_open(txn, "retention", MDB_CREATE, &self->dbi[DB_RETENTION]);
+}
+
+/* Creates and opens the environment of the data folder at map_size. An
+   LMDB code. */
+static int s_env_open(lmdb_t *self)
+{
+    int rc = mdb_env_create(&self->env);
+    if (rc) {
+        self->env = NULL;
+        return rc;
+    }
+    mdb_env_set_mapsize(self->env, self->map_size);
+    mdb_env_set_maxdbs(self->env, MAX_DBS);
+    return mdb_env_open(self->env, self->dir, MDB_NOTLS | MDB_NORDAHEAD, 0644);
+}
+
+/* Closes and opens the environment again, with no transaction open: LMDB
+   lets go of its page buffers (the scrub, below). An LMDB code; on failure
+   the store is unusable (failed) until reopened. */
+static int s_env_reopen(lmdb_t *self)
+{
+    mdb_env_close(self->env);
+    MDB_txn *txn;
+    int rc = s_env_open(self);
+    if (!rc && !(rc = mdb_txn_begin(self->env, NULL, 0, &txn))) {
+        if ((rc = mdb_dbi_open(txn, META_DB, 0, &self->dbi[DB_META]))
+            || (rc = s_open_dbs(self, txn, 0)))
+            mdb_txn_abort(txn);
+        else
+            rc = mdb_txn_commit(txn);
+    }
+    if (rc)
+        self->failed = true;
+    return rc;
 }
 
 static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, void **out, char *why,
@@ -1114,15 +1188,15 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
 
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     bool fresh = access(path, F_OK) != 0;
-    int rc = mdb_env_create(&self->env);
-    if (rc)
-        return s_fail_open(self, why, whylen, "data folder %s: %s", dir, mdb_strerror(rc));
+    if (!(self->dir = strdup(dir)))
+        return s_fail_open(self, why, whylen, "data folder %s: %s", dir, "out of memory");
+    self->scrub_fresh = true;
     self->map_size = opts->initial_map_size ? opts->initial_map_size : DEFAULT_MAP;
     if (!fresh && stat(path, &st) == 0 && (size_t) st.st_size > self->map_size)
         self->map_size = (size_t) st.st_size;
-    mdb_env_set_mapsize(self->env, self->map_size);
-    mdb_env_set_maxdbs(self->env, MAX_DBS);
-    rc = mdb_env_open(self->env, dir, MDB_NOTLS | MDB_NORDAHEAD, 0644);
+    int rc = s_env_open(self);
+    if (rc && !self->env)
+        return s_fail_open(self, why, whylen, "data folder %s: %s", dir, mdb_strerror(rc));
     if (rc) {
         const char *what = rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH
                                ? "data.mdb is not an annal store (another format, or damaged)"
@@ -1173,16 +1247,7 @@ static annal_err_t s_open(const char *dir, const annal_store_options_t *opts, vo
         return s_fail_open(self, why, whylen, "data folder %s is not an annal store (%s)", dir,
                            mdb_strerror(rc));
     }
-    if ((rc = mdb_dbi_open(txn, "events", create | MDB_INTEGERKEY, &self->dbi[DB_EVENTS]))
-        || (rc = mdb_dbi_open(txn, "streams", create, &self->dbi[DB_STREAMS]))
-        || (rc = mdb_dbi_open(txn, "aggregates", create, &self->dbi[DB_AGGREGATES]))
-        || (rc = mdb_dbi_open(txn, "event_ids", create, &self->dbi[DB_EVENT_IDS]))
-        || (rc = mdb_dbi_open(txn, "snapshots", create, &self->dbi[DB_SNAPSHOTS]))
-        /* created in a store made before them (the design note) */
-        || (rc = mdb_dbi_open(txn, "groups", MDB_CREATE, &self->dbi[DB_GROUPS]))
-        || (rc = mdb_dbi_open(txn, "group_marks", MDB_CREATE, &self->dbi[DB_GROUP_MARKS]))
-        || (rc = mdb_dbi_open(txn, "removals", MDB_CREATE, &self->dbi[DB_REMOVALS]))
-        || (rc = mdb_dbi_open(txn, "retention", MDB_CREATE, &self->dbi[DB_RETENTION]))) {
+    if ((rc = s_open_dbs(self, txn, create))) {
         mdb_txn_abort(txn);
         return s_fail_open(self, why, whylen, "data folder %s is not an annal store (%s)", dir,
                            mdb_strerror(rc));
