@@ -1958,7 +1958,7 @@ static bool s_turn(annal_broker_t *self)
 /* One step of the sweep (docs/protocol.md, section 7: removed events'
    space freed within 10 s), in a batch of its own between turns: at most
    SWEEP_STEP events, so that appends wait for one step at most. */
-#define SWEEP_STEP     2000
+#define SWEEP_STEP     500
 #define SWEEP_PAUSE_MS 2 /* between steps, while there is more */
 static void s_sweep(annal_broker_t *self)
 {

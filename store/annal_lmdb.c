@@ -747,7 +747,7 @@ static int s_load_head(lmdb_t *self)
    lets go of that memory); a removal since marks the buffers unclean
    again (scrub_fresh). SCRUB_KEY's value is where the
    pass goes on. */
-#define SCRUB_PAGES 16384
+#define SCRUB_PAGES 8192
 #define PAGE_HEADER 16 /* LMDB's page header: pgno 8, pad 2, flags 2, lower 2, upper 2 */
 #define P_BRANCH    0x01
 #define P_LEAF      0x02
