@@ -20,6 +20,18 @@ int annal_store_backup(const char *location, const char *dest, char *why, size_t
     return annal_lmdb_backup(location, dest, why, whylen);
 }
 
+int annal_store_compact(const char *dir, uint64_t *before, uint64_t *after, char *why,
+                        size_t whylen)
+{
+    if (annal_store_is_postgresql(dir)) {
+        snprintf(why, whylen,
+                 "compact a PostgreSQL store with PostgreSQL's own tools "
+                 "(VACUUM FULL annal_events)");
+        return -1;
+    }
+    return annal_lmdb_compact(dir, before, after, why, whylen);
+}
+
 /* --- moving a store ------------------------------------------------------------ */
 
 typedef struct {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -193,4 +194,99 @@ int annal_lmdb_backup(const char *dir, const char *dest, char *why, size_t whyle
         return -1;
     }
     return s_backup(dir, dest, path, why, whylen);
+}
+
+/* --- compaction (annal_store_compact) ------------------------------------------------ */
+
+/* The bytes of data.mdb and the journal in dir. */
+static uint64_t s_store_bytes(const char *dir)
+{
+    uint64_t total = 0;
+    const char *names[] = {"data.mdb", "annal.journal"};
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (stat(path, &st) == 0)
+            total += (uint64_t) st.st_size;
+    }
+    return total;
+}
+
+/* Opening the store checkpoints its journal (annal_lmdb.c, s_recover) and
+   refuses a store in use; then, under the store's own lock (annal.lock, so
+   that no annald starts meanwhile), a compacted copy of data.mdb with its
+   unused space zeroed takes the file's place, and the journal, empty after
+   the checkpoint, is truncated. A crash leaves either file whole: the copy
+   is renamed over data.mdb once flushed. */
+int annal_lmdb_compact(const char *dir, uint64_t *before, uint64_t *after, char *why, size_t whylen)
+{
+    char path[4096], tmp[4096], lock[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (access(path, R_OK)) {
+        snprintf(why, whylen, "%s is not an annal store: %s", dir, strerror(errno));
+        return -1;
+    }
+    *before = s_store_bytes(dir);
+    annal_store_options_t opts = {0};
+    annal_store_t *store = annal_store_open(dir, &opts, why, whylen);
+    if (!store)
+        return -1; /* in use: "in use by another annal process (pid N)" */
+    annal_store_close(&store);
+    snprintf(lock, sizeof lock, "%s/annal.lock", dir);
+    int lfd = open(lock, O_RDWR | O_CLOEXEC);
+    if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB)) {
+        snprintf(why, whylen, "data folder %s is in use by another annal process", dir);
+        if (lfd >= 0)
+            close(lfd);
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s/compact.tmp", dir);
+    int rc = -1;
+    MDB_env *env;
+    if (mkdir(tmp, 0755) && errno != EEXIST)
+        snprintf(why, whylen, "cannot create %s: %s", tmp, strerror(errno));
+    else if (mdb_env_create(&env) == 0) {
+        mdb_env_set_maxdbs(env, MAX_DBS);
+        int mrc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0644);
+        MDB_stat st;
+        unlink(strcat(strcpy(path, tmp), "/data.mdb"));
+        if (!mrc && !(mrc = mdb_env_copy2(env, tmp, MDB_CP_COMPACT)))
+            mrc = mdb_env_stat(env, &st);
+        mdb_env_close(env);
+        if (mrc)
+            snprintf(why, whylen, "copying %s/data.mdb: %s", dir, mdb_strerror(mrc));
+        else {
+            int fd = open(path, O_RDWR | O_CLOEXEC);
+            struct stat fs;
+            size_t pages = fd >= 0 && fstat(fd, &fs) == 0 ? (size_t) fs.st_size / st.ms_psize : 0;
+            size_t end;
+            uint8_t *map = calloc(pages ? pages : 1, 1);
+            bool ok = map && annal_lmdb_zero_unused(fd, st.ms_psize, 0, pages, map, &end) == 0
+                      && fsync(fd) == 0;
+            free(map);
+            if (fd >= 0)
+                close(fd);
+            char dest[4096], journal[4096];
+            snprintf(dest, sizeof dest, "%s/data.mdb", dir);
+            snprintf(journal, sizeof journal, "%s/annal.journal", dir);
+            if (!ok || rename(path, dest))
+                snprintf(why, whylen, "replacing %s: %s", dest, strerror(errno));
+            else {
+                annal_lmdb_sync_dir(dir);
+                /* the journal is empty after the checkpoint: its bytes go */
+                rc = truncate(journal, 0) && errno != ENOENT ? -1 : 0; /* none: no journal */
+                if (rc)
+                    snprintf(why, whylen, "emptying %s: %s", journal, strerror(errno));
+            }
+        }
+    }
+    else
+        snprintf(why, whylen, "opening %s: out of memory", dir);
+    unlink(path);
+    rmdir(tmp);
+    flock(lfd, LOCK_UN);
+    close(lfd);
+    *after = s_store_bytes(dir);
+    return rc;
 }

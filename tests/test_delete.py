@@ -382,6 +382,63 @@ def t_gone():
         shutil.rmtree(copy, ignore_errors=True)
 
 
+def admin(*args):
+    p = subprocess.run([os.path.join(BIN, "annal-admin"), *args], capture_output=True, text=True,
+                       timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def t_compact():
+    """annal-admin compact gives the space of removed events back to the file
+    system, refused while annald serves the store; the store is served as it
+    was afterwards."""
+    if PG:
+        rc, _, err = admin("compact", "--data", os.environ.get("ANNAL_TEST_PG", "postgresql://x"))
+        check(rc == 1 and "VACUUM FULL" in err, (rc, err))
+        return
+    store = new_store()
+    try:
+        d = Annald(data=store)
+        try:
+            c = Client(d.commands, "msgpack")
+            for _ in range(20):
+                r = c.call({"type": "append", "aggregate_id": "big-1", "version": "any",
+                            "events": [{"event_type": "T", "event_data": {"pad": "x" * 500}}
+                                       for _ in range(1000)]})
+                check(r["type"] == "appended", r)
+            fill(c, "keep-1", "keep-1")
+            deleted(c, "big-1", "any")
+            time.sleep(2)
+            rc, _, err = admin("compact", "--data", store)
+            check(rc == 1 and "in use by another annal process" in err, ("refused", rc, err))
+            check(d.stop() == 0, d.stderr())
+        finally:
+            d.cleanup()
+        size = os.path.getsize(os.path.join(store, "data.mdb"))
+        rc, out, err = admin("compact", "--data", store)
+        check(rc == 0 and out.startswith("compacted "), (rc, out, err))
+        now = os.path.getsize(os.path.join(store, "data.mdb"))
+        check(now * 4 < size, ("the space went back", size, now))
+        check(os.path.getsize(os.path.join(store, "annal.journal")) == 0)
+        d = Annald(data=store)
+        try:
+            c = Client(d.commands)
+            st = c.call({"type": "status"})
+            check(st["events"] == 3 and st["head_sequence"] == 20003, st)
+            check(versions(c, "keep-1") == [1, 2] and versions(c, "big-1") == [20001])
+            check(append(c, "keep-1", version=2)["type"] == "appended")
+            check(d.stop() == 0, d.stderr())
+        finally:
+            d.cleanup()
+        rc, _, err = admin("compact")
+        check(rc == 2 and "usage: annal-admin compact" in err, (rc, err))
+        rc, _, err = admin("compact", "--data", store + "-none")
+        check(rc == 1 and "not an annal store" in err, (rc, err))
+    finally:
+        if not PG:
+            shutil.rmtree(store, ignore_errors=True)
+
+
 def each_encoding(name, fn):
     return [(f"{name}.{enc}", functools.partial(fn, enc)) for enc in ("json", "msgpack")]
 
@@ -414,6 +471,7 @@ run([
     ("survives_kill", t_survives_kill),
     ("sweep_many", t_sweep_many),
     ("gone", t_gone),
+    ("compact", t_compact),
     *(each_encoding("retention_count", t_retention_count) if RETAINS else []),
     *(each_encoding("retention_age", t_retention_age) if RETAINS else []),
 ])

@@ -2,6 +2,7 @@
     the store, which the client-side `annal` never does):
       annal-admin backup --data DIR DEST
       annal-admin migrate --from DIR --to postgresql://...
+      annal-admin compact --data DIR
     Exit status: 0 done, 1 failed, 2 usage. */
 #include <czmq.h>
 #include <inttypes.h>
@@ -23,6 +24,7 @@ typedef struct {
 
 static int s_backup(const opts_t *o);
 static int s_migrate(const opts_t *o);
+static int s_compact(const opts_t *o);
 
 static const struct {
     const char *name;           /* the command */
@@ -41,6 +43,11 @@ static const struct {
      "  PostgreSQL database, keeping sequence numbers, versions, event ids,\n"
      "  timestamps and snapshots; progress on stderr",
      0, s_migrate},
+    {"compact",
+     "compact --data DIR\n"
+     "  gives the space the LMDB store in DIR does not use back to the file system\n"
+     "  (after deletions and retention); refused while annald serves it: stop it first",
+     0, s_compact},
 };
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 
@@ -63,6 +70,22 @@ static int s_backup(const opts_t *o)
         fprintf(stderr, "annal-admin: backup: %s\n", why);
         return EXIT_FAILED;
     }
+    return 0;
+}
+
+static int s_compact(const opts_t *o)
+{
+    if (!o->data) {
+        fprintf(stderr, "usage: annal-admin %s\n", s_commands[2].usage);
+        return EXIT_USAGE;
+    }
+    char why[512];
+    uint64_t before = 0, after = 0;
+    if (annal_store_compact(o->data, &before, &after, why, sizeof why)) {
+        fprintf(stderr, "annal-admin: compact: %s\n", why);
+        return EXIT_FAILED;
+    }
+    printf("compacted %s: %" PRIu64 " bytes before, %" PRIu64 " after\n", o->data, before, after);
     return 0;
 }
 
