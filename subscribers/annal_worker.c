@@ -92,7 +92,7 @@ annal_worker_t *annal_worker_new(const annal_worker_config_t *config, annal_work
     if (!config || !config->commands || !config->group || !config->consumer || !handler
         || annal_aggregate_id_check(config->group, strlen(config->group))
         || annal_aggregate_id_check(config->consumer, strlen(config->consumer))
-        || config->wait_ms > ANNAL_WAIT_MAX)
+        || config->wait_ms > ANNAL_WAIT_MAX || config->max_count > ANNAL_MAX_BATCH)
         return NULL;
     annal_worker_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -110,6 +110,9 @@ annal_worker_t *annal_worker_new(const annal_worker_config_t *config, annal_work
     self->commands = strdup(config->commands);
     self->group = strdup(config->group);
     self->consumer = strdup(config->consumer);
+    c->commands = self->commands;
+    c->group = self->group;
+    c->consumer = self->consumer;
     self->handler = handler;
     self->arg = arg;
     self->acks = calloc(c->max_count, sizeof *self->acks);

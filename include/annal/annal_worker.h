@@ -52,18 +52,19 @@ typedef struct {
     int timeout_ms;                 /* per request, on top of a fetch's wait (<= 0: 5000) */
     const char *group;              /* the group; it must exist (annal_client_group_create) */
     const char *consumer;           /* this worker's name: unique among the group's workers */
-    size_t max_count;               /* events per fetch (0: 16) */
-    int wait_ms;                    /* how long a fetch waits for events, 1..30000 (<= 0: 1000);
-                                   a stop while idle takes up to this long */
-    int ack_delay_ms;               /* the longest an ack is held back to batch it (<= 0: 100);
-                                   acks also go at the end of each fetched batch */
+    size_t max_count;               /* events per fetch, at most 10,000 (0: 16) */
+    int wait_ms;                    /* how long a fetch waits for events, up to 30000 (<= 0:
+                                       1000); a stop while idle takes up to this long */
+    int ack_delay_ms;               /* the longest an ack is held back to batch it (<= 0:
+                                       100); acks also go at the end of each fetched batch */
     annal_worker_acked_fn on_acked; /* or NULL */
 } annal_worker_config_t;
 
 typedef struct annal_worker_t annal_worker_t;
 
 /* A new worker (not connected until run); NULL on bad settings (no
-   endpoint, group or consumer, no handler). Strings are copied. */
+   endpoint, group or consumer, names that break the aggregate id rules, no
+   handler, a wait or a max_count out of range). Strings are copied. */
 ANNAL_EXPORT annal_worker_t *annal_worker_new(const annal_worker_config_t *config,
                                               annal_worker_fn handler, void *arg);
 ANNAL_EXPORT void annal_worker_destroy(annal_worker_t **self);
