@@ -6,14 +6,11 @@
     error, never a crash or a half-filled page. */
 #define _GNU_SOURCE
 #include "testutil_annald.h"
+#include "testutil_fake.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
-#include <zmq.h>
-
-#include "annal_codec.h"
 
 #define GROUP "g"
 
@@ -299,77 +296,6 @@ static void t_bad_arguments(void)
 
 /* --- against a fake annald ------------------------------------------------------------ */
 
-/* The fake: a ROUTER answering every request with reply (a printf format
-   taking the request's msg_id as a long long), after delay_ms; NULL reply:
-   no answer at all. */
-typedef struct {
-    void *ctx, *router;
-    char endpoint[128];
-    const char *reply;
-    size_t reply_len; /* bytes of reply to send when not a format (0: it is one) */
-    int delay_ms;
-    atomic_int stop;
-    pthread_t thread;
-} fake_t;
-
-static void *s_fake_loop(void *arg)
-{
-    fake_t *f = arg;
-    while (!atomic_load(&f->stop)) {
-        zmq_pollitem_t item = {f->router, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, 50) <= 0)
-            continue;
-        zmq_msg_t id, body;
-        zmq_msg_init(&id);
-        zmq_msg_init(&body);
-        zmq_msg_recv(&id, f->router, 0);
-        zmq_msg_recv(&body, f->router, 0);
-        annal_msg_t *req = annal_msg_decode(zmq_msg_data(&body), zmq_msg_size(&body));
-        int64_t msg_id = 0;
-        if (req)
-            annal_msg_int(req, "msg_id", &msg_id);
-        annal_msg_destroy(&req);
-        if (f->reply) {
-            usleep((useconds_t) f->delay_ms * 1000);
-            char out[4096];
-            size_t len = f->reply_len;
-            if (len)
-                memcpy(out, f->reply, len);
-            else
-                len = (size_t) snprintf(out, sizeof out, f->reply, (long long) msg_id);
-            zmq_send(f->router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
-            zmq_send(f->router, out, len, 0);
-        }
-        zmq_msg_close(&id);
-        zmq_msg_close(&body);
-    }
-    return NULL;
-}
-
-static void s_fake_start(fake_t *f, const char *reply, size_t reply_len, int delay_ms)
-{
-    memset(f, 0, sizeof *f);
-    f->reply = reply;
-    f->reply_len = reply_len;
-    f->delay_ms = delay_ms;
-    f->ctx = zmq_ctx_new();
-    f->router = zmq_socket(f->ctx, ZMQ_ROUTER);
-    int zero = 0;
-    size_t len = sizeof f->endpoint;
-    zmq_setsockopt(f->router, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_bind(f->router, "tcp://127.0.0.1:*");
-    zmq_getsockopt(f->router, ZMQ_LAST_ENDPOINT, f->endpoint, &len);
-    pthread_create(&f->thread, NULL, s_fake_loop, f);
-}
-
-static void s_fake_stop(fake_t *f)
-{
-    atomic_store(&f->stop, 1);
-    pthread_join(f->thread, NULL);
-    zmq_close(f->router);
-    zmq_ctx_term(f->ctx);
-}
-
 typedef enum {
     C_CREATE,
     C_FETCH,
@@ -514,8 +440,8 @@ static void t_reply_shapes(void)
 {
     for (size_t i = 0; i < sizeof s_shapes / sizeof s_shapes[0]; i++) {
         const shape_t *s = &s_shapes[i];
-        fake_t f;
-        s_fake_start(&f, s->reply, 0, 0);
+        t_fake_t f = {0};
+        t_fake_start(&f, s->reply, 0, 0);
         annal_client_t *c = annal_client_new(f.endpoint, 300);
         annal_result_t res;
         annal_client_group_page_t *p = NULL;
@@ -538,7 +464,7 @@ static void t_reply_shapes(void)
         annal_client_group_page_destroy(&p);
         annal_client_group_list_destroy(&l);
         annal_client_destroy(&c);
-        s_fake_stop(&f);
+        t_fake_stop(&f);
         if (!ok)
             fprintf(stderr, "  case '%s' failed\n", s->what);
         CHECK(ok);
@@ -550,14 +476,14 @@ static void t_reply_garbage(void)
 {
     const char *bodies[] = {"\x01\x02\x03", "[1,2]", "{\"type\":\"group_events\"}"};
     for (size_t i = 0; i < 3; i++) {
-        fake_t f;
-        s_fake_start(&f, bodies[i], strlen(bodies[i]), 0);
+        t_fake_t f = {0};
+        t_fake_start(&f, bodies[i], strlen(bodies[i]), 0);
         annal_client_t *c = annal_client_new(f.endpoint, 300);
         annal_result_t res;
         annal_client_group_page_t *p = NULL;
         annal_status_t st = s_call(c, C_FETCH, 0, &res, &p, NULL);
         annal_client_destroy(&c);
-        s_fake_stop(&f);
+        t_fake_stop(&f);
         /* undecodable: an error at once; a reply to no request: ignored, so no answer */
         CHECK(p == NULL);
         CHECK(i < 2 ? st == ANNAL_FAILED && res.code == 13 : st == ANNAL_TIMEOUT);
@@ -569,8 +495,8 @@ static void t_reply_garbage(void)
 static void t_late_reply(void)
 {
     const char *reply = HEAD("group_events") ",\"events\":[],\"head_sequence\":5}";
-    fake_t f;
-    s_fake_start(&f, reply, 0, 700);
+    t_fake_t f = {0};
+    t_fake_start(&f, reply, 0, 700);
     annal_client_t *c = annal_client_new(f.endpoint, 300);
     annal_result_t res;
     annal_client_group_page_t *p = NULL;
@@ -579,7 +505,7 @@ static void t_late_reply(void)
     /* a call without a wait gets only the client's timeout */
     CHECK(s_call(c, C_FETCH, 0, &res, &p, NULL) == ANNAL_TIMEOUT && p == NULL);
     annal_client_destroy(&c);
-    s_fake_stop(&f);
+    t_fake_stop(&f);
 }
 
 static const t_case_t s_cases[] = {

@@ -5,8 +5,10 @@
     batch (the rest given back at once) and from a signal handler while a
     fetch waits, leases that run out before the handler gets to them, an
     annald that is killed (SIGKILL) and comes back, one that is not there
-    yet, and an unknown group. */
+    yet, one that answers error 11 (busy) to fetches and acks for a while
+    (a fake annald), and an unknown group. */
 #include "testutil_annald.h"
+#include "testutil_fake.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -466,6 +468,69 @@ static void t_unknown_group(void)
     t_daemon_stop(d);
 }
 
+/* What the fake annald of t_unavailable answers: error 11 to the first
+   three fetches and the first ack, then one event, then nothing to do. */
+typedef struct {
+    int fetches, acks, infos;
+} busy_t;
+
+static const char *s_busy(t_fake_t *f, const char *type)
+{
+    busy_t *b = f->arg;
+    static const char *const busy =
+        "{\"type\":\"error\",\"in_reply_to\":%lld,\"code\":11,\"text\":\"busy: nothing was "
+        "written\"}";
+    if (strcmp(type, "group_info") == 0)
+        return b->infos++, "{\"type\":\"group\",\"in_reply_to\":%lld,\"group\":\"g\",\"prefix\":"
+                           "\"\",\"event_types\":null,\"ordering\":\"aggregate\","
+                           "\"ack_timeout_ms\":30000,\"max_deliveries\":5,\"start_sequence\":1,"
+                           "\"acked_through\":0,\"leased\":0,\"parked\":0,\"head_sequence\":1}";
+    if (strcmp(type, "group_fetch") == 0) {
+        if (b->fetches++ < 3)
+            return busy;
+        return b->fetches == 4
+                   ? "{\"type\":\"group_events\",\"in_reply_to\":%lld,\"group\":\"g\",\"events\":"
+                     "[{\"sequence_number\":1,\"event_id\":\"01a23e88-f17b-7da6-a001-"
+                     "89b9cc813d34\",\"aggregate_id\":\"x-1\",\"version\":1,\"event_type\":\"T\","
+                     "\"event_data\":{\"n\":0},\"metadata\":{},\"recorded_at\":\"2024-01-15T09:00:"
+                     "00.123456Z\",\"delivery\":1}],\"head_sequence\":1}"
+                   : "{\"type\":\"group_events\",\"in_reply_to\":%lld,\"group\":\"g\",\"events\":"
+                     "[],\"head_sequence\":1}";
+    }
+    if (strcmp(type, "group_ack") == 0)
+        return b->acks++ < 1 ? busy
+                             : "{\"type\":\"group_acked\",\"in_reply_to\":%lld,\"group\":\"g\","
+                               "\"acked\":1}";
+    return NULL;
+}
+
+/* Error 11 (annald busy, its store away): the worker waits and asks again
+   on the same connection, fetches as acks, and loses nothing. */
+static void t_unavailable(void)
+{
+    busy_t busy = {0};
+    t_fake_t f = {.fn = s_busy, .arg = &busy};
+    t_fake_start(&f, NULL, 0, 0);
+    t_daemon_t d = {0}; /* only its endpoint */
+    snprintf(d.commands, sizeof d.commands, "%s", f.endpoint);
+    seen_t *s = s_fresh();
+    s->stop_at = 1;
+    annal_worker_t *w = s_worker(&d, s, 8, 300);
+    int64_t t0 = s_now_ms();
+    annal_result_t res;
+    annal_status_t st = annal_worker_run(w, 0, &res);
+    int64_t took = s_now_ms() - t0;
+    annal_worker_stats_t stats;
+    annal_worker_stats(w, &stats);
+    annal_worker_destroy(&w);
+    t_fake_stop(&f);
+    CHECK(st == ANNAL_SUCCESS);
+    CHECK(stats.handled == 1 && stats.acked == 1 && stats.reconnects == 0);
+    CHECK(busy.fetches == 4 && busy.acks == 2 && busy.infos == 1);
+    CHECK(s->ack_calls == 1 && s->early_acks == 0 && s->acked[1]);
+    CHECK(took >= 100 + 200 + 400 + 100); /* backing off: 3 fetches, then the ack */
+}
+
 static const t_case_t s_cases[] = {
     {"verdicts", t_verdicts},
     {"count", t_count},
@@ -474,6 +539,7 @@ static const t_case_t s_cases[] = {
     {"lease_runs_out", t_lease_runs_out},
     {"annald_away", t_annald_away},
     {"waits_for_annald", t_waits_for_annald},
+    {"unavailable", t_unavailable},
     {"unknown_group", t_unknown_group},
 };
 
