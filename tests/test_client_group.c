@@ -500,7 +500,7 @@ static void t_late_reply(void)
     annal_client_t *c = annal_client_new(f.endpoint, 300);
     annal_result_t res;
     annal_client_group_page_t *p = NULL;
-    CHECK(s_call(c, C_FETCH, 600, &res, &p, NULL) == ANNAL_SUCCESS && p->count == 0);
+    CHECK(s_call(c, C_FETCH, 1500, &res, &p, NULL) == ANNAL_SUCCESS && p->count == 0);
     annal_client_group_page_destroy(&p);
     /* a call without a wait gets only the client's timeout */
     CHECK(s_call(c, C_FETCH, 0, &res, &p, NULL) == ANNAL_TIMEOUT && p == NULL);
