@@ -7,6 +7,8 @@
     it twice. */
 #include "annal_client.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +29,8 @@ struct annal_client_t {
     annal_msg_t *last;  /* the last reply, owned */
 };
 
-static annal_status_t s_result(annal_result_t *res, annal_status_t status, int code,
-                               const char *fmt, ...)
+annal_status_t annal_client_result(annal_result_t *res, annal_status_t status, int code,
+                                   const char *fmt, ...)
 {
     if (res) {
         res->status = status;
@@ -124,17 +126,19 @@ static annal_status_t s_send(annal_client_t *self, annal_result_t *res)
     uint8_t *data;
     size_t len;
     if (annal_body_encode(self->body, ANNAL_ENC_MSGPACK, &data, &len))
-        return s_result(res, ANNAL_INVALID, 0, "the request could not be encoded");
+        return annal_client_result(res, ANNAL_INVALID, 0, "the request could not be encoded");
     int rc = zmq_send(self->sock, data, len, 0);
     free(data);
     if (rc < 0)
-        return s_result(res, ANNAL_TIMEOUT, 0, "annald is not reachable: %s",
-                        zmq_strerror(zmq_errno()));
+        return annal_client_result(res, ANNAL_TIMEOUT, 0, "annald is not reachable: %s",
+                                   zmq_strerror(zmq_errno()));
     return ANNAL_SUCCESS;
 }
 
 /* Waits for the reply to msg_id (any append reply when want_any) and turns
-   error replies into statuses; the reply stays in self->last. */
+   error replies into statuses; the reply stays in self->last. A signal
+   that interrupts the wait does not end it: a handler that asks a worker
+   to stop still wants the reply in flight (what a fetch leased). */
 static annal_status_t s_wait(annal_client_t *self, int64_t msg_id, bool want_any, int timeout_ms,
                              const char *want_type, annal_result_t *res)
 {
@@ -142,8 +146,11 @@ static annal_status_t s_wait(annal_client_t *self, int64_t msg_id, bool want_any
     for (;;) {
         int64_t left = deadline - s_now_ms();
         zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-        if (left <= 0 || zmq_poll(&item, 1, (long) left) <= 0)
-            return s_result(res, ANNAL_TIMEOUT, 0, "no reply from annald in time");
+        int ready = left > 0 ? zmq_poll(&item, 1, (long) left) : 0;
+        if (ready < 0 && zmq_errno() == EINTR)
+            continue;
+        if (ready <= 0)
+            return annal_client_result(res, ANNAL_TIMEOUT, 0, "no reply from annald in time");
         zmq_msg_t frame;
         zmq_msg_init(&frame);
         if (zmq_msg_recv(&frame, self->sock, ZMQ_DONTWAIT) < 0) {
@@ -154,8 +161,8 @@ static annal_status_t s_wait(annal_client_t *self, int64_t msg_id, bool want_any
         zmq_msg_close(&frame);
         int64_t id;
         if (!msg)
-            return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL,
-                            "annald sent a reply this client cannot decode");
+            return annal_client_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL,
+                                       "annald sent a reply this client cannot decode");
         const char *kind = annal_msg_str(msg, "type");
         bool anonymous_error = !annal_msg_int(msg, "in_reply_to", &id) && kind
                                && strcmp(kind, "error") == 0; /* annald could not read our msg_id */
@@ -173,15 +180,16 @@ static annal_status_t s_wait(annal_client_t *self, int64_t msg_id, bool want_any
             int64_t code = ANNAL_CODE_INTERNAL;
             annal_msg_int(msg, "code", &code);
             const char *text = annal_msg_str(msg, "text");
-            return s_result(res, ANNAL_FAILED, (int) code, "%s", text ? text : "error");
+            return annal_client_result(res, ANNAL_FAILED, (int) code, "%s", text ? text : "error");
         }
         if (type && strcmp(type, "concurrency_error") == 0) {
             const char *text = annal_msg_str(msg, "error");
-            return s_result(res, ANNAL_CONFLICT, 0, "%s", text ? text : "concurrency error");
+            return annal_client_result(res, ANNAL_CONFLICT, 0, "%s",
+                                       text ? text : "concurrency error");
         }
         if (!type || strcmp(type, want_type) != 0)
-            return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL, "unexpected reply type '%s'",
-                            type ? type : "?");
+            return annal_client_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL,
+                                       "unexpected reply type '%s'", type ? type : "?");
         return ANNAL_SUCCESS;
     }
 }
@@ -191,6 +199,32 @@ static annal_status_t s_call(annal_client_t *self, int64_t msg_id, const char *w
 {
     annal_status_t st = s_send(self, res);
     return st ? st : s_wait(self, msg_id, false, -1, want_type, res);
+}
+
+int64_t annal_client_begin(annal_client_t *self, annal_cmd_t cmd, annal_body_t **body)
+{
+    *body = self->body;
+    return s_begin(self, cmd);
+}
+
+annal_status_t annal_client_call(annal_client_t *self, int64_t msg_id, const char *want_type,
+                                 int wait_ms, annal_result_t *res)
+{
+    annal_status_t st = s_send(self, res);
+    int timeout = wait_ms > INT_MAX - self->timeout_ms ? INT_MAX : self->timeout_ms + wait_ms;
+    return st ? st : s_wait(self, msg_id, false, timeout, want_type, res);
+}
+
+annal_msg_t *annal_client_reply(annal_client_t *self)
+{
+    return self->last;
+}
+
+annal_msg_t *annal_client_take_reply(annal_client_t *self)
+{
+    annal_msg_t *m = self->last;
+    self->last = NULL;
+    return m;
 }
 
 static uint64_t s_u64(const annal_msg_t *msg, const char *key)
@@ -206,7 +240,7 @@ static annal_status_t s_check_id(const char *id, annal_result_t *res)
 {
     const char *why = id ? annal_aggregate_id_check(id, strlen(id)) : "is missing";
     if (why)
-        return s_result(res, ANNAL_INVALID, 0, "aggregate id %s", why);
+        return annal_client_result(res, ANNAL_INVALID, 0, "aggregate id %s", why);
     return ANNAL_SUCCESS;
 }
 
@@ -229,20 +263,20 @@ static annal_status_t s_build_append(annal_client_t *self, const char *agg, int6
     if (st)
         return st;
     if (n == 0 || !specs)
-        return s_result(res, ANNAL_INVALID, 0, "no events to append");
+        return annal_client_result(res, ANNAL_INVALID, 0, "no events to append");
     if (expected < ANNAL_EXISTS)
-        return s_result(res, ANNAL_INVALID, 0,
-                        "expected version must be >= 0, ANNAL_ANY or ANNAL_EXISTS");
+        return annal_client_result(res, ANNAL_INVALID, 0,
+                                   "expected version must be >= 0, ANNAL_ANY or ANNAL_EXISTS");
     annal_new_event_t *ev = calloc(n, sizeof *ev);
     if (!ev)
-        return s_result(res, ANNAL_INVALID, 0, "out of memory");
+        return annal_client_result(res, ANNAL_INVALID, 0, "out of memory");
     char why[256];
     for (size_t i = 0; i < n; i++) {
         const annal_event_spec_t *s = &specs[i];
         if (!s->event_type || !*s->event_type || !s->event_data) {
             s_free_events(ev, n);
-            return s_result(res, ANNAL_INVALID, 0, "event %zu needs an event_type and event_data",
-                            i);
+            return annal_client_result(res, ANNAL_INVALID, 0,
+                                       "event %zu needs an event_type and event_data", i);
         }
         ev[i].event_type = (char *) s->event_type;
         if (annal_value_from_json_text(s->event_data, strlen(s->event_data), &ev[i].data, why,
@@ -251,15 +285,17 @@ static annal_status_t s_build_append(annal_client_t *self, const char *agg, int6
                 && annal_value_from_json_text(s->metadata, strlen(s->metadata), &ev[i].metadata,
                                               why, sizeof why))) {
             s_free_events(ev, n);
-            return s_result(res, ANNAL_INVALID, 0, "event %zu: %s", i, why);
+            return annal_client_result(res, ANNAL_INVALID, 0, "event %zu: %s", i, why);
         }
         if (s->metadata && !annal_value_is_object(ev[i].metadata.data, ev[i].metadata.size)) {
             s_free_events(ev, n);
-            return s_result(res, ANNAL_INVALID, 0, "event %zu: metadata must be an object", i);
+            return annal_client_result(res, ANNAL_INVALID, 0,
+                                       "event %zu: metadata must be an object", i);
         }
         if (s->event_id && annal_event_id_parse(s->event_id, strlen(s->event_id), ev[i].event_id)) {
             s_free_events(ev, n);
-            return s_result(res, ANNAL_INVALID, 0, "event %zu: event_id is not a UUID", i);
+            return annal_client_result(res, ANNAL_INVALID, 0, "event %zu: event_id is not a UUID",
+                                       i);
         }
         if (!s->event_id)
             annal_event_id_new(ev[i].event_id);
@@ -384,15 +420,15 @@ static annal_status_t s_page(annal_client_t *self, annal_page_t **out, annal_res
         page->records = calloc(n ? n : 1, sizeof *page->records);
     if (!page || !page->records) {
         free(page);
-        return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL, "out of memory");
+        return annal_client_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
         annal_msg_t *item = annal_msg_item(self->last, "events", i);
         if (!item || annal_record_from_msg(item, &page->records[i])) {
             free(page->records);
             free(page);
-            return s_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL,
-                            "annald sent a malformed event");
+            return annal_client_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL,
+                                       "annald sent a malformed event");
         }
     }
     page->count = n;
@@ -468,7 +504,7 @@ annal_status_t annal_client_snapshot(annal_client_t *self, const char *agg, cons
     annal_blob_t blob = {0};
     char why[256];
     if (state && annal_value_from_json_text(state, strlen(state), &blob, why, sizeof why))
-        return s_result(res, ANNAL_INVALID, 0, "state: %s", why);
+        return annal_client_result(res, ANNAL_INVALID, 0, "state: %s", why);
     int64_t id = s_begin(self, ANNAL_CMD_CREATE_SNAPSHOT);
     annal_body_str(self->body, "aggregate_id", agg, strlen(agg));
     if (state)
@@ -529,7 +565,7 @@ annal_status_t annal_client_get_state(annal_client_t *self, const char *agg, con
     if (st)
         return st;
     if (!timestamp)
-        return s_result(res, ANNAL_INVALID, 0, "a timestamp is needed");
+        return annal_client_result(res, ANNAL_INVALID, 0, "a timestamp is needed");
     int64_t id = s_begin(self, ANNAL_CMD_GET_STATE);
     annal_body_str(self->body, "aggregate_id", agg, strlen(agg));
     annal_body_str(self->body, "timestamp", timestamp, strlen(timestamp));

@@ -1,6 +1,9 @@
 """The annal CLI against a real annald: round trips of every command, exit
-statuses, environment variables, export/import, and tail across a SIGKILL
-and restart of annald."""
+statuses, environment variables, export/import, tail across a SIGKILL
+and restart of annald, and the consumer group commands (consume printing
+and acking, consume --exec acking, retrying and parking by exit status, a
+SIGTERM in the middle); with ANNAL_VALGRIND=1 the group commands run in
+valgrind too."""
 import json
 import os
 import select
@@ -11,19 +14,26 @@ import subprocess
 import tempfile
 import time
 
-from annal_harness import BIN, Annald, Client, append, check, run
+from annal_harness import BIN, VALGRIND, Annald, Client, append, check, run
 
 ANNAL = os.path.join(BIN, "annal")
 ADMIN = os.path.join(BIN, "annal-admin")
 
 
-def cli(d, *args, stdin=None, env_only=False):
+def cli(d, *args, stdin=None, env_only=False, vg=False):
+    """Runs annal (in valgrind when vg and ANNAL_VALGRIND: status 99 on an
+    invalid access or a definite leak); (status, stdout, stderr)."""
     env = dict(os.environ)
     if d is not None:
         env.update(ANNAL_COMMANDS=d.commands, ANNAL_EVENTS=d.events)
-    p = subprocess.run([ANNAL, *args], input=stdin, capture_output=True, text=True, timeout=60,
-                       env=env)
+    p = subprocess.run([*(VALGRIND if vg else []), ANNAL, *args], input=stdin,
+                       capture_output=True, text=True, timeout=120, env=env)
     return p.returncode, p.stdout, p.stderr
+
+
+def gcli(d, *args, vg=True, **kw):
+    """A group command, in valgrind under ANNAL_VALGRIND (unless vg is False)."""
+    return cli(d, "group", *args, vg=vg, **kw)
 
 
 def admin(*args):
@@ -395,6 +405,232 @@ def t_dead_reader():
         d.cleanup()
 
 
+# ---- consumer groups -----------------------------------------------------------------------
+
+def ok_json(result):
+    rc, out, err = result
+    check(rc == 0, (rc, out, err))
+    return json.loads(out)
+
+
+def t_group_commands():
+    """Every group subcommand, its output and exit status, good input and bad."""
+    d = Annald()
+    try:
+        for i in range(6):
+            cli(d, "append", f"user-{i % 3}", "UserCreated" if i % 2 == 0 else "Other",
+                json.dumps({"i": i}))
+        r = ok_json(gcli(d, "create", "mailer", "--prefix", "user-", "--type", "UserCreated",
+                         "--type", "Other", "--ack-timeout", "60000", "--max-deliveries", "3"))
+        check(r["type"] == "group_created" and r["group"] == "mailer" and r["start_sequence"] == 1, r)
+        # the same again is the same answer; other settings are refused (annald's error 12)
+        check(ok_json(gcli(d, "create", "mailer", "--prefix", "user-", "--type", "UserCreated",
+                           "--type", "Other", "--ack-timeout", "60000", "--max-deliveries",
+                           "3"))["start_sequence"] == 1)
+        rc, _, err = gcli(d, "create", "mailer", "--prefix", "user-")
+        check(rc == 1 and err.startswith("annal: ") and "mailer" in err, (rc, err))
+        r = ok_json(gcli(d, "create", "late", "--from", "end", "--ordering", "none"))
+        check(r["start_sequence"] == 7, r)
+        info = ok_json(gcli(d, "info", "mailer"))
+        check(info["type"] == "group" and info["event_types"] == ["UserCreated", "Other"], info)
+        check(info["lag"] == 6 and info["acked_through"] == 0 and info["max_deliveries"] == 3, info)
+        rc, out, _ = gcli(d, "list")
+        groups = lines(out)
+        check(rc == 0 and [g["group"] for g in groups] == ["late", "mailer"], out)
+        check(groups[0]["ordering"] == "none" and groups[0]["lag"] == 0, groups[0])
+        # fetch leases and prints; ack, nack retry, nack park, parked, replay-parked
+        rc, out, _ = gcli(d, "fetch", "mailer", "--consumer", "w1", "--max", "2")
+        got = lines(out)
+        check(rc == 0 and [(e["sequence_number"], e["delivery"]) for e in got] == [(1, 1), (2, 1)],
+              out)
+        check(ok_json(gcli(d, "ack", "mailer", "1", "--consumer", "w1"))["acked"] == 1)
+        check(ok_json(gcli(d, "nack", "mailer", "2", "--consumer", "w1"))["count"] == 1)
+        rc, out, _ = gcli(d, "fetch", "mailer", "--consumer", "w2", "--max", "1")
+        check([(e["sequence_number"], e["delivery"]) for e in lines(out)] == [(2, 2)], out)
+        r = ok_json(gcli(d, "nack", "mailer", "2", "--consumer", "w2", "--action", "park",
+                         "--reason", "bad address"))
+        check(r == {"type": "group_nacked", "in_reply_to": r["in_reply_to"], "group": "mailer",
+                    "count": 1}, r)
+        rc, out, _ = gcli(d, "parked", "mailer")
+        parked = lines(out)
+        check(rc == 0 and [(e["sequence_number"], e["reason"]) for e in parked]
+              == [(2, "bad address")], out)
+        check(ok_json(gcli(d, "info", "mailer"))["parked"] == 1)
+        check(ok_json(gcli(d, "replay-parked", "mailer", "5"))["count"] == 0)
+        check(ok_json(gcli(d, "replay-parked", "mailer"))["count"] == 1)
+        check(gcli(d, "parked", "mailer")[1] == "")
+        check(ok_json(gcli(d, "delete", "late"))["type"] == "group_deleted")
+        check([g["group"] for g in lines(gcli(d, "list")[1])] == ["mailer"])
+
+        # an unknown group: a clear error, exit status 4 (not found)
+        for args in (("info", "nope"), ("delete", "nope"), ("parked", "nope"),
+                     ("replay-parked", "nope"), ("fetch", "nope", "--consumer", "c"),
+                     ("ack", "nope", "1", "--consumer", "c"),
+                     ("nack", "nope", "1", "--consumer", "c"),
+                     ("consume", "nope", "--consumer", "c")):
+            rc, out, err = gcli(d, *args)
+            check(rc == 4 and out == "" and err.strip() == "annal: no consumer group 'nope'",
+                  (args, rc, err))
+        # bad input: usage errors (2), said on stderr, nothing sent (valgrind on every
+        # fourth: the paths are alike, and valgrind is slow)
+        for k, args in enumerate((("create",), ("create", "a", "b"), ("create", "$g"),
+                     ("create", "g", "--ack-timeout", "99"),
+                     ("create", "g", "--ack-timeout", "x"),
+                     ("create", "g", "--max-deliveries", "0"),
+                     ("create", "g", "--ordering", "sideways"),
+                     ("create", "g", "--from", "0"), ("create", "g", "--from", "start"),
+                     ("create", "g", "--type"),
+                     ("fetch", "mailer"), ("fetch", "mailer", "--consumer", "c", "--wait", "30001"),
+                     ("fetch", "mailer", "--consumer", "c", "--max", "0"),
+                     ("fetch", "mailer", "--consumer", "$c"),
+                     ("ack", "mailer", "--consumer", "c"), ("ack", "mailer", "x", "--consumer", "c"),
+                     ("ack", "mailer", "0", "--consumer", "c"), ("ack", "mailer", "1"),
+                     ("nack", "mailer", "1", "--consumer", "c", "--action", "maybe"),
+                     ("nack", "mailer", "1", "--consumer", "c", "--reason", "r" * 1025),
+                     ("replay-parked", "mailer", "-1"), ("parked", "mailer", "--max", "x"),
+                     ("consume", "mailer"), ("consume", "mailer", "--consumer", "c", "--wait", "0"),
+                     ("consume", "mailer", "--consumer", "c", "--park-exit", "256"),
+                     ("consume", "mailer", "--consumer", "c", "--exec", ""),
+                     ("consume", "mailer", "--consumer", "c", "--count", "-2"),
+                     ("info",), ("list", "x"), ("frobnicate", "mailer"), ())):
+            rc, out, err = gcli(d, *args, vg=k % 4 == 0)
+            check(rc == 2 and out == "" and err.startswith(("annal: ", "usage: annal")),
+                  (args, rc, out, err))
+        check("unknown group subcommand 'frobnicate'" in gcli(d, "frobnicate")[2])
+        # help: the group's subcommands, and each one's own
+        rc, out, _ = gcli(d, "--help")
+        check(rc == 0 and "group consume NAME" in out and "group replay-parked" in out, out)
+        for sub, word in (("create", "--ack-timeout"), ("info", "lag"), ("list", "every group"),
+                          ("delete", "deletes"), ("parked", "reason"), ("replay-parked", "ready"),
+                          ("fetch", "--wait"), ("ack", "acknowledges"), ("nack", "--action"),
+                          ("consume", "--park-exit")):
+            rc, out, _ = gcli(d, sub, "--help", vg=sub == "consume")
+            check(rc == 0 and out.startswith(f"usage: annal group {sub}") and word in out,
+                  (sub, out))
+        check("group consume" in cli(d, "--help")[1])
+        # annald not there: status 5
+        rc, _, err = gcli(None, "--commands", f"tcp://127.0.0.1:{free_port()}", "--timeout", "300",
+                          "info", "mailer")
+        check(rc == 5, (rc, err))
+        check(d.stop() == 0, d.stderr())
+    finally:
+        d.cleanup()
+
+
+def consume(d, *args):
+    env = dict(os.environ, ANNAL_COMMANDS=d.commands, ANNAL_EVENTS=d.events)
+    return subprocess.Popen([*VALGRIND, ANNAL, "group", "consume", *args], bufsize=0,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def t_group_consume():
+    """consume prints each event as a JSON line and acks it once printed; a
+    SIGTERM in the middle stops it cleanly: what it printed is acked, the
+    rest is given back at once."""
+    d = Annald()
+    try:
+        c = Client(d.commands, "msgpack")
+        for i in range(0, 1000, 100):  # 1,000 events, 250 bytes each: more than a pipe holds
+            r = c.call({"type": "append", "aggregate_id": f"c-{i // 100}", "version": "any",
+                        "events": [{"event_type": "T", "event_data": {"i": j, "pad": "p" * 100}}
+                                   for j in range(i, i + 100)]})
+            check(r["type"] == "appended", r)
+        ok_json(gcli(d, "create", "printer", "--ordering", "none"))
+        rc, out, err = gcli(d, "consume", "printer", "--consumer", "w1", "--count", "25",
+                            "--max", "10")
+        got = lines(out)
+        check(rc == 0 and [e["sequence_number"] for e in got] == list(range(1, 26)), (rc, err))
+        check(all(e["delivery"] == 1 and e["event_type"] == "T" for e in got), got[0])
+        info = ok_json(gcli(d, "info", "printer"))
+        check(info["acked_through"] == 25 and info["leased"] == 0, info)
+        # the rest, stopped by SIGTERM while stdout is full
+        p = consume(d, "printer", "--consumer", "w2", "--max", "50")
+        first = p.stdout.readline()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+        printed = [json.loads(first)] + lines(out.decode())
+        check(p.returncode == 0, (p.returncode, err))
+        seqs = [e["sequence_number"] for e in printed]
+        check(seqs == list(range(26, 26 + len(seqs))) and len(seqs) < 975, seqs[-3:])
+        info = ok_json(gcli(d, "info", "printer"))
+        check(info["acked_through"] == seqs[-1] and info["leased"] == 0, (info, seqs[-1]))
+        # what it gave back is ready now, not when a lease ends
+        rc, out, _ = gcli(d, "fetch", "printer", "--consumer", "w3", "--max", "1")
+        again = lines(out)
+        check(again[0]["sequence_number"] == seqs[-1] + 1, again)
+        check(d.stop() == 0, d.stderr())
+    finally:
+        d.cleanup()
+
+
+EXEC = r"""
+ev=$(cat)
+printf '%s %s %s %s %s %s %s\n' "$ANNAL_GROUP" "$ANNAL_SEQUENCE" "$ANNAL_AGGREGATE_ID" \
+    "$ANNAL_VERSION" "$ANNAL_EVENT_TYPE" "$ANNAL_DELIVERY" "$ANNAL_EVENT_ID" >> "$LOG"
+printf '%s\n' "$ev" >> "$LOG.json"
+case "$ANNAL_EVENT_TYPE" in
+  Ok) exit 0 ;;
+  Park) exit "$PARK" ;;
+  FailOnce) [ "$ANNAL_DELIVERY" -gt 1 ] ;;
+  Killed) kill -9 $$ ;;
+  *) exit 3 ;;
+esac
+"""
+
+
+def t_group_exec():
+    """consume --exec: the event's JSON on the command's stdin and ANNAL_*
+    in its environment; exit 0 acks, the park code parks (with the exit
+    status as reason), any other exit status or a signal retries, until
+    max_deliveries parks it."""
+    d = Annald()
+    tmp = tempfile.mkdtemp(prefix="annal-exec-")
+    log = os.path.join(tmp, "log")
+    try:
+        kinds = ["Ok", "Park", "FailOnce", "FailAlways", "Ok", "Killed"]
+        for i, kind in enumerate(kinds):
+            cli(d, "append", f"job-{i}", kind, json.dumps({"i": i, "text": "é \"q\""}))
+        ok_json(gcli(d, "create", "jobs", "--max-deliveries", "2"))
+        env = dict(os.environ, ANNAL_COMMANDS=d.commands, LOG=log, PARK="42",
+                   ANNAL_SEQUENCE="stale")
+        # calls: Ok 1, Park 1, FailOnce 2, FailAlways 2, Ok 1, Killed 2
+        p = subprocess.run([*VALGRIND, ANNAL, "group", "consume", "jobs", "--consumer", "x",
+                            "--count", "9", "--exec", EXEC, "--park-exit", "42"],
+                           capture_output=True, text=True, timeout=120, env=env)
+        check(p.returncode == 0 and p.stdout == "", (p.returncode, p.stdout, p.stderr))
+        with open(log) as f:
+            calls = [l.split() for l in f]
+        with open(log + ".json") as f:
+            stdin = [json.loads(l) for l in f]
+        check(len(calls) == 9, calls)
+        stored = {e["sequence_number"]: e for e in lines(cli(d, "read-all")[1])}
+        for call, ev in zip(calls, stdin):
+            group, seq, agg, version, etype, delivery, event_id = call
+            e = stored[int(seq)]
+            check(group == "jobs" and agg == e["aggregate_id"] and etype == e["event_type"]
+                  and int(version) == e["version"] and event_id == e["event_id"], (call, e))
+            check(ev == dict(e, delivery=int(delivery)), (ev, e))
+        deliveries = sorted((int(c[1]), int(c[5])) for c in calls)
+        check(deliveries == [(1, 1), (2, 1), (3, 1), (3, 2), (4, 1), (4, 2), (5, 1), (6, 1), (6, 2)],
+              deliveries)
+        info = ok_json(gcli(d, "info", "jobs"))
+        check(info["acked_through"] == 6 and info["parked"] == 3 and info["leased"] == 0, info)
+        reasons = {e["sequence_number"]: e["reason"] for e in lines(gcli(d, "parked", "jobs")[1])}
+        check(reasons == {2: "the command exited with status 42", 4: "max deliveries",
+                          6: "max deliveries"}, reasons)
+        # a command that cannot run at all is a retry, not an ack
+        cli(d, "append", "job-9", "Ok", "{}")
+        rc, _, err = gcli(d, "consume", "jobs", "--consumer", "x", "--count", "1", "--exec",
+                          "exec /nonexistent/command")
+        check(rc == 0, (rc, err))
+        info = ok_json(gcli(d, "info", "jobs"))
+        check(info["acked_through"] == 6 and info["lag"] == 1, info)
+        check(d.stop() == 0, d.stderr())
+    finally:
+        d.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 run([
     ("round_trip", t_round_trip),
     ("backup_while_appending", t_backup_while_appending),
@@ -403,4 +639,7 @@ run([
     ("old_spellings", t_old_spellings),
     ("export_import", t_export_import),
     ("tail_across_restart", t_tail_across_restart),
+    ("group_commands", t_group_commands),
+    ("group_consume", t_group_consume),
+    ("group_exec", t_group_exec),
 ])

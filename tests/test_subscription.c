@@ -3,136 +3,11 @@
     a SIGKILL and restart of annald, forced drops (a one-message high-water
     mark and a slow handler), a restart from a checkpoint, prefix isolation
     and "from now". */
-#include "testutil.h"
+#include "testutil_annald.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
-
-#include <annal/annal.h>
-
-typedef struct {
-    pid_t pid;          /* annald */
-    char *data;         /* its data folder */
-    char commands[128]; /* endpoints */
-    char events[128];
-    const char *extra; /* one more option, or NULL */
-} daemon_t;
-
-/* A free TCP port on loopback (bound and released). */
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    bind(fd, (struct sockaddr *) &a, sizeof a);
-    getsockname(fd, (struct sockaddr *) &a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* Starts annald on d->data and d's endpoints; waits for its ready line. */
-static int s_start(daemon_t *d)
-{
-    int fds[2];
-    if (pipe(fds))
-        return -1;
-    d->pid = fork();
-    if (d->pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execl(ANNALD_PATH, "annald", "--data", d->data, "--commands", d->commands, "--events",
-              d->events, d->extra ? d->extra : (char *) NULL, (char *) NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[512];
-    ssize_t n = read(fds[0], line, sizeof line - 1);
-    close(fds[0]);
-    line[n > 0 ? n : 0] = 0;
-    return strstr(line, "ready") ? 0 : -1;
-}
-
-static daemon_t *s_started[4]; /* daemons of the running case, for cleanup */
-
-/* Stops what a failed case left running. */
-static void s_cleanup(void)
-{
-    for (int i = 0; i < 4; i++)
-        if (s_started[i] && s_started[i]->pid > 0) {
-            kill(s_started[i]->pid, SIGKILL);
-            waitpid(s_started[i]->pid, NULL, 0);
-            t_rmdir(s_started[i]->data);
-            s_started[i]->pid = 0;
-        }
-    memset(s_started, 0, sizeof s_started);
-}
-
-static int s_daemon(daemon_t *d, const char *extra)
-{
-    memset(d, 0, sizeof *d);
-    d->extra = extra;
-    for (int i = 0; i < 4; i++)
-        if (!s_started[i]) {
-            s_started[i] = d;
-            break;
-        }
-    d->data = t_tempdir();
-    snprintf(d->commands, sizeof d->commands, "tcp://127.0.0.1:%d", s_free_port());
-    snprintf(d->events, sizeof d->events, "tcp://127.0.0.1:%d", s_free_port());
-    return s_start(d);
-}
-
-static void s_kill(daemon_t *d, int sig)
-{
-    kill(d->pid, sig);
-    waitpid(d->pid, NULL, 0);
-}
-
-static void s_stop(daemon_t *d)
-{
-    s_kill(d, SIGTERM);
-    d->pid = 0;
-    t_rmdir(d->data);
-}
-
-/* Appends n events to aggregates prefix-0 .. prefix-9, pipelined; returns
-   how many were acknowledged. */
-static int s_append(const char *endpoint, const char *prefix, int n, int start, int pause_us)
-{
-    annal_client_t *c = annal_client_new(endpoint, 10000);
-    int acked = 0, inflight = 0;
-    char agg[64], data[64];
-    for (int i = 0; i < n; i++) {
-        snprintf(agg, sizeof agg, "%s-%d", prefix, i % 10);
-        snprintf(data, sizeof data, "{\"n\":%d}", start + i);
-        annal_event_spec_t ev = {"Counted", data, NULL, NULL};
-        annal_result_t res;
-        uint64_t ticket;
-        if (annal_client_send_append(c, agg, ANNAL_ANY, &ev, 1, &ticket, &res) == ANNAL_SUCCESS)
-            inflight++;
-        else
-            fprintf(stderr, "  send: %s\n", res.text);
-        while (inflight >= 16 || (i == n - 1 && inflight > 0)) {
-            if (annal_client_recv_append(c, &ticket, NULL, -1, &res) != ANNAL_SUCCESS) {
-                fprintf(stderr, "  append: %s\n", res.text);
-                goto done;
-            }
-            acked++;
-            inflight--;
-        }
-        if (pause_us && i % 50 == 0)
-            usleep(pause_us);
-    }
-done:
-    annal_client_destroy(&c);
-    return acked;
-}
 
 /* What a handler saw. */
 typedef struct {
@@ -198,7 +73,7 @@ static bool s_exact(const seen_t *s, uint64_t first, size_t n)
     return true;
 }
 
-static annal_subscription_t *s_sub(daemon_t *d, const char *prefix, uint64_t from, int hwm,
+static annal_subscription_t *s_sub(t_daemon_t *d, const char *prefix, uint64_t from, int hwm,
                                    seen_t *s)
 {
     annal_subscription_config_t config = {.commands = d->commands,
@@ -212,11 +87,11 @@ static annal_subscription_t *s_sub(daemon_t *d, const char *prefix, uint64_t fro
 
 static void t_history(void)
 {
-    daemon_t d;
-    CHECK(s_daemon(&d, NULL) == 0);
-    CHECK(s_append(d.commands, "h", 500, 0, 0) == 500);
+    t_daemon_t *d = t_daemon(NULL);
+    CHECK(d);
+    CHECK(t_append(d->commands, "h", 500, 0, 0) == 500);
     seen_t *s = s_seen(1000);
-    annal_subscription_t *sub = s_sub(&d, "", 1, 0, s);
+    annal_subscription_t *sub = s_sub(d, "", 1, 0, s);
     CHECK(sub);
     s_run(sub, s, 500);
     CHECK(s_exact(s, 1, 500));
@@ -225,11 +100,11 @@ static void t_history(void)
     CHECK(st.read == 500 && annal_subscription_position(sub) == 501);
     annal_subscription_destroy(&sub);
     s_seen_free(s);
-    s_stop(&d);
+    t_daemon_stop(d);
 }
 
 typedef struct {
-    daemon_t *d; /* the daemon to write to */
+    t_daemon_t *d; /* the daemon to write to */
     const char *prefix;
     int n, pause_us; /* events, pause every 50 */
     int acked;       /* result */
@@ -240,28 +115,28 @@ static void *s_writer(void *arg)
 {
     writer_t *w = arg;
     if (!w->chaos) {
-        w->acked = s_append(w->d->commands, w->prefix, w->n, 0, w->pause_us);
+        w->acked = t_append(w->d->commands, w->prefix, w->n, 0, w->pause_us);
         return NULL;
     }
-    w->acked = s_append(w->d->commands, w->prefix, w->n / 2, 0, w->pause_us);
-    s_kill(w->d, SIGKILL);
+    w->acked = t_append(w->d->commands, w->prefix, w->n / 2, 0, w->pause_us);
+    t_daemon_kill(w->d, SIGKILL);
     usleep(300000);
-    if (s_start(w->d) == 0)
-        w->acked += s_append(w->d->commands, w->prefix, w->n - w->n / 2, w->n / 2, w->pause_us);
+    if (t_daemon_start(w->d) == 0)
+        w->acked += t_append(w->d->commands, w->prefix, w->n - w->n / 2, w->n / 2, w->pause_us);
     return NULL;
 }
 
 /* Appends run across the seam between history and live. */
 static void t_seam(void)
 {
-    daemon_t d;
-    CHECK(s_daemon(&d, NULL) == 0);
-    CHECK(s_append(d.commands, "s", 300, 0, 0) == 300);
-    writer_t w = {&d, "s", 3000, 2000, 0, false};
+    t_daemon_t *d = t_daemon(NULL);
+    CHECK(d);
+    CHECK(t_append(d->commands, "s", 300, 0, 0) == 300);
+    writer_t w = {d, "s", 3000, 2000, 0, false};
     pthread_t t;
     pthread_create(&t, NULL, s_writer, &w);
     seen_t *s = s_seen(4000);
-    annal_subscription_t *sub = s_sub(&d, "", 1, 0, s);
+    annal_subscription_t *sub = s_sub(d, "", 1, 0, s);
     CHECK(sub);
     s_run(sub, s, 3300);
     pthread_join(t, NULL);
@@ -273,16 +148,16 @@ static void t_seam(void)
     CHECK(st.live > 0 && st.read >= 300);
     annal_subscription_destroy(&sub);
     s_seen_free(s);
-    s_stop(&d);
+    t_daemon_stop(d);
 }
 
 static void t_kill9_restart(void)
 {
-    daemon_t d;
-    CHECK(s_daemon(&d, NULL) == 0);
-    writer_t w = {&d, "k", 2000, 3000, 0, true};
+    t_daemon_t *d = t_daemon(NULL);
+    CHECK(d);
+    writer_t w = {d, "k", 2000, 3000, 0, true};
     seen_t *s = s_seen(3000);
-    annal_subscription_t *sub = s_sub(&d, "", 1, 0, s);
+    annal_subscription_t *sub = s_sub(d, "", 1, 0, s);
     CHECK(sub);
     pthread_t t;
     pthread_create(&t, NULL, s_writer, &w);
@@ -293,21 +168,21 @@ static void t_kill9_restart(void)
     CHECK(s_exact(s, 1, 2000));
     annal_subscription_destroy(&sub);
     s_seen_free(s);
-    s_stop(&d);
+    t_daemon_stop(d);
 }
 
 /* A one-message high-water mark and a slow handler: ZeroMQ drops, the
    subscription notices and reads what it lost. */
 static void t_forced_drops(void)
 {
-    daemon_t d;
-    CHECK(s_daemon(&d, "--pub-hwm=10") == 0);
+    t_daemon_t *d = t_daemon("--pub-hwm=10");
+    CHECK(d);
     seen_t *s = s_seen(3000);
     s->slow_us = 300;
-    annal_subscription_t *sub = s_sub(&d, "", ANNAL_FROM_NOW, 1, s);
+    annal_subscription_t *sub = s_sub(d, "", ANNAL_FROM_NOW, 1, s);
     CHECK(sub);
     annal_subscription_run(sub, 300, NULL); /* live from here */
-    writer_t w = {&d, "f", 2000, 0, 0, false};
+    writer_t w = {d, "f", 2000, 0, 0, false};
     pthread_t t;
     pthread_create(&t, NULL, s_writer, &w);
     s_run(sub, s, 2000);
@@ -323,21 +198,21 @@ static void t_forced_drops(void)
     CHECK(st.read > 0); /* some events had to be fetched again */
     annal_subscription_destroy(&sub);
     s_seen_free(s);
-    s_stop(&d);
+    t_daemon_stop(d);
 }
 
 static void t_checkpoint(void)
 {
-    daemon_t d;
-    CHECK(s_daemon(&d, NULL) == 0);
-    CHECK(s_append(d.commands, "c", 300, 0, 0) == 300);
+    t_daemon_t *d = t_daemon(NULL);
+    CHECK(d);
+    CHECK(t_append(d->commands, "c", 300, 0, 0) == 300);
     char path[4200];
-    snprintf(path, sizeof path, "%s/projection.checkpoint", d.data);
+    snprintf(path, sizeof path, "%s/projection.checkpoint", d->data);
     uint64_t pos;
     CHECK(annal_checkpoint_load(path, &pos) == 1 && pos == 1);
     seen_t *s = s_seen(1000);
     s->stop_at = 120;
-    annal_subscription_t *sub = s_sub(&d, "", pos, 0, s);
+    annal_subscription_t *sub = s_sub(d, "", pos, 0, s);
     s_run(sub, s, 120);
     CHECK(annal_subscription_position(sub) == 121);
     CHECK(annal_checkpoint_save(path, annal_subscription_position(sub)) == 0);
@@ -345,7 +220,7 @@ static void t_checkpoint(void)
     /* a new process would start here */
     CHECK(annal_checkpoint_load(path, &pos) == 0 && pos == 121);
     s->stop_at = 0;
-    sub = s_sub(&d, "", pos, 0, s);
+    sub = s_sub(d, "", pos, 0, s);
     s_run(sub, s, 300);
     CHECK(s_exact(s, 1, 300));
     annal_subscription_destroy(&sub);
@@ -358,19 +233,19 @@ static void t_checkpoint(void)
     fclose(f);
     CHECK(annal_checkpoint_load(path, &pos) == -1);
     s_seen_free(s);
-    s_stop(&d);
+    t_daemon_stop(d);
 }
 
 static void t_prefix(void)
 {
-    daemon_t d;
-    CHECK(s_daemon(&d, NULL) == 0);
-    CHECK(s_append(d.commands, "a", 100, 0, 0) == 100);
-    CHECK(s_append(d.commands, "b", 100, 0, 0) == 100);
+    t_daemon_t *d = t_daemon(NULL);
+    CHECK(d);
+    CHECK(t_append(d->commands, "a", 100, 0, 0) == 100);
+    CHECK(t_append(d->commands, "b", 100, 0, 0) == 100);
     seen_t *s = s_seen(1000);
-    annal_subscription_t *sub = s_sub(&d, "a-", 1, 0, s);
+    annal_subscription_t *sub = s_sub(d, "a-", 1, 0, s);
     s_run(sub, s, 100);
-    writer_t wa = {&d, "a", 150, 1000, 0, false}, wb = {&d, "b", 150, 1000, 0, false};
+    writer_t wa = {d, "a", 150, 1000, 0, false}, wb = {d, "b", 150, 1000, 0, false};
     pthread_t ta, tb;
     pthread_create(&ta, NULL, s_writer, &wa);
     pthread_create(&tb, NULL, s_writer, &wb);
@@ -381,7 +256,7 @@ static void t_prefix(void)
     annal_subscription_run(sub, 1500, NULL); /* nothing more may arrive */
     CHECK(s->count == 250);
     /* the same events, in the same order, as the store's own filtered read */
-    annal_client_t *c = annal_client_new(d.commands, 5000);
+    annal_client_t *c = annal_client_new(d->commands, 5000);
     annal_page_t *page = NULL;
     annal_result_t res;
     CHECK(annal_client_read_all(c, 1, 1000, "a-", NULL, 0, &page, &res) == ANNAL_SUCCESS);
@@ -392,42 +267,42 @@ static void t_prefix(void)
     annal_client_destroy(&c);
     annal_subscription_destroy(&sub);
     s_seen_free(s);
-    s_stop(&d);
+    t_daemon_stop(d);
 }
 
 static void t_from_now(void)
 {
-    daemon_t d;
-    CHECK(s_daemon(&d, NULL) == 0);
-    CHECK(s_append(d.commands, "n", 10, 0, 0) == 10);
+    t_daemon_t *d = t_daemon(NULL);
+    CHECK(d);
+    CHECK(t_append(d->commands, "n", 10, 0, 0) == 10);
     seen_t *s = s_seen(100);
-    annal_subscription_t *sub = s_sub(&d, "", ANNAL_FROM_NOW, 0, s);
+    annal_subscription_t *sub = s_sub(d, "", ANNAL_FROM_NOW, 0, s);
     annal_subscription_run(sub, 300, NULL);
     CHECK(s->count == 0 && annal_subscription_position(sub) == 11);
-    CHECK(s_append(d.commands, "n", 10, 10, 0) == 10);
+    CHECK(t_append(d->commands, "n", 10, 10, 0) == 10);
     s_run(sub, s, 10);
     CHECK(s_exact(s, 11, 10));
     annal_subscription_destroy(&sub);
     s_seen_free(s);
-    s_stop(&d);
+    t_daemon_stop(d);
 }
 
 /* annald comes back with another (empty) store: the subscription must fail,
    not wait for sequence numbers it already delivered and skip new events. */
 static void t_store_behind(void)
 {
-    daemon_t d;
-    CHECK(s_daemon(&d, NULL) == 0);
-    CHECK(s_append(d.commands, "r", 20, 0, 0) == 20);
+    t_daemon_t *d = t_daemon(NULL);
+    CHECK(d);
+    CHECK(t_append(d->commands, "r", 20, 0, 0) == 20);
     seen_t *s = s_seen(100);
-    annal_subscription_t *sub = s_sub(&d, "", 1, 0, s);
+    annal_subscription_t *sub = s_sub(d, "", 1, 0, s);
     s_run(sub, s, 20);
     CHECK(s_exact(s, 1, 20));
-    s_kill(&d, SIGKILL);
-    char *old = d.data;
-    d.data = t_tempdir(); /* a new, empty store on the same endpoints */
-    CHECK(s_start(&d) == 0);
-    CHECK(s_append(d.commands, "r", 3, 0, 0) == 3);
+    t_daemon_kill(d, SIGKILL);
+    char *old = d->data;
+    d->data = t_tempdir(); /* a new, empty store on the same endpoints */
+    CHECK(t_daemon_start(d) == 0);
+    CHECK(t_append(d->commands, "r", 3, 0, 0) == 3);
     annal_result_t res;
     annal_status_t st = ANNAL_SUCCESS;
     for (int i = 0; i < 50 && st == ANNAL_SUCCESS; i++)
@@ -437,7 +312,7 @@ static void t_store_behind(void)
     annal_subscription_destroy(&sub);
     s_seen_free(s);
     t_rmdir(old);
-    s_stop(&d);
+    t_daemon_stop(d);
 }
 
 static int s_refuse_third(const annal_record_t *r, void *arg)
@@ -450,11 +325,11 @@ static int s_refuse_third(const annal_record_t *r, void *arg)
    position stays on that event, so a restart delivers it again. */
 static void t_refused(void)
 {
-    daemon_t d;
-    CHECK(s_daemon(&d, NULL) == 0);
-    CHECK(s_append(d.commands, "x", 5, 0, 0) == 5);
+    t_daemon_t *d = t_daemon(NULL);
+    CHECK(d);
+    CHECK(t_append(d->commands, "x", 5, 0, 0) == 5);
     int calls = 0;
-    annal_subscription_config_t config = {.commands = d.commands, .events = d.events, .from = 1};
+    annal_subscription_config_t config = {.commands = d->commands, .events = d->events, .from = 1};
     annal_subscription_t *sub = annal_subscription_new(&config, s_refuse_third, &calls);
     annal_result_t res;
     CHECK(annal_subscription_run(sub, 5000, &res) == ANNAL_FAILED);
@@ -466,7 +341,7 @@ static void t_refused(void)
     sub = annal_subscription_new(&config, s_refuse_third, &calls);
     CHECK(annal_subscription_run(sub, 5000, &res) == ANNAL_FAILED && res.code == 12);
     annal_subscription_destroy(&sub);
-    s_stop(&d);
+    t_daemon_stop(d);
 }
 
 static const t_case_t s_cases[] = {
@@ -484,6 +359,6 @@ static const t_case_t s_cases[] = {
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    t_after = s_cleanup;
+    t_after = t_daemon_cleanup;
     return t_main(argc, argv, s_cases, sizeof s_cases / sizeof s_cases[0]);
 }

@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "annal_codec.h"
@@ -23,6 +25,10 @@
 #define EXIT_UNREACHABLE 5
 #define IMPORT_BATCH     500
 #define IMPORT_BYTES     (256 * 1024)
+#define PARKED_PAGE      1000 /* parked events asked for at a time */
+#define PARK_EXIT        100  /* consume --exec: the command's exit status that parks */
+
+extern char **environ;
 
 /* Options of one invocation. */
 typedef struct {
@@ -33,9 +39,20 @@ typedef struct {
     const char *curve_key, *curve_server; /* CURVE certificate files */
     annal_curve_t curve;                  /* their keys, when given */
     bool backward, use_snapshot, help;
-    const char *args[4]; /* positional arguments */
+    /* consumer groups */
+    const char *consumer, *ordering, *ack_timeout, *max_deliveries, *wait, *count;
+    const char *exec, *park_exit, *action, *reason;
+    const char **type_list; /* --type, once per type */
+    size_t ntypes;
+    const char **args; /* positional arguments (argc slots) */
     int nargs;
 } opts_t;
+
+typedef enum {
+    ARGS_EXACT,    /* nargs positional arguments */
+    ARGS_OPTIONAL, /* nargs or none */
+    ARGS_MORE      /* nargs or more */
+} arity_t;
 
 typedef enum {
     RUN_CLIENT, /* run(client, opts): talks to annald's command socket */
@@ -54,60 +71,132 @@ static int s_status(annal_client_t *c, opts_t *o);
 static int s_export(annal_client_t *c, opts_t *o);
 static int s_keygen(annal_client_t *c, opts_t *o);
 static int s_import(annal_client_t *c, opts_t *o);
+static int s_group_create(annal_client_t *c, opts_t *o);
+static int s_group_info(annal_client_t *c, opts_t *o);
+static int s_group_list(annal_client_t *c, opts_t *o);
+static int s_group_delete(annal_client_t *c, opts_t *o);
+static int s_group_parked(annal_client_t *c, opts_t *o);
+static int s_group_replay_parked(annal_client_t *c, opts_t *o);
+static int s_group_fetch(annal_client_t *c, opts_t *o);
+static int s_group_ack(annal_client_t *c, opts_t *o);
+static int s_group_nack(annal_client_t *c, opts_t *o);
+static int s_group_consume(annal_client_t *c, opts_t *o);
 
-/* One row per command: the CLI's table, dispatched by name. */
+/* One row per command: the CLI's table, dispatched by name ("group create":
+   the word group and its subcommand). */
 static const struct {
     const char *name;  /* the command */
     const char *usage; /* its synopsis and help */
     int nargs;         /* positional arguments it takes */
-    bool optional_arg; /* nargs or none */
+    arity_t arity;     /* exactly nargs, or also none, or also more */
     run_kind_t kind;   /* what run needs */
     int (*run)(annal_client_t *c, opts_t *o);
 } s_commands[] = {
     {"append",
      "append AGGREGATE TYPE DATA [--expect V|any|exists] [--metadata JSON] [--event-id UUID]\n"
      "  appends one event (DATA is JSON); default --expect any",
-     3, false, RUN_CLIENT, s_append},
+     3, ARGS_EXACT, RUN_CLIENT, s_append},
     {"read",
      "read AGGREGATE [--from VERSION] [--max N] [--backward]\n"
      "  prints the aggregate's events, one JSON object per line",
-     1, false, RUN_CLIENT, s_read},
+     1, ARGS_EXACT, RUN_CLIENT, s_read},
     {"read-all",
      "read-all [--from SEQUENCE] [--prefix P] [--types T1,T2] [--max N]\n"
      "  prints the global log up to its current head",
-     0, false, RUN_CLIENT, s_read_all},
+     0, ARGS_EXACT, RUN_CLIENT, s_read_all},
     {"tail",
      "tail [--from SEQUENCE] [--prefix P]\n"
      "  a subscription: history from --from (default: only new events), then live;\n"
      "  one JSON event per line until interrupted",
-     0, false, RUN_ALONE, s_tail},
+     0, ARGS_EXACT, RUN_ALONE, s_tail},
     {"snapshot",
      "snapshot AGGREGATE [--version V] [--state JSON]\n"
      "  saves a snapshot (the default fold, or STATE as given)",
-     1, false, RUN_CLIENT, s_snapshot},
-    {"get-snapshot", "get-snapshot AGGREGATE\n  prints the latest snapshot", 1, false, RUN_CLIENT,
-     s_get_snapshot},
-    {"replay", "replay AGGREGATE [--use-snapshot] [--version V]\n  rebuilds the state", 1, false,
-     RUN_CLIENT, s_replay},
-    {"state", "state AGGREGATE --at TIMESTAMP\n  the state as of an RFC 3339 time", 1, false,
+     1, ARGS_EXACT, RUN_CLIENT, s_snapshot},
+    {"get-snapshot", "get-snapshot AGGREGATE\n  prints the latest snapshot", 1, ARGS_EXACT,
+     RUN_CLIENT, s_get_snapshot},
+    {"replay", "replay AGGREGATE [--use-snapshot] [--version V]\n  rebuilds the state", 1,
+     ARGS_EXACT, RUN_CLIENT, s_replay},
+    {"state", "state AGGREGATE --at TIMESTAMP\n  the state as of an RFC 3339 time", 1, ARGS_EXACT,
      RUN_CLIENT, s_state},
-    {"status", "status\n  the store's counters", 0, false, RUN_CLIENT, s_status},
+    {"status", "status\n  the store's counters", 0, ARGS_EXACT, RUN_CLIENT, s_status},
     {"export",
      "export [--from SEQUENCE] [--prefix P]\n"
      "  writes events as JSON lines (progress on stderr when it is a terminal)",
-     0, false, RUN_CLIENT, s_export},
+     0, ARGS_EXACT, RUN_CLIENT, s_export},
     {"keygen",
      "keygen NAME\n"
      "  writes a new CURVE key pair: NAME (the public certificate, to hand out or to\n"
      "  put in annald's --curve-allow folder) and NAME_secret (keep it private)",
-     1, false, RUN_ALONE, s_keygen},
+     1, ARGS_EXACT, RUN_ALONE, s_keygen},
     {"import",
      "import [FILE]\n"
      "  appends exported JSON lines (FILE or stdin) in batches, keeping event ids,\n"
      "  types, data, metadata and versions (sequence numbers too, into an empty\n"
      "  store); running it again writes nothing twice",
-     1, true, RUN_CLIENT, s_import},
+     1, ARGS_OPTIONAL, RUN_CLIENT, s_import},
+    {"group create",
+     "group create NAME [--prefix P] [--type T]... [--from SEQUENCE|end]\n"
+     "             [--ordering aggregate|none] [--ack-timeout MS] [--max-deliveries N]\n"
+     "  creates a consumer group (again with the same settings: the same answer); by\n"
+     "  default every event from sequence 1, one at a time per aggregate, 30000 ms\n"
+     "  leases, parked after 5 deliveries",
+     1, ARGS_EXACT, RUN_CLIENT, s_group_create},
+    {"group info",
+     "group info NAME\n"
+     "  the group's settings and counters: acked_through, leased, parked, head_sequence,\n"
+     "  and lag (how many sequences the group is behind the head)",
+     1, ARGS_EXACT, RUN_CLIENT, s_group_info},
+    {"group list", "group list\n  every group, one JSON object per line (the fields of group info)",
+     0, ARGS_EXACT, RUN_CLIENT, s_group_list},
+    {"group delete", "group delete NAME\n  deletes the group, its acks and its parked events", 1,
+     ARGS_EXACT, RUN_CLIENT, s_group_delete},
+    {"group parked",
+     "group parked NAME [--from SEQUENCE] [--max N]\n"
+     "  the parked events, one per line, with their delivery count and reason",
+     1, ARGS_EXACT, RUN_CLIENT, s_group_parked},
+    {"group replay-parked",
+     "group replay-parked NAME [SEQUENCE...]\n"
+     "  makes parked events ready again (all of them when none is named), delivery\n"
+     "  count back to 0",
+     1, ARGS_MORE, RUN_CLIENT, s_group_replay_parked},
+    {"group fetch",
+     "group fetch NAME --consumer C [--max N] [--wait MS]\n"
+     "  leases up to N ready events (default 100) to consumer C and prints them, one per\n"
+     "  line, with their delivery count; --wait: wait up to MS (at most 30000) when none\n"
+     "  is ready. Ack or nack them before their lease ends",
+     1, ARGS_EXACT, RUN_CLIENT, s_group_fetch},
+    {"group ack", "group ack NAME SEQUENCE... --consumer C\n  acknowledges events leased to C", 2,
+     ARGS_MORE, RUN_CLIENT, s_group_ack},
+    {"group nack",
+     "group nack NAME SEQUENCE... --consumer C [--action retry|park|skip] [--reason TEXT]\n"
+     "  gives events leased to C back: retry (the default: ready again now, a delivery\n"
+     "  used up), park (set aside with the reason) or skip (as acked)",
+     2, ARGS_MORE, RUN_CLIENT, s_group_nack},
+    {"group consume",
+     "group consume NAME --consumer C [--max N] [--wait MS] [--count N]\n"
+     "              [--exec CMD [--park-exit CODE]]\n"
+     "  a worker: fetches events (N at a time, default 16; each fetch waits up to MS,\n"
+     "  default 1000, for events) until interrupted (SIGINT, SIGTERM) or --count events.\n"
+     "  Without --exec, prints each event as a JSON line and acks it once printed.\n"
+     "  With --exec, runs sh -c CMD per event, the event's JSON on its stdin and\n"
+     "  ANNAL_GROUP, ANNAL_SEQUENCE, ANNAL_AGGREGATE_ID, ANNAL_VERSION, ANNAL_EVENT_TYPE,\n"
+     "  ANNAL_EVENT_ID, ANNAL_DELIVERY in its environment: exit status 0 acks the\n"
+     "  event, CODE (default 100) parks it, anything else (or a signal) retries it.\n"
+     "  A stop lets the event in hand finish and gives back the rest",
+     1, ARGS_EXACT, RUN_CLIENT, s_group_consume},
 };
+
+/* The length of a usage's synopsis: its lines up to the first that
+   describes (two spaces, then a word). */
+static int s_synopsis(const char *usage)
+{
+    const char *line = usage;
+    for (const char *nl; (nl = strchr(line, '\n')); line = nl + 1)
+        if (nl[1] == ' ' && nl[2] == ' ' && nl[3] != ' ')
+            return (int) (nl - usage);
+    return (int) strlen(usage);
+}
 
 static void s_usage(FILE *out)
 {
@@ -117,8 +206,12 @@ static void s_usage(FILE *out)
                  "tcp://127.0.0.1:5555 and tcp://127.0.0.1:5556; --curve-key (this client's\n"
                  "secret certificate) and --curve-server (annald's public one) speak CURVE\n"
                  "commands:\n");
-    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
-        fprintf(out, "  %s\n", s_commands[i].usage);
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++) {
+        const char *usage = s_commands[i].usage;
+        bool group = strncmp(s_commands[i].name, "group ", 6) == 0;
+        fprintf(out, "  %.*s\n", group ? s_synopsis(usage) : (int) strlen(usage), usage);
+    }
+    fprintf(out, "  (annal group SUBCOMMAND --help says more of each group subcommand)\n");
     fprintf(out, "exit status: 0 done, 1 failed, 2 usage, 3 concurrency conflict, 4 not found,\n"
                  "5 annald unreachable\n");
 }
@@ -262,11 +355,29 @@ static int s_export(annal_client_t *c, opts_t *o)
 
 static annal_subscription_t *s_tailing;
 
+static annal_worker_t *s_consuming; /* group consume's worker, while it runs */
+
+/* SIGINT, SIGTERM: tail and group consume stop cleanly. */
 static void s_on_signal(int sig)
 {
     (void) sig;
     if (s_tailing)
         annal_subscription_stop(s_tailing);
+    if (s_consuming)
+        annal_worker_stop(s_consuming);
+}
+
+/* SIGINT and SIGTERM stop what runs (s_on_signal); a write to stdout that
+   they interrupt goes on (SA_RESTART: the event in hand is printed whole);
+   a closed stdout is an error to report, not a reason to die. */
+static void s_catch_signals(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = s_on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 static int s_print_event(const annal_record_t *r, void *arg)
@@ -296,11 +407,7 @@ static int s_tail(annal_client_t *c, opts_t *o)
         fprintf(stderr, "annal: cannot subscribe to %s / %s\n", o->commands, o->events);
         return EXIT_USAGE;
     }
-    struct sigaction sa = {0};
-    sa.sa_handler = s_on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    s_catch_signals();
     annal_result_t res;
     annal_status_t st = annal_subscription_run(s_tailing, -1, &res);
     annal_subscription_destroy(&s_tailing);
@@ -477,6 +584,413 @@ static int s_import(annal_client_t *c, opts_t *o)
     return rc;
 }
 
+/* --- consumer groups ---------------------------------------------------------------- */
+
+/* The number in text (flag's value) when it is in lo..hi, else says so;
+   *v is def when text is NULL. */
+static bool s_ranged(const char *text, const char *flag, int64_t lo, int64_t hi, int64_t def,
+                     int64_t *v)
+{
+    *v = def;
+    if (!text)
+        return true;
+    if (s_number(text, v) && *v >= lo && *v <= hi)
+        return true;
+    fprintf(stderr, "annal: %s takes a number from %" PRId64 " to %" PRId64 "\n", flag, lo, hi);
+    return false;
+}
+
+/* The index of text in the NULL-terminated words, or -1 (said on stderr). */
+static int s_word(const char *text, const char *flag, const char *const *words)
+{
+    for (int i = 0; words[i]; i++)
+        if (strcmp(words[i], text) == 0)
+            return i;
+    fprintf(stderr, "annal: %s takes", flag);
+    for (int i = 0; words[i]; i++)
+        fprintf(stderr, "%s%s", i == 0 ? " " : words[i + 1] ? ", " : " or ", words[i]);
+    fprintf(stderr, "\n");
+    return -1;
+}
+
+/* The arguments from o->args[1] on as sequence numbers, into a new array
+   (*seqs: the caller frees); false when one is not a sequence number. */
+static bool s_seqs(const opts_t *o, uint64_t **seqs, size_t *n)
+{
+    *n = (size_t) (o->nargs > 1 ? o->nargs - 1 : 0);
+    *seqs = calloc(*n ? *n : 1, sizeof **seqs);
+    if (!*seqs) {
+        fprintf(stderr, "annal: out of memory\n");
+        return false;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        int64_t v;
+        if (!s_number(o->args[i + 1], &v) || v < 1) {
+            fprintf(stderr, "annal: '%s' is not a sequence number\n", o->args[i + 1]);
+            free(*seqs);
+            *seqs = NULL;
+            return false;
+        }
+        (*seqs)[i] = (uint64_t) v;
+    }
+    return true;
+}
+
+static bool s_need_consumer(const opts_t *o)
+{
+    if (o->consumer)
+        return true;
+    fprintf(stderr, "annal: this group command needs --consumer NAME\n");
+    return false;
+}
+
+static int s_group_create(annal_client_t *c, opts_t *o)
+{
+    static const char *const orderings[] = {"aggregate", "none", NULL};
+    annal_client_group_settings_t s = {
+        .prefix = o->prefix, .event_types = o->type_list, .ntypes = o->ntypes};
+    int64_t from, ack_timeout, max_deliveries;
+    int ordering = o->ordering ? s_word(o->ordering, "--ordering", orderings) : 0;
+    bool end = o->from && strcmp(o->from, "end") == 0;
+    if (!end && o->from && !s_number(o->from, &from)) {
+        fprintf(stderr, "annal: --from takes a sequence number or end\n");
+        return EXIT_USAGE;
+    }
+    if (ordering < 0 || !s_ranged(end ? NULL : o->from, "--from", 1, INT64_MAX, 0, &from)
+        || !s_ranged(o->ack_timeout, "--ack-timeout", ANNAL_ACK_TIMEOUT_MIN, ANNAL_ACK_TIMEOUT_MAX,
+                     0, &ack_timeout)
+        || !s_ranged(o->max_deliveries, "--max-deliveries", 1, ANNAL_MAX_DELIVERIES_CEILING, 0,
+                     &max_deliveries))
+        return EXIT_USAGE;
+    s.from_sequence = end ? ANNAL_FROM_END : (uint64_t) from;
+    s.ordering = (annal_ordering_t) ordering;
+    s.ack_timeout_ms = (uint32_t) ack_timeout;
+    s.max_deliveries = (uint32_t) max_deliveries;
+    annal_result_t res;
+    return s_reply(c, annal_client_group_create(c, o->args[0], &s, NULL, &res), &res);
+}
+
+static int s_group_info(annal_client_t *c, opts_t *o)
+{
+    annal_client_group_list_t *info = NULL;
+    annal_result_t res;
+    if (annal_client_group_info(c, o->args[0], &info, &res))
+        return s_exit(&res);
+    printf("%s\n", info->groups[0].json);
+    annal_client_group_list_destroy(&info);
+    return 0;
+}
+
+static int s_group_list(annal_client_t *c, opts_t *o)
+{
+    (void) o;
+    annal_client_group_list_t *list = NULL;
+    annal_result_t res;
+    if (annal_client_group_list(c, &list, &res))
+        return s_exit(&res);
+    for (size_t i = 0; i < list->count; i++)
+        printf("%s\n", list->groups[i].json);
+    annal_client_group_list_destroy(&list);
+    return 0;
+}
+
+static int s_group_delete(annal_client_t *c, opts_t *o)
+{
+    annal_result_t res;
+    return s_reply(c, annal_client_group_delete(c, o->args[0], &res), &res);
+}
+
+/* Prints the events of a group page, one per line. */
+static void s_print_group_page(const annal_client_group_page_t *page)
+{
+    for (size_t i = 0; i < page->count; i++)
+        printf("%s\n", page->events[i].record.json);
+}
+
+static int s_group_parked(annal_client_t *c, opts_t *o)
+{
+    int64_t from, max;
+    if (!s_ranged(o->from, "--from", 1, INT64_MAX, 1, &from)
+        || !s_ranged(o->max, "--max", 1, INT64_MAX, INT64_MAX, &max))
+        return EXIT_USAGE;
+    while (max > 0) {
+        annal_client_group_page_t *page = NULL;
+        annal_result_t res;
+        size_t want = max > PARKED_PAGE ? PARKED_PAGE : (size_t) max;
+        if (annal_client_group_parked(c, o->args[0], (uint64_t) from, want, &page, &res))
+            return s_exit(&res);
+        s_print_group_page(page);
+        max -= (int64_t) page->count;
+        from = (int64_t) page->next_sequence;
+        bool more = page->count && page->next_sequence;
+        annal_client_group_page_destroy(&page);
+        if (!more)
+            break;
+    }
+    return 0;
+}
+
+static int s_group_replay_parked(annal_client_t *c, opts_t *o)
+{
+    uint64_t *seqs;
+    size_t n;
+    if (!s_seqs(o, &seqs, &n))
+        return EXIT_USAGE;
+    annal_result_t res;
+    annal_status_t st =
+        annal_client_group_replay_parked(c, o->args[0], n ? seqs : NULL, n, NULL, &res);
+    free(seqs);
+    return s_reply(c, st, &res);
+}
+
+static int s_group_fetch(annal_client_t *c, opts_t *o)
+{
+    int64_t max, wait;
+    if (!s_need_consumer(o) || !s_ranged(o->max, "--max", 1, INT64_MAX, 0, &max)
+        || !s_ranged(o->wait, "--wait", 0, ANNAL_WAIT_MAX, 0, &wait))
+        return EXIT_USAGE;
+    annal_client_group_page_t *page = NULL;
+    annal_result_t res;
+    if (annal_client_group_fetch(c, o->args[0], o->consumer, (size_t) max, (int) wait, &page, &res))
+        return s_exit(&res);
+    s_print_group_page(page);
+    annal_client_group_page_destroy(&page);
+    return 0;
+}
+
+/* group ack and group nack: the sequences named, settled one way. */
+static int s_settle(annal_client_t *c, opts_t *o, bool ack)
+{
+    static const char *const actions[] = {"retry", "park", "skip", NULL};
+    int action = o->action && !ack ? s_word(o->action, "--action", actions) : 0;
+    uint64_t *seqs;
+    size_t n;
+    if (!s_need_consumer(o) || action < 0 || !s_seqs(o, &seqs, &n))
+        return EXIT_USAGE;
+    annal_result_t res;
+    annal_status_t st =
+        ack ? annal_client_group_ack(c, o->args[0], o->consumer, seqs, n, NULL, &res)
+            : annal_client_group_nack(c, o->args[0], o->consumer, seqs, n,
+                                      (annal_nack_action_t) action, o->reason, NULL, &res);
+    free(seqs);
+    return s_reply(c, st, &res);
+}
+
+static int s_group_ack(annal_client_t *c, opts_t *o)
+{
+    return s_settle(c, o, true);
+}
+
+static int s_group_nack(annal_client_t *c, opts_t *o)
+{
+    return s_settle(c, o, false);
+}
+
+/* What a consume's handler needs. */
+typedef struct {
+    const char *group;  /* the group, for ANNAL_GROUP */
+    const char *exec;   /* the command to run per event, or NULL: print */
+    int park_exit;      /* its exit status that parks */
+    bool output_failed; /* stdout could not be written: stop */
+} consume_t;
+
+/* Prints an event; acked once it is out of the process (flushed). */
+static annal_worker_verdict_t s_print_one(const annal_client_group_event_t *ev, char *reason,
+                                          size_t size, void *arg)
+{
+    consume_t *k = arg;
+    printf("%s\n", ev->record.json);
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return ANNAL_WORKER_OK;
+    k->output_failed = true;
+    annal_worker_stop(s_consuming);
+    snprintf(reason, size, "the consumer could not write it out");
+    return ANNAL_WORKER_TRANSIENT;
+}
+
+/* name=value in a new string (free it), or NULL out of memory. */
+static char *s_env(const char *name, const char *value)
+{
+    size_t n = strlen(name), v = strlen(value);
+    char *entry = malloc(n + v + 2);
+    if (entry) {
+        memcpy(entry, name, n);
+        entry[n] = '=';
+        memcpy(entry + n + 1, value, v + 1);
+    }
+    return entry;
+}
+
+/* n as decimal text in buf. */
+static const char *s_u64_text(char buf[24], uint64_t n)
+{
+    snprintf(buf, 24, "%" PRIu64, n);
+    return buf;
+}
+
+#define EXEC_VARS 7 /* the ANNAL_* variables a --exec command gets */
+
+/* The environment of a --exec command: ours, with the event's ANNAL_*
+   variables in place of any of those names. Freed with s_env_free. */
+static char **s_exec_env(const consume_t *k, const annal_client_group_event_t *ev)
+{
+    const annal_record_t *r = &ev->record;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + EXEC_VARS + 1, sizeof *env);
+    if (!env)
+        return NULL;
+    char num[24];
+    env[0] = s_env("ANNAL_GROUP", k->group);
+    env[1] = s_env("ANNAL_SEQUENCE", s_u64_text(num, r->sequence_number));
+    env[2] = s_env("ANNAL_AGGREGATE_ID", r->aggregate_id);
+    env[3] = s_env("ANNAL_VERSION", s_u64_text(num, r->version));
+    env[4] = s_env("ANNAL_EVENT_TYPE", r->event_type);
+    env[5] = s_env("ANNAL_EVENT_ID", r->event_id);
+    env[6] = s_env("ANNAL_DELIVERY", s_u64_text(num, ev->delivery));
+    size_t at = EXEC_VARS;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(environ[i], "=");
+        bool ours = false;
+        for (size_t j = 0; j < EXEC_VARS && !ours; j++)
+            ours = env[j] && strncmp(env[j], environ[i], len + 1) == 0;
+        if (!ours)
+            env[at++] = environ[i];
+    }
+    for (size_t j = 0; j < EXEC_VARS; j++)
+        if (!env[j]) {
+            for (size_t i = 0; i < EXEC_VARS; i++)
+                free(env[i]);
+            free(env);
+            return NULL;
+        }
+    return env;
+}
+
+static void s_env_free(char **env)
+{
+    for (size_t j = 0; env && j < EXEC_VARS; j++)
+        free(env[j]);
+    free(env);
+}
+
+/* Writes all of data to fd, as far as the reader takes it. */
+static void s_write_all(int fd, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* the command does not read its stdin: its exit status says */
+        data += n;
+        len -= (size_t) n;
+    }
+}
+
+/* Runs the --exec command for an event: sh -c CMD, the event on its
+   stdin. Its exit status is the verdict. */
+static annal_worker_verdict_t s_exec_one(const annal_client_group_event_t *ev, char *reason,
+                                         size_t size, void *arg)
+{
+    consume_t *k = arg;
+    int in[2] = {-1, -1};
+    char **env = s_exec_env(k, ev);
+    posix_spawn_file_actions_t files;
+    posix_spawnattr_t attr;
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE); /* ignored here, but not for the command */
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    posix_spawn_file_actions_init(&files);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+    pid_t pid = -1;
+    int rc = env && pipe(in) == 0 ? 0 : errno ? errno : ENOMEM;
+    if (rc == 0) {
+        posix_spawn_file_actions_adddup2(&files, in[0], 0);
+        posix_spawn_file_actions_addclose(&files, in[0]);
+        posix_spawn_file_actions_addclose(&files, in[1]);
+        char *argv[] = {"sh", "-c", (char *) k->exec, NULL};
+        fflush(stdout);
+        rc = posix_spawn(&pid, "/bin/sh", &files, &attr, argv, env);
+    }
+    if (in[0] >= 0)
+        close(in[0]);
+    if (rc == 0)
+        s_write_all(in[1], ev->record.json, strlen(ev->record.json));
+    if (rc == 0)
+        s_write_all(in[1], "\n", 1);
+    if (in[1] >= 0)
+        close(in[1]);
+    posix_spawn_file_actions_destroy(&files);
+    posix_spawnattr_destroy(&attr);
+    s_env_free(env);
+    if (rc) {
+        snprintf(reason, size, "cannot run the command: %s", strerror(rc));
+        return ANNAL_WORKER_TRANSIENT;
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            snprintf(reason, size, "cannot wait for the command: %s", strerror(errno));
+            return ANNAL_WORKER_TRANSIENT;
+        }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return ANNAL_WORKER_OK;
+    if (WIFEXITED(status))
+        snprintf(reason, size, "the command exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(reason, size, "the command was killed by signal %d", WTERMSIG(status));
+    bool park = WIFEXITED(status) && WEXITSTATUS(status) == k->park_exit;
+    return park ? ANNAL_WORKER_PERMANENT : ANNAL_WORKER_TRANSIENT;
+}
+
+static int s_group_consume(annal_client_t *c, opts_t *o)
+{
+    int64_t max, wait, count, park_exit;
+    if (!s_need_consumer(o) || !s_ranged(o->max, "--max", 1, 10000, 16, &max)
+        || !s_ranged(o->wait, "--wait", 1, ANNAL_WAIT_MAX, 1000, &wait)
+        || !s_ranged(o->count, "--count", 1, INT64_MAX, 0, &count)
+        || !s_ranged(o->park_exit, "--park-exit", 1, 255, PARK_EXIT, &park_exit))
+        return EXIT_USAGE;
+    if (o->exec && !*o->exec) {
+        fprintf(stderr, "annal: --exec takes a command\n");
+        return EXIT_USAGE;
+    }
+    /* the group first, so that a wrong name or an annald that is not there
+       is said at once (the worker would wait for annald) */
+    annal_client_group_list_t *info = NULL;
+    annal_result_t res;
+    if (annal_client_group_info(c, o->args[0], &info, &res))
+        return s_exit(&res);
+    annal_client_group_list_destroy(&info);
+    consume_t k = {o->args[0], o->exec, (int) park_exit, false};
+    annal_worker_config_t config = {.commands = o->commands,
+                                    .curve = o->curve_key ? &o->curve : NULL,
+                                    .timeout_ms = o->timeout_ms,
+                                    .group = o->args[0],
+                                    .consumer = o->consumer,
+                                    .max_count = (size_t) max,
+                                    .wait_ms = (int) wait};
+    s_consuming = annal_worker_new(&config, o->exec ? s_exec_one : s_print_one, &k);
+    if (!s_consuming) {
+        fprintf(stderr, "annal: --consumer '%s' is not a valid name\n", o->consumer);
+        return EXIT_USAGE;
+    }
+    s_catch_signals();
+    annal_status_t st = annal_worker_run(s_consuming, (uint64_t) count, &res);
+    annal_worker_destroy(&s_consuming);
+    if (k.output_failed) {
+        fprintf(stderr, "annal: cannot write to stdout\n");
+        return EXIT_FAILED;
+    }
+    return st ? s_exit(&res) : 0;
+}
+
 /* annal's options. */
 static const struct {
     const char *name; /* --name */
@@ -500,6 +1014,16 @@ static const struct {
     {"--help", offsetof(opts_t, help), true},
     {"--curve-key", offsetof(opts_t, curve_key), false},
     {"--curve-server", offsetof(opts_t, curve_server), false},
+    {"--consumer", offsetof(opts_t, consumer), false},
+    {"--ordering", offsetof(opts_t, ordering), false},
+    {"--ack-timeout", offsetof(opts_t, ack_timeout), false},
+    {"--max-deliveries", offsetof(opts_t, max_deliveries), false},
+    {"--wait", offsetof(opts_t, wait), false},
+    {"--count", offsetof(opts_t, count), false},
+    {"--exec", offsetof(opts_t, exec), false},
+    {"--park-exit", offsetof(opts_t, park_exit), false},
+    {"--action", offsetof(opts_t, action), false},
+    {"--reason", offsetof(opts_t, reason), false},
 };
 
 /* Whether a is one of annal's options (--timeout too); *value: whether it
@@ -507,7 +1031,7 @@ static const struct {
 static bool s_is_option(const char *a, bool *value)
 {
     *value = true;
-    if (strcmp(a, "--timeout") == 0)
+    if (strcmp(a, "--timeout") == 0 || strcmp(a, "--type") == 0)
         return true;
     for (size_t k = 0; k < sizeof s_options / sizeof s_options[0]; k++)
         if (strcmp(s_options[k].name, a) == 0) {
@@ -595,6 +1119,91 @@ static int s_keygen(annal_client_t *c, opts_t *o)
 
 /* --- main ------------------------------------------------------------------------ */
 
+/* The group subcommands' synopses, for `annal group` alone or unknown. */
+static void s_group_usage(FILE *out)
+{
+    fprintf(out, "usage: annal group SUBCOMMAND ... (annal group SUBCOMMAND --help)\n");
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (strncmp(s_commands[i].name, "group ", 6) == 0)
+            fprintf(out, "  %.*s\n", s_synopsis(s_commands[i].usage), s_commands[i].usage);
+}
+
+/* The row of the command named name, or -1. */
+static int s_find_command(const char *name)
+{
+    for (size_t k = 0; k < sizeof s_commands / sizeof s_commands[0]; k++)
+        if (strcmp(s_commands[k].name, name) == 0)
+            return (int) k;
+    return -1;
+}
+
+/* Runs the command cmd (NULL: none given) with the parsed options; "group"
+   takes its subcommand from the first argument. */
+static int s_dispatch(const char *cmd, opts_t *o)
+{
+    if (!cmd) {
+        s_usage(o->help ? stdout : stderr);
+        return o->help ? 0 : EXIT_USAGE;
+    }
+    char name[64];
+    bool group = strcmp(cmd, "group") == 0;
+    if (group) {
+        if (o->nargs == 0) {
+            s_group_usage(o->help ? stdout : stderr);
+            return o->help ? 0 : EXIT_USAGE;
+        }
+        snprintf(name, sizeof name, "group %s", o->args[0]);
+        cmd = name;
+    }
+    int k = s_find_command(cmd);
+    if (k < 0) {
+        fprintf(stderr, "annal: unknown %s '%s'\n", group ? "group subcommand" : "command",
+                group ? o->args[0] : cmd);
+        if (group)
+            s_group_usage(stderr);
+        else
+            s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (group) {
+        o->args++;
+        o->nargs--;
+    }
+    if (o->help) {
+        printf("usage: annal %s\n", s_commands[k].usage);
+        return 0;
+    }
+    arity_t arity = s_commands[k].arity;
+    bool fits = o->nargs == s_commands[k].nargs || (arity == ARGS_OPTIONAL && o->nargs == 0)
+                || (arity == ARGS_MORE && o->nargs > s_commands[k].nargs);
+    if (!fits) {
+        fprintf(stderr, "usage: annal %s\n", s_commands[k].usage);
+        return EXIT_USAGE;
+    }
+    if (!o->curve_key != !o->curve_server) {
+        fprintf(stderr, "annal: CURVE needs both --curve-key and --curve-server\n");
+        return EXIT_USAGE;
+    }
+    if (o->curve_key && annal_curve_load(&o->curve, o->curve_key, o->curve_server)) {
+        fprintf(stderr, "annal: cannot read the CURVE keys from %s and %s\n", o->curve_key,
+                o->curve_server);
+        return EXIT_USAGE;
+    }
+    annal_client_t *c = NULL;
+    if (s_commands[k].kind == RUN_CLIENT) {
+        c = annal_client_new_curve(o->commands, o->timeout_ms, o->curve_key ? &o->curve : NULL);
+        if (!c) {
+            fprintf(stderr, "annal: cannot connect to %s\n", o->commands);
+            return EXIT_USAGE;
+        }
+    }
+    int rc = s_commands[k].run(c, o);
+    annal_client_destroy(&c);
+    if (fflush(stdout) || ferror(stdout))
+        rc = rc ? rc : EXIT_FAILED;
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     opts_t o = {0};
@@ -623,15 +1232,30 @@ int main(int argc, char **argv)
             return s_admin(argc, argv, i);
         break;
     }
-    for (int i = 1; i < argc; i++) {
+    const char **args = calloc((size_t) argc, sizeof *args);
+    const char **types = calloc((size_t) argc, sizeof *types);
+    if (!args || !types) {
+        fprintf(stderr, "annal: out of memory\n");
+        free(args);
+        free(types);
+        return EXIT_FAILED;
+    }
+    o.args = args;
+    o.type_list = types;
+    int rc = 0;
+    for (int i = 1; i < argc && !rc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
             int64_t t;
             if (!s_number(argv[++i], &t) || t == 0 || t > 3600000) {
                 fprintf(stderr, "annal: --timeout takes milliseconds\n");
-                return EXIT_USAGE;
+                rc = EXIT_USAGE;
             }
             o.timeout_ms = (int) t;
+            continue;
+        }
+        if (strcmp(a, "--type") == 0 && i + 1 < argc) {
+            o.type_list[o.ntypes++] = argv[++i];
             continue;
         }
         if (strncmp(a, "--", 2) == 0 && a[2]) {
@@ -640,9 +1264,9 @@ int main(int argc, char **argv)
                 k++;
             if (k == n || (!s_options[k].flag && i + 1 >= argc)) {
                 fprintf(stderr, "annal: unknown or incomplete option %s\n", a);
-                return EXIT_USAGE;
+                rc = EXIT_USAGE;
             }
-            if (s_options[k].flag)
+            else if (s_options[k].flag)
                 *(bool *) ((char *) &o + s_options[k].offset) = true;
             else
                 *(const char **) ((char *) &o + s_options[k].offset) = argv[++i];
@@ -650,53 +1274,12 @@ int main(int argc, char **argv)
         }
         if (!cmd)
             cmd = a;
-        else if (o.nargs < 4)
+        else
             o.args[o.nargs++] = a;
-        else {
-            fprintf(stderr, "annal: too many arguments\n");
-            return EXIT_USAGE;
-        }
     }
-    if (!cmd) {
-        s_usage(o.help ? stdout : stderr);
-        return o.help ? 0 : EXIT_USAGE;
-    }
-    size_t k = 0, n = sizeof s_commands / sizeof s_commands[0];
-    while (k < n && strcmp(s_commands[k].name, cmd) != 0)
-        k++;
-    if (k == n) {
-        fprintf(stderr, "annal: unknown command '%s'\n", cmd);
-        s_usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (o.help) {
-        printf("usage: annal %s\n", s_commands[k].usage);
-        return 0;
-    }
-    if (o.nargs != s_commands[k].nargs && !(s_commands[k].optional_arg && o.nargs == 0)) {
-        fprintf(stderr, "usage: annal %s\n", s_commands[k].usage);
-        return EXIT_USAGE;
-    }
-    if (!o.curve_key != !o.curve_server) {
-        fprintf(stderr, "annal: CURVE needs both --curve-key and --curve-server\n");
-        return EXIT_USAGE;
-    }
-    if (o.curve_key && annal_curve_load(&o.curve, o.curve_key, o.curve_server)) {
-        fprintf(stderr, "annal: cannot read the CURVE keys from %s and %s\n", o.curve_key,
-                o.curve_server);
-        return EXIT_USAGE;
-    }
-    annal_client_t *c = NULL;
-    if (s_commands[k].kind == RUN_CLIENT) {
-        c = annal_client_new_curve(o.commands, o.timeout_ms, o.curve_key ? &o.curve : NULL);
-        if (!c) {
-            fprintf(stderr, "annal: cannot connect to %s\n", o.commands);
-            return EXIT_USAGE;
-        }
-    }
-    int rc = s_commands[k].run(c, &o);
-    annal_client_destroy(&c);
-    if (fflush(stdout) || ferror(stdout))
-        rc = rc ? rc : EXIT_FAILED;
+    if (!rc)
+        rc = s_dispatch(cmd, &o);
+    free(args);
+    free(types);
     return rc;
 }

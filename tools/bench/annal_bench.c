@@ -1,4 +1,4 @@
-/*  annal-bench: the annal benchmark (workloads W1..W8, BENCHMARKS.md).
+/*  annal-bench: the annal benchmark (workloads W1..W9, BENCHMARKS.md).
 
     Each workload runs against a running annald (--connect) or one it starts
     on a temporary store next to this binary. Requests are encoded once per
@@ -15,6 +15,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@
 #define MAX_BROKERS   8
 
 typedef struct {
-    const char *workload; /* W1 .. W8 */
+    const char *workload; /* W1 .. W9 */
     annal_encoding_t enc; /* request encoding */
     int clients, depth;   /* W1/W3/W7: concurrent clients, requests in flight each */
     int payload;          /* bytes of padding in event_data */
@@ -40,6 +41,8 @@ typedef struct {
     bool json;            /* JSON lines output */
     int writers;          /* W4 */
     int subscribers;      /* W7 */
+    int consumers;        /* W9: group consumers */
+    int fetch;            /* W9: events per fetch */
     int batch;            /* W3: events per append (0: 10, 100 and 1000) */
     char self_dir[4096];  /* the folder annal-bench runs from */
 } opts_t;
@@ -830,6 +833,310 @@ static int s_w7(const opts_t *o, void *ctx)
     return 0;
 }
 
+/* W9: consumers of a consumer group, fetching and acking, while W1 appends.
+   Each consumer fetches up to --fetch events (a long poll of 100 ms) and
+   acks them all at once; a sampler reads the group's lag every 100 ms. */
+#define W9_WAIT_MS   100  /* a fetch's long poll */
+#define W9_SAMPLE_MS 100  /* lag sampling interval */
+#define W9_DRAIN_S   30   /* after the load, how long the group may take to catch up */
+#define W9_SAMPLES   4096 /* lag samples kept */
+
+typedef struct {
+    void *ctx;
+    const char *endpoint;
+    const opts_t *o;
+    const char *group;
+    int id;
+    volatile int *stop;
+    atomic_ullong acked; /* events acked (counted by annald) */
+    stats_t ack;         /* ack round trips */
+    stats_t e2e;         /* append sent to ack confirmed, per event */
+    uint64_t errors;     /* error replies, or none in time */
+} consumer_t;
+
+/* The send timestamps ("t") of the events in a raw group_events reply, in
+   order, into ts (up to cap); returns how many. */
+static size_t s_stamps(const uint8_t *d, size_t n, annal_encoding_t enc, int64_t *ts, size_t cap)
+{
+    size_t k = 0;
+    const uint8_t *p = d, *end = d + n;
+    while (k < cap && p < end) {
+        if (enc == ANNAL_ENC_MSGPACK) {
+            const uint8_t *m = memmem(p, (size_t) (end - p), "\xa1t\xcf", 3);
+            if (!m || m + 11 > end)
+                break;
+            int64_t t = 0;
+            for (int i = 0; i < 8; i++)
+                t = (t << 8) | m[3 + i];
+            ts[k++] = t;
+            p = m + 11;
+        }
+        else {
+            const uint8_t *m = memmem(p, (size_t) (end - p), "\"t\":", 4);
+            if (!m)
+                break;
+            ts[k++] = strtoll((const char *) m + 4, NULL, 10);
+            p = m + 4;
+        }
+    }
+    return k;
+}
+
+/* Sends body and waits (60 s at most) for the reply, as raw bytes in *m
+   (the caller closes it). */
+static bool s_round_trip(void *sock, annal_body_t *b, annal_encoding_t enc, zmq_msg_t *m)
+{
+    s_send(sock, b, enc);
+    zmq_msg_init(m);
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+    return zmq_poll(&it, 1, 60000) > 0 && zmq_msg_recv(m, sock, 0) >= 0;
+}
+
+static void *s_consumer(void *arg)
+{
+    consumer_t *c = arg;
+    const opts_t *o = c->o;
+    void *sock = s_socket(c->ctx, c->endpoint);
+    annal_body_t *b = annal_body_new();
+    char name[32];
+    snprintf(name, sizeof name, "c%d", c->id);
+    size_t cap = (size_t) o->fetch;
+    int64_t *stamps = calloc(cap, sizeof *stamps);
+    char *seqs = malloc(cap * 21 + 3);
+    int64_t id = 1;
+    while (!*c->stop) {
+        annal_body_begin_plain(b);
+        annal_body_str(b, "type", "group_fetch", 11);
+        annal_body_int(b, "msg_id", id++);
+        annal_body_str(b, "group", c->group, strlen(c->group));
+        annal_body_str(b, "consumer", name, strlen(name));
+        annal_body_int(b, "max_count", o->fetch);
+        annal_body_int(b, "wait_ms", W9_WAIT_MS);
+        zmq_msg_t raw;
+        if (!s_round_trip(sock, b, o->enc, &raw)) {
+            zmq_msg_close(&raw);
+            c->errors++;
+            break;
+        }
+        size_t nstamps = s_stamps(zmq_msg_data(&raw), zmq_msg_size(&raw), o->enc, stamps, cap);
+        annal_msg_t *m = annal_msg_decode(zmq_msg_data(&raw), zmq_msg_size(&raw));
+        zmq_msg_close(&raw);
+        size_t n = m ? annal_msg_len(m, "events") : 0;
+        const char *type = m ? annal_msg_str(m, "type") : NULL;
+        if (!type || strcmp(type, "group_events") != 0) {
+            c->errors++;
+            annal_msg_destroy(&m);
+            continue;
+        }
+        char *at = seqs;
+        *at++ = '[';
+        for (size_t i = 0; i < n && i < cap; i++) {
+            annal_msg_t *e = annal_msg_item(m, "events", i);
+            int64_t seq = 0;
+            if (e)
+                annal_msg_int(e, "sequence_number", &seq);
+            at += sprintf(at, "%s%" PRId64, i ? "," : "", seq);
+        }
+        *at++ = ']';
+        annal_msg_destroy(&m);
+        if (n == 0)
+            continue;
+        annal_blob_t blob = {0};
+        char why[64];
+        annal_value_from_json_text(seqs, (size_t) (at - seqs), &blob, why, sizeof why);
+        annal_body_begin_plain(b);
+        annal_body_str(b, "type", "group_ack", 9);
+        annal_body_int(b, "msg_id", id++);
+        annal_body_str(b, "group", c->group, strlen(c->group));
+        annal_body_str(b, "consumer", name, strlen(name));
+        annal_body_value(b, "sequences", blob.data, blob.size);
+        double t0 = s_now();
+        bool answered = s_round_trip(sock, b, o->enc, &raw);
+        annal_blob_free(&blob);
+        m = answered ? annal_msg_decode(zmq_msg_data(&raw), zmq_msg_size(&raw)) : NULL;
+        zmq_msg_close(&raw);
+        int64_t acked = 0;
+        if (!m || !annal_msg_int(m, "acked", &acked))
+            c->errors++;
+        annal_msg_destroy(&m);
+        if (!answered)
+            break;
+        s_lat(&c->ack, (s_now() - t0) * 1000);
+        atomic_fetch_add(&c->acked, (unsigned long long) acked);
+        int64_t now = s_wall_ns();
+        for (size_t i = 0; i < nstamps; i++)
+            s_lat(&c->e2e, (double) (now - stamps[i]) / 1e6);
+    }
+    free(stamps);
+    free(seqs);
+    annal_body_destroy(&b);
+    zmq_close(sock);
+    return NULL;
+}
+
+typedef struct {
+    void *ctx;
+    const char *endpoint;
+    const char *group;
+    volatile int *stop;
+    double start;            /* when the load started */
+    int64_t lag[W9_SAMPLES]; /* one per W9_SAMPLE_MS, -1 when info failed */
+    double at[W9_SAMPLES];   /* when each was taken, s after start */
+    size_t n;
+} sampler_t;
+
+/* The group's lag now, or -1. */
+static int64_t s_lag(void *sock, annal_body_t *b, const char *group, int64_t id)
+{
+    annal_body_begin_plain(b);
+    annal_body_str(b, "type", "group_info", 10);
+    annal_body_int(b, "msg_id", id);
+    annal_body_str(b, "group", group, strlen(group));
+    annal_msg_t *m = s_call(sock, b, ANNAL_ENC_MSGPACK);
+    int64_t lag = -1;
+    if (!m || !annal_msg_int(m, "lag", &lag))
+        lag = -1;
+    annal_msg_destroy(&m);
+    return lag;
+}
+
+static void *s_sampler(void *arg)
+{
+    sampler_t *s = arg;
+    void *sock = s_socket(s->ctx, s->endpoint);
+    annal_body_t *b = annal_body_new();
+    double next = s_now();
+    while (!*s->stop && s->n < W9_SAMPLES) {
+        s->at[s->n] = s_now() - s->start;
+        s->lag[s->n] = s_lag(sock, b, s->group, (int64_t) s->n + 1);
+        s->n++;
+        next += W9_SAMPLE_MS / 1000.0;
+        double wait = next - s_now();
+        if (wait > 0)
+            usleep((useconds_t) (wait * 1e6));
+    }
+    annal_body_destroy(&b);
+    zmq_close(sock);
+    return NULL;
+}
+
+static int s_w9(const opts_t *o, void *ctx)
+{
+    target_t t;
+    if (s_start(o, &t, NULL))
+        return 1;
+    char group[64];
+    snprintf(group, sizeof group, "bench-w9-%d", (int) getpid());
+    void *sock = s_socket(ctx, t.commands);
+    annal_body_t *b = annal_body_new();
+    annal_body_begin_plain(b);
+    annal_body_str(b, "type", "group_create", 12);
+    annal_body_int(b, "msg_id", 1);
+    annal_body_str(b, "group", group, strlen(group));
+    annal_body_str(b, "prefix", "bench-", 6);
+    annal_body_str(b, "from_sequence", "end", 3);
+    annal_msg_t *m = s_call(sock, b, ANNAL_ENC_MSGPACK);
+    const char *type = m ? annal_msg_str(m, "type") : NULL;
+    if (!type || strcmp(type, "group_created") != 0) {
+        fprintf(stderr, "annal-bench: W9: group_create failed: %s\n",
+                m ? annal_msg_json(m, NULL) : "no answer");
+        annal_msg_destroy(&m);
+        annal_body_destroy(&b);
+        zmq_close(sock);
+        s_stop(&t);
+        return 1;
+    }
+    annal_msg_destroy(&m);
+    volatile int stop = 0, sampling = 0;
+    consumer_t *cs = calloc((size_t) o->consumers, sizeof *cs);
+    pthread_t *th = calloc((size_t) o->consumers, sizeof *th);
+    for (int i = 0; i < o->consumers; i++) {
+        cs[i] = (consumer_t){ctx, t.brokers[i % t.nbrokers], o, group, i, &stop, 0, {0}, {0}, 0};
+        atomic_init(&cs[i].acked, 0);
+        pthread_create(&th[i], NULL, s_consumer, &cs[i]);
+    }
+    static sampler_t sampler;
+    memset(&sampler, 0, sizeof sampler);
+    sampler.ctx = ctx;
+    sampler.endpoint = t.commands;
+    sampler.group = group;
+    sampler.stop = &sampling;
+    stats_t st = {0};
+    double start = sampler.start = s_now();
+    pthread_t sampler_th;
+    pthread_create(&sampler_th, NULL, s_sampler, &sampler);
+    double secs = s_appenders(o, &t, ctx, o->clients, o->depth, 1, &st);
+    uint64_t acked_in_load = 0;
+    for (int i = 0; i < o->consumers; i++)
+        acked_in_load += atomic_load(&cs[i].acked);
+    /* the load is over: how long the group takes to be 0 behind */
+    int64_t lag = -1;
+    double drained = -1;
+    for (int64_t id = 2; s_now() - start < secs + W9_DRAIN_S; id++) {
+        lag = s_lag(sock, b, group, id);
+        if (lag == 0) {
+            drained = s_now() - start - secs;
+            break;
+        }
+        usleep(20000);
+    }
+    stop = sampling = 1;
+    stats_t acks = {0}, e2e = {0};
+    uint64_t errors = st.errors;
+    for (int i = 0; i < o->consumers; i++) {
+        pthread_join(th[i], NULL);
+        s_merge(&acks, &cs[i].ack);
+        s_merge(&e2e, &cs[i].e2e);
+        errors += cs[i].errors;
+        free(cs[i].ack.lat);
+        free(cs[i].e2e.lat);
+    }
+    pthread_join(sampler_th, NULL);
+    size_t load_samples = 0; /* samples taken while the load ran */
+    while (load_samples < sampler.n && sampler.at[load_samples] <= secs)
+        load_samples++;
+    int64_t lag_max = 0, lag_end = load_samples ? sampler.lag[load_samples - 1] : -1;
+    for (size_t i = 0; i < load_samples; i++)
+        if (sampler.lag[i] > lag_max)
+            lag_max = sampler.lag[i];
+    qsort(e2e.lat, e2e.nlat, sizeof(float), s_cmp);
+    /* the lag once a second while the load ran, for how it moves */
+    char series[2048] = "";
+    size_t at = 0;
+    for (size_t i = 0; i < load_samples && at < sizeof series - 32; i += 1000 / W9_SAMPLE_MS)
+        at += (size_t) snprintf(series + at, sizeof series - at, "%s%" PRId64, i ? ", " : "",
+                                sampler.lag[i]);
+    char label[64], extra[2600];
+    snprintf(label, sizeof label, "%d consumers during W1", o->consumers);
+    snprintf(extra, sizeof extra,
+             o->json ? ", \"consumers\": %d, \"appended_per_s\": %.0f, \"lag_max\": %" PRId64
+                       ", \"lag_at_end\": %" PRId64 ", \"drain_s\": %.2f, \"e2e_p50_ms\": %.1f, "
+                       "\"e2e_p99_ms\": %.1f, \"lag_per_s\": [%s]"
+                     : "(%d consumers) appended %.0f/s lag max %" PRId64 " at end %" PRId64
+                       " drained in %.2f s; append to ack p50 %.1f p99 %.1f ms; lag per s: %s",
+             o->consumers, (double) st.ok / secs, lag_max, lag_end, drained, s_pct(&e2e, 0.5),
+             s_pct(&e2e, 0.99), series);
+    result_t r = {"W9",  label,  o->clients, o->depth, (double) acked_in_load / secs,
+                  &acks, errors, extra};
+    s_report(o, &t, &r);
+    /* leave a running annald as it was */
+    annal_body_begin_plain(b);
+    annal_body_str(b, "type", "group_delete", 12);
+    annal_body_int(b, "msg_id", 1);
+    annal_body_str(b, "group", group, strlen(group));
+    m = s_call(sock, b, ANNAL_ENC_MSGPACK);
+    annal_msg_destroy(&m);
+    free(st.lat);
+    free(acks.lat);
+    free(e2e.lat);
+    free(cs);
+    free(th);
+    annal_body_destroy(&b);
+    zmq_close(sock);
+    s_stop(&t);
+    return lag != 0;
+}
+
 /* W8: replay of a 10,000-event aggregate, without and with a snapshot. */
 static int s_w8(const opts_t *o, void *ctx)
 {
@@ -1000,13 +1307,15 @@ static void s_usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: annal-bench W1..W8|all [--encoding msgpack|json] [--clients C] [--depth D]\n"
+        "usage: annal-bench W1..W9|all [--encoding msgpack|json] [--clients C] [--depth D]\n"
         "       [--payload BYTES] [--duration S] [--connect ENDPOINT[,...]] [--events ENDPOINT]\n"
-        "       [--writers K] [--subscribers S] [--batch N] [--json]\n"
+        "       [--writers K] [--subscribers S] [--batch N] [--consumers N] [--fetch N] [--json]\n"
         "  W1 appends from C clients x D in flight   W2 one client, one in flight (latency)\n"
         "  W3 batch appends of 10, 100, 1000          W4 K writers on one aggregate, retrying\n"
         "  W5 read_all of 1,000,000 events            W6 read of a 10,000-event aggregate\n"
         "  W7 S subscribers during W1                 W8 replay with and without a snapshot\n"
+        "  W9 N consumers of a group during W1 (4; --fetch events a fetch, 500): events/s\n"
+        "     acked, ack round trip, lag (max, at the end, per second), time to drain\n"
         "  DISK fdatasyncs/s of 300-byte writes      ZMQ pipelined echo requests/s (C x D)\n"
         "Without --connect each workload starts its own annald on a temporary store.\n"
         "--connect A,B: brokers on one store; client i uses broker i mod 2 (W2: a client\n"
@@ -1021,7 +1330,9 @@ int main(int argc, char **argv)
                 .payload = 256,
                 .duration = 5,
                 .writers = 8,
-                .subscribers = 4};
+                .subscribers = 4,
+                .consumers = 4,
+                .fetch = 500};
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     self[n > 0 ? n : 0] = 0;
@@ -1051,6 +1362,10 @@ int main(int argc, char **argv)
         else if (v && strcmp(a, "--writers") == 0 && (o.writers = atoi(v)) > 0)
             i++;
         else if (v && strcmp(a, "--subscribers") == 0 && (o.subscribers = atoi(v)) > 0)
+            i++;
+        else if (v && strcmp(a, "--consumers") == 0 && (o.consumers = atoi(v)) > 0)
+            i++;
+        else if (v && strcmp(a, "--fetch") == 0 && (o.fetch = atoi(v)) > 0 && o.fetch <= 10000)
             i++;
         else if (v && strcmp(a, "--batch") == 0 && (o.batch = atoi(v)) > 0)
             i++;
@@ -1096,6 +1411,8 @@ int main(int argc, char **argv)
         ran++, rc |= s_w7(&o, ctx);
     if (all || strcmp(o.workload, "W8") == 0)
         ran++, rc |= s_w8(&o, ctx);
+    if (strcmp(o.workload, "W9") == 0)
+        ran++, rc |= s_w9(&o, ctx);
     if (strcmp(o.workload, "DISK") == 0)
         ran++, rc |= s_disk(&o);
     if (strcmp(o.workload, "ZMQ") == 0)

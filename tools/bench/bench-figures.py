@@ -182,7 +182,8 @@ def main():
     with open(os.path.join(OUT, "runs.jsonl"), "w") as log:
         plan = [("DISK", "DISK"), ("ZMQ-64x16", "ZMQ"), ("ZMQ-1x1", "ZMQ", "--clients", "1", "--depth", "1"),
                 ("W1", "W1"), ("W1-json", "W1", "--encoding", "json"), ("W2", "W2"), ("W3", "W3"),
-                ("W4", "W4"), ("W5", "W5"), ("W6", "W6"), ("W7", "W7"), ("W8", "W8")]
+                ("W4", "W4"), ("W5", "W5"), ("W6", "W6"), ("W7", "W7"), ("W8", "W8"),
+                ("W9", "W9")]
         plan += [(f"W1-sweep-{c}", "W1", "--clients", str(c)) for c in (1, 4, 16)]
         for name, *args in plan:
             for m in measure(name, *args, log=log):
@@ -203,7 +204,8 @@ def main():
                   f"{m['rss_anon_kib_at_rest']} at rest | restart to first reply "
                   f"{m['restart_to_first_reply_s']} s; store {m['store_bytes']} bytes |")
             continue
-        extra = ", ".join(f"{k} {m[k]}" for k in ("conflicts_per_s", "lost", "speedup", "appended_per_s")
+        extra = ", ".join(f"{k} {m[k]}" for k in ("conflicts_per_s", "lost", "speedup", "appended_per_s",
+                                                  "lag_max", "lag_at_end", "drain_s")
                           if k in m)
         print(f"| {m['set']} | {m['workload']} | {m['label']} | {m['events_per_s']:,.0f} | "
               f"{m['p50_ms']} | {m['p99_ms']} | {m['p999_ms']} | {m['errors']} | "
