@@ -326,6 +326,17 @@ static annal_err_t s_append(annal_broker_t *self, pending_t *p)
     return err;
 }
 
+/* delete_aggregate's reply: the $deleted event's version and sequence. */
+static annal_err_t s_deleted(annal_broker_t *self, pending_t *p, const annal_append_result_t *res)
+{
+    const char *agg = p->req.aggregate_id;
+    annal_body_begin(self->reply, "aggregate_deleted", true, p->req.msg_id);
+    annal_body_str(self->reply, "aggregate_id", agg, strlen(agg));
+    annal_body_u64(self->reply, "version", res->version);
+    annal_body_u64(self->reply, "sequence_number", res->first_sequence);
+    return s_finish(self, p);
+}
+
 /* delete_aggregate (docs/protocol.md, section 7): the version check, then
    a $deleted event appended, then every earlier event and snapshot of the
    aggregate removed, in the batch. */
@@ -347,14 +358,19 @@ static annal_err_t s_delete_aggregate(annal_broker_t *self, pending_t *p)
         annal_err_t err = annal_store_version(self->store, r->aggregate_id, &v);
         if (err)
             return err;
-        if ((r->expect == ANNAL_EXPECT_EXACT && v != r->expected_version)
-            || (r->expect == ANNAL_EXPECT_EXISTS && v == 0))
+        if (r->expect == ANNAL_EXPECT_EXISTS && v == 0)
             return s_conflict(self, p, v);
+        /* an exact version is the store's to check: a retry (its event_id
+           stored) is answered as the first, whatever the version now */
+        uint64_t through = r->expect == ANNAL_EXPECT_EXACT ? r->expected_version : v;
         char data[80];
         snprintf(data, sizeof data, "{\"hard\": %s, \"through_version\": %" PRIu64 "}",
-                 r->hard ? "true" : "false", v);
-        annal_new_event_t ev = {.event_type = ANNAL_DELETED_TYPE};
-        annal_event_id_new(ev.event_id);
+                 r->hard ? "true" : "false", through);
+        annal_new_event_t ev = {.event_type = ANNAL_DELETED_TYPE, .client_id = r->has_delete_id};
+        if (r->has_delete_id)
+            memcpy(ev.event_id, r->delete_id, 16);
+        else
+            annal_event_id_new(ev.event_id);
         char why[64];
         if (annal_value_from_json_text(data, strlen(data), &ev.data, why, sizeof why)) {
             snprintf(p->why, WHY_MAX, "out of memory");
@@ -362,8 +378,8 @@ static annal_err_t s_delete_aggregate(annal_broker_t *self, pending_t *p)
         }
         ev.metadata = (annal_blob_t){(uint8_t *) ANNAL_VALUE_EMPTY_OBJECT, 1};
         annal_append_result_t res;
-        err = annal_store_append(self->store, r->aggregate_id, ANNAL_EXPECT_EXACT, v, &ev, 1, &res,
-                                 p->why, WHY_MAX);
+        err = annal_store_append(self->store, r->aggregate_id, ANNAL_EXPECT_EXACT, through, &ev, 1,
+                                 &res, p->why, WHY_MAX);
         if (err == ANNAL_ERR_CONFLICT && r->expect != ANNAL_EXPECT_EXACT && attempt < 3) {
             annal_blob_free(&ev.data);
             continue;
@@ -372,8 +388,12 @@ static annal_err_t s_delete_aggregate(annal_broker_t *self, pending_t *p)
             annal_blob_free(&ev.data);
             return s_conflict(self, p, res.actual_version);
         }
+        if (!err && res.duplicate) { /* a retry: removed the first time */
+            annal_blob_free(&ev.data);
+            return s_deleted(self, p, &res);
+        }
         if (!err)
-            err = annal_store_remove(self->store, r->aggregate_id, v, r->hard);
+            err = annal_store_remove(self->store, r->aggregate_id, through, r->hard);
         annal_event_t pub = {
             .sequence = res.first_sequence,
             .event_id = ev.event_id,
@@ -398,11 +418,7 @@ static annal_err_t s_delete_aggregate(annal_broker_t *self, pending_t *p)
         if (err)
             return err;
         self->sweep_due = true;
-        annal_body_begin(self->reply, "aggregate_deleted", true, r->msg_id);
-        annal_body_str(self->reply, "aggregate_id", r->aggregate_id, strlen(r->aggregate_id));
-        annal_body_u64(self->reply, "version", res.version);
-        annal_body_u64(self->reply, "sequence_number", res.first_sequence);
-        return s_finish(self, p);
+        return s_deleted(self, p, &res);
     }
 }
 

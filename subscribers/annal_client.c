@@ -253,6 +253,17 @@ static void s_free_events(annal_new_event_t *ev, size_t n)
     free(ev);
 }
 
+/* The "version" an append or a delete expects: a number, "any" or "exists". */
+static void s_expected_field(annal_client_t *self, int64_t expected)
+{
+    if (expected == ANNAL_ANY)
+        annal_body_str(self->body, "version", "any", 3);
+    else if (expected == ANNAL_EXISTS)
+        annal_body_str(self->body, "version", "exists", 6);
+    else
+        annal_body_int(self->body, "version", expected);
+}
+
 /* Builds an append request; *events is the caller's to free. */
 static annal_status_t s_build_append(annal_client_t *self, const char *agg, int64_t expected,
                                      const annal_event_spec_t *specs, size_t n,
@@ -303,12 +314,7 @@ static annal_status_t s_build_append(annal_client_t *self, const char *agg, int6
     }
     *msg_id = s_begin(self, ANNAL_CMD_APPEND);
     annal_body_str(self->body, "aggregate_id", agg, strlen(agg));
-    if (expected == ANNAL_ANY)
-        annal_body_str(self->body, "version", "any", 3);
-    else if (expected == ANNAL_EXISTS)
-        annal_body_str(self->body, "version", "exists", 6);
-    else
-        annal_body_int(self->body, "version", expected);
+    s_expected_field(self, expected);
     if (n == 1) {
         annal_body_str(self->body, "event_type", ev[0].event_type, strlen(ev[0].event_type));
         annal_body_value(self->body, "event_data", ev[0].data.data, ev[0].data.size);
@@ -597,6 +603,99 @@ annal_status_t annal_client_status(annal_client_t *self, annal_store_status_t *o
         snprintf(out->version, sizeof out->version, "%s", version ? version : "");
     }
     return st;
+}
+
+/* --- deletion and retention (docs/protocol.md, section 7) ------------------------------ */
+
+annal_status_t annal_client_delete(annal_client_t *self, const char *agg, int64_t expected,
+                                   bool hard, const char *event_id, uint64_t *version,
+                                   uint64_t *sequence, annal_result_t *res)
+{
+    uint8_t uuid[16];
+    if (event_id && annal_event_id_parse(event_id, strlen(event_id), uuid))
+        return annal_client_result(res, ANNAL_INVALID, 0, "event id '%.40s' is not a UUID",
+                                   event_id);
+    annal_status_t st = s_check_id(agg, res);
+    if (st)
+        return st;
+    if (expected < ANNAL_EXISTS)
+        return annal_client_result(res, ANNAL_INVALID, 0,
+                                   "expected version must be >= 0, ANNAL_ANY or ANNAL_EXISTS");
+    int64_t id = s_begin(self, ANNAL_CMD_DELETE_AGGREGATE);
+    annal_body_str(self->body, "aggregate_id", agg, strlen(agg));
+    s_expected_field(self, expected);
+    annal_body_bool(self->body, "hard", hard);
+    if (event_id)
+        annal_body_str(self->body, "event_id", event_id, strlen(event_id));
+    st = s_call(self, id, "aggregate_deleted", res);
+    if (st == ANNAL_SUCCESS) {
+        uint64_t v = s_u64(self->last, "version"), s = s_u64(self->last, "sequence_number");
+        if (!v || !s)
+            return annal_client_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL,
+                                       "aggregate_deleted without its version and sequence");
+        if (version)
+            *version = v;
+        if (sequence)
+            *sequence = s;
+    }
+    return st;
+}
+
+/* A retention limit from the last reply: a number >= 1, or null (0). */
+static bool s_limit(const annal_msg_t *msg, const char *key, uint64_t *out)
+{
+    int64_t v = 0;
+    *out = 0;
+    if (annal_msg_is_null(msg, key))
+        return true;
+    if (!annal_msg_int(msg, key, &v) || v < 1)
+        return false;
+    *out = (uint64_t) v;
+    return true;
+}
+
+/* set_retention and get_retention: the request, then the policy replied. */
+static annal_status_t s_retention(annal_client_t *self, annal_cmd_t cmd, const char *agg,
+                                  const annal_retention_t *policy, annal_retention_t *out,
+                                  annal_result_t *res)
+{
+    annal_status_t st = s_check_id(agg, res);
+    if (st)
+        return st;
+    int64_t id = s_begin(self, cmd);
+    annal_body_str(self->body, "aggregate_id", agg, strlen(agg));
+    if (policy) {
+        if (policy->max_count > INT64_MAX || policy->max_age_s > INT64_MAX)
+            return annal_client_result(res, ANNAL_INVALID, 0, "a limit past 2^63 - 1");
+        if (policy->max_count)
+            annal_body_u64(self->body, "max_count", policy->max_count);
+        if (policy->max_age_s)
+            annal_body_u64(self->body, "max_age_s", policy->max_age_s);
+    }
+    st = s_call(self, id, cmd == ANNAL_CMD_SET_RETENTION ? "retention_set" : "retention", res);
+    annal_retention_t got;
+    if (st == ANNAL_SUCCESS
+        && (!s_limit(self->last, "max_count", &got.max_count)
+            || !s_limit(self->last, "max_age_s", &got.max_age_s)))
+        return annal_client_result(res, ANNAL_FAILED, ANNAL_CODE_INTERNAL,
+                                   "a retention reply with a limit that is not >= 1 or null");
+    if (st == ANNAL_SUCCESS && out)
+        *out = got;
+    return st;
+}
+
+annal_status_t annal_client_set_retention(annal_client_t *self, const char *agg,
+                                          const annal_retention_t *policy, annal_result_t *res)
+{
+    if (!policy)
+        return annal_client_result(res, ANNAL_INVALID, 0, "no policy");
+    return s_retention(self, ANNAL_CMD_SET_RETENTION, agg, policy, NULL, res);
+}
+
+annal_status_t annal_client_get_retention(annal_client_t *self, const char *agg,
+                                          annal_retention_t *out, annal_result_t *res)
+{
+    return s_retention(self, ANNAL_CMD_GET_RETENTION, agg, NULL, out, res);
 }
 
 void annal_uuid_new(char out[37])

@@ -146,6 +146,65 @@ def t_export_import():
         b.cleanup()
 
 
+def t_delete_retention():
+    """annal delete and annal retention; an export leaves removed events out,
+    and importing it deletes again (once, however often it is imported)."""
+    a, b = Annald(), Annald()
+    try:
+        for i in range(6):
+            cli(a, "append", "u-1", "Named", json.dumps({"i": i}))
+        cli(a, "append", "m-1", "Measured", "1")
+        rc, out, err = cli(a, "delete", "u-1", "--expect", "5")
+        check(rc == 3 and "Expected version 5, got 6" in err, (rc, out, err))
+        rc, out, err = cli(a, "delete", "u-1", "--expect", "6", "--event-id",
+                           "01a2a000-0000-7000-8000-000000000001")
+        r = json.loads(out)
+        check(rc == 0 and r["type"] == "aggregate_deleted" and r["version"] == 7, (rc, out, err))
+        rc, out2, _ = cli(a, "delete", "u-1", "--expect", "6", "--event-id",
+                          "01a2a000-0000-7000-8000-000000000001")
+        check(rc == 0 and json.loads(out2)["sequence_number"] == r["sequence_number"],
+              ("sent again: answered as the first", out2))
+        cli(a, "append", "u-1", "Named", json.dumps({"i": 7}))
+        rc, out, _ = cli(a, "read", "u-1")
+        check([e["version"] for e in lines(out)] == [7, 8], out)
+        for i in range(4):
+            cli(a, "append", "m-1", "Measured", str(i + 2))
+        rc, out, _ = cli(a, "retention", "m-1")
+        check(rc == 0 and json.loads(out)["max_count"] is None, out)
+        rc, out, _ = cli(a, "retention", "m-1", "--max-count", "2")
+        check(rc == 0 and json.loads(out)["max_count"] == 2, out)
+        rc, out, _ = cli(a, "retention", "m-1", "--max-age", "30d")
+        check(json.loads(out)["max_count"] == 2 and json.loads(out)["max_age_s"] == 2592000,
+              ("a limit not given stays", out))
+        for bad in (["--max-count", "0"], ["--max-age", "3y"], ["--max-age", "-1"]):
+            rc, _, err = cli(a, "retention", "m-1", *bad)
+            check(rc == 2 and "takes" in err, (bad, rc, err))
+        rc, _, err = cli(a, "delete", "u-1", "--expect", "soon")
+        check(rc == 2 and "--expect" in err, err)
+        rc, exported, _ = cli(a, "export")
+        ev = lines(exported)
+        check([(e["aggregate_id"], e["version"]) for e in ev]
+              == [("u-1", 7), ("u-1", 8), ("m-1", 4), ("m-1", 5)], exported)
+        check(ev[0]["event_type"] == "$deleted", ev[0])
+        for _ in range(2):
+            rc, _, err = cli(b, "import", "-", stdin=exported)
+            check(rc == 0, err)
+        rc, out, _ = cli(b, "read", "u-1")
+        got = lines(out)
+        # the removed events are not in the export: the deletion comes first here
+        check([(e["version"], e["event_type"]) for e in got] == [(1, "$deleted"), (2, "Named")]
+              and got[0]["event_id"] == "01a2a000-0000-7000-8000-000000000001", out)
+        st = json.loads(cli(b, "status")[1])
+        check(st["events"] == 4, ("imported twice, written once", st))
+        cli(a, "delete", "m-1", "--hard")
+        rc, _, err = cli(a, "append", "m-1", "Measured", "9")
+        check(rc == 1 and "deleted for good" in err, (rc, err))
+        check(a.stop() == 0 and b.stop() == 0)
+    finally:
+        a.cleanup()
+        b.cleanup()
+
+
 def read_lines(proc, want, timeout):
     got, buf, end = [], "", time.time() + timeout
     while len(got) < want and time.time() < end:
@@ -638,6 +697,7 @@ run([
     ("dead_reader", t_dead_reader),
     ("old_spellings", t_old_spellings),
     ("export_import", t_export_import),
+    ("delete_retention", t_delete_retention),
     ("tail_across_restart", t_tail_across_restart),
     ("group_commands", t_group_commands),
     ("group_consume", t_group_consume),

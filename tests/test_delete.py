@@ -148,6 +148,28 @@ def t_version_check(enc):
         check([x["event_data"]["through_version"] for x in e] == [3], e)
 
 
+def t_retry(enc):
+    """A delete_aggregate with an event_id, sent again, is answered as the
+    first time and writes nothing (annal's own field: docs/protocol.md)."""
+    with broker() as d:
+        c = Client(d.commands, enc)
+        fill(c, "t-1", "t-1")
+        body = {"type": "delete_aggregate", "aggregate_id": "t-1", "version": 2,
+                "event_id": "01a2b000-0000-7000-8000-00000000abcd"}
+        first = c.call(body)
+        check(first["type"] == "aggregate_deleted" and first["version"] == 3, first)
+        fill(c, "t-1")
+        again = c.call(body)
+        check(again["type"] == "aggregate_deleted"
+              and (again["version"], again["sequence_number"])
+              == (first["version"], first["sequence_number"]), (first, again))
+        e = read(c, "t-1")["events"]
+        check([x["version"] for x in e] == [3, 4] and e[0]["event_id"] == body["event_id"], e)
+        r = c.call(dict(body, aggregate_id="other-1", version="any"))
+        refused(r, 12, "the id is another aggregate's")
+        refused(c.call(dict(body, event_id="not-a-uuid")), 12)
+
+
 def t_bad(enc):
     """Bad delete and retention requests are error 12, with nothing written."""
     with broker() as d:
@@ -467,6 +489,7 @@ run([
     *each_encoding("hard", t_hard),
     *each_encoding("version_check", t_version_check),
     *each_encoding("bad", t_bad),
+    *each_encoding("retry", t_retry),
     *each_encoding("groups", t_groups),
     ("survives_kill", t_survives_kill),
     ("sweep_many", t_sweep_many),

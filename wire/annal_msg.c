@@ -136,6 +136,12 @@ bool annal_msg_int(const annal_msg_t *self, const char *key, int64_t *value)
     return true;
 }
 
+bool annal_msg_is_null(const annal_msg_t *self, const char *key)
+{
+    annal_node_t n = annal_node_get(&self->root, key);
+    return annal_node_kind(&n) == ANNAL_NODE_NULL;
+}
+
 const char *annal_msg_json(annal_msg_t *self, const char *key)
 {
     annal_node_t n = key ? annal_node_get(&self->root, key) : self->root;

@@ -27,6 +27,9 @@ const char *annal_msg_str(annal_msg_t *self, const char *key);
 /* Field key as an integer; false when absent or not an integer. */
 bool annal_msg_int(const annal_msg_t *self, const char *key, int64_t *value);
 
+/* Whether field key is there and null. */
+bool annal_msg_is_null(const annal_msg_t *self, const char *key);
+
 /* Field key (or the whole message when key is NULL) as compact JSON text,
    owned by the message; NULL when absent. */
 const char *annal_msg_json(annal_msg_t *self, const char *key);

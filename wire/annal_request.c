@@ -131,6 +131,26 @@ static int s_cmp_id(const void *a, const void *b)
     return memcmp(a, b, 16);
 }
 
+/* An optional "event_id" of obj into id (a new one when absent);
+   *given says whether it was there. */
+static annal_err_t s_event_id(ctx_t *c, const annal_node_t *obj, uint8_t id[16], bool *given)
+{
+    annal_node_t n = annal_node_get(obj, "event_id");
+    *given = false;
+    if (annal_node_absent(&n)) {
+        annal_event_id_new(id);
+        return ANNAL_OK;
+    }
+    size_t len;
+    const char *s = s_text(&n, &len);
+    if (!s || len != ANNAL_EVENT_ID_TEXT - 1)
+        return s_fail(c, "field 'event_id' must be a UUID string");
+    if (annal_event_id_parse(s, len, id))
+        return s_fail(c, "field 'event_id' is not a valid UUID: '%.36s'", s);
+    *given = true;
+    return ANNAL_OK;
+}
+
 /* One event of an append: from the request itself or a batch entry. */
 static annal_err_t s_new_event(ctx_t *c, const annal_node_t *obj, annal_new_event_t *ev)
 {
@@ -155,19 +175,7 @@ static annal_err_t s_new_event(ctx_t *c, const annal_node_t *obj, annal_new_even
         return s_fail(c, "field 'metadata' must be an object");
     else if (annal_node_pack_value(&meta, c->lim->max_depth, &ev->metadata, why, sizeof why))
         return s_fail(c, "field 'metadata': %s", why);
-    annal_node_t id = annal_node_get(obj, "event_id");
-    if (annal_node_absent(&id)) {
-        annal_event_id_new(ev->event_id);
-        return ANNAL_OK;
-    }
-    size_t len;
-    const char *s = s_text(&id, &len);
-    if (!s || len != ANNAL_EVENT_ID_TEXT - 1)
-        return s_fail(c, "field 'event_id' must be a UUID string");
-    if (annal_event_id_parse(s, len, ev->event_id))
-        return s_fail(c, "field 'event_id' is not a valid UUID: '%.36s'", s);
-    ev->client_id = true;
-    return ANNAL_OK;
+    return s_event_id(c, obj, ev->event_id, &ev->client_id);
 }
 
 /* The version check of an append or a delete_aggregate: "version", an
@@ -502,9 +510,9 @@ static annal_err_t s_command(ctx_t *c, const annal_command_t *command, const ann
     }
     case ANNAL_CMD_APPEND: return s_append(c, root, req);
     case ANNAL_CMD_DELETE_AGGREGATE:
-        if ((rc = s_expected(c, root, req)))
+        if ((rc = s_expected(c, root, req)) || (rc = s_bool_field(c, root, "hard", &req->hard)))
             return rc;
-        return s_bool_field(c, root, "hard", &req->hard);
+        return s_event_id(c, root, req->delete_id, &req->has_delete_id);
     case ANNAL_CMD_SET_RETENTION:
         if ((rc = s_limit(c, root, "max_count", &req->keep_count)))
             return rc;

@@ -70,9 +70,11 @@ typedef struct {
     char *reason;            /* group_nack: why (parked events keep it), or NULL */
     /* deletion and retention (docs/protocol.md, section 7); delete_aggregate's
        version check is append's (expect, expected_version) */
-    bool hard;           /* delete_aggregate: for good (else soft) */
-    uint64_t keep_count; /* set_retention: max_count, 0 for none */
-    uint64_t keep_age_s; /* set_retention: max_age_s, 0 for none */
+    bool hard;             /* delete_aggregate: for good (else soft) */
+    uint8_t delete_id[16]; /* delete_aggregate: its $deleted event's id (annal's own field) */
+    bool has_delete_id;    /* ... given by the client: a retry is answered as the first */
+    uint64_t keep_count;   /* set_retention: max_count, 0 for none */
+    uint64_t keep_age_s;   /* set_retention: max_age_s, 0 for none */
 } annal_request_t;
 
 /* Decodes one request body under limits (NULL: the defaults; max_body is

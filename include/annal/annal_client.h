@@ -164,6 +164,37 @@ ANNAL_EXPORT annal_status_t annal_client_get_state(annal_client_t *self, const c
 ANNAL_EXPORT annal_status_t annal_client_status(annal_client_t *self, annal_store_status_t *out,
                                                 annal_result_t *result);
 
+/* Deletes aggregate_id (docs/protocol.md, section 7), checking expected as
+   an append does (ANNAL_CONFLICT on a mismatch): a $deleted event is
+   appended, every earlier event and snapshot removed; hard: no append is
+   taken again (code 21). event_id (a UUID, or NULL for a new one) names
+   the $deleted event: a delete sent again with it is answered as the
+   first, and deletes nothing more. *version and *sequence (when not NULL)
+   get the $deleted event's. */
+ANNAL_EXPORT annal_status_t annal_client_delete(annal_client_t *self, const char *aggregate_id,
+                                                int64_t expected, bool hard, const char *event_id,
+                                                uint64_t *version, uint64_t *sequence,
+                                                annal_result_t *result);
+
+/* A retention policy: each limit 0 for none. */
+typedef struct {
+    uint64_t max_count; /* the newest events kept */
+    uint64_t max_age_s; /* seconds an event is kept after it was recorded */
+} annal_retention_t;
+
+/* Sets aggregate_id's retention policy, replacing the one it had (both
+   limits 0: none); what a policy removed stays removed. */
+ANNAL_EXPORT annal_status_t annal_client_set_retention(annal_client_t *self,
+                                                       const char *aggregate_id,
+                                                       const annal_retention_t *policy,
+                                                       annal_result_t *result);
+
+/* aggregate_id's retention policy into *out (0s: none). */
+ANNAL_EXPORT annal_status_t annal_client_get_retention(annal_client_t *self,
+                                                       const char *aggregate_id,
+                                                       annal_retention_t *out,
+                                                       annal_result_t *result);
+
 /* The last reply received, as JSON text (owned by the client, valid until
    the next call); NULL before any. */
 ANNAL_EXPORT const char *annal_client_last_reply(annal_client_t *self);

@@ -39,6 +39,8 @@ typedef struct {
     const char *curve_key, *curve_server; /* CURVE certificate files */
     annal_curve_t curve;                  /* their keys, when given */
     bool backward, use_snapshot, help;
+    bool hard;                       /* delete */
+    const char *max_count, *max_age; /* retention */
     /* consumer groups */
     const char *consumer, *ordering, *ack_timeout, *max_deliveries, *wait, *count;
     const char *exec, *park_exit, *action, *reason;
@@ -68,6 +70,8 @@ static int s_get_snapshot(annal_client_t *c, opts_t *o);
 static int s_replay(annal_client_t *c, opts_t *o);
 static int s_state(annal_client_t *c, opts_t *o);
 static int s_status(annal_client_t *c, opts_t *o);
+static int s_delete(annal_client_t *c, opts_t *o);
+static int s_retention(annal_client_t *c, opts_t *o);
 static int s_export(annal_client_t *c, opts_t *o);
 static int s_keygen(annal_client_t *c, opts_t *o);
 static int s_import(annal_client_t *c, opts_t *o);
@@ -120,6 +124,18 @@ static const struct {
     {"state", "state AGGREGATE --at TIMESTAMP\n  the state as of an RFC 3339 time", 1, ARGS_EXACT,
      RUN_CLIENT, s_state},
     {"status", "status\n  the store's counters", 0, ARGS_EXACT, RUN_CLIENT, s_status},
+    {"delete",
+     "delete AGGREGATE [--expect V|any|exists] [--hard] [--event-id UUID]\n"
+     "  appends $deleted and removes every earlier event and snapshot of the aggregate;\n"
+     "  --hard: it takes no more appends, ever (default --expect any); sent again with\n"
+     "  the same --event-id, it is answered as the first time",
+     1, ARGS_EXACT, RUN_CLIENT, s_delete},
+    {"retention",
+     "retention AGGREGATE [--max-count N|none] [--max-age AGE|none]\n"
+     "  prints the aggregate's retention policy, or changes it: keep the last N events,\n"
+     "  or those younger than AGE (90s, 15m, 12h, 30d, 2w; a number is seconds); a\n"
+     "  limit not given stays as it is",
+     1, ARGS_EXACT, RUN_CLIENT, s_retention},
     {"export",
      "export [--from SEQUENCE] [--prefix P]\n"
      "  writes events as JSON lines (progress on stderr when it is a terminal)",
@@ -133,7 +149,8 @@ static const struct {
      "import [FILE]\n"
      "  appends exported JSON lines (FILE or stdin) in batches, keeping event ids,\n"
      "  types, data, metadata and versions (sequence numbers too, into an empty\n"
-     "  store); running it again writes nothing twice",
+     "  store, unless events were removed); deletions ($deleted) are done again;\n"
+     "  running it again writes nothing twice",
      1, ARGS_OPTIONAL, RUN_CLIENT, s_import},
     {"group create",
      "group create NAME [--prefix P] [--type T]... [--from SEQUENCE|end]\n"
@@ -241,15 +258,25 @@ static bool s_number(const char *text, int64_t *v)
 
 /* --- commands ------------------------------------------------------------------ */
 
+/* --expect as append's and delete's expected version (default any);
+   false when it is none of a version, any or exists. */
+static bool s_expected(const opts_t *o, int64_t *expected)
+{
+    *expected = ANNAL_ANY;
+    if (o->expect && strcmp(o->expect, "exists") == 0)
+        *expected = ANNAL_EXISTS;
+    else if (o->expect && strcmp(o->expect, "any") != 0 && !s_number(o->expect, expected)) {
+        fprintf(stderr, "annal: --expect takes a version, any or exists\n");
+        return false;
+    }
+    return true;
+}
+
 static int s_append(annal_client_t *c, opts_t *o)
 {
-    int64_t expected = ANNAL_ANY;
-    if (o->expect && strcmp(o->expect, "exists") == 0)
-        expected = ANNAL_EXISTS;
-    else if (o->expect && strcmp(o->expect, "any") != 0 && !s_number(o->expect, &expected)) {
-        fprintf(stderr, "annal: --expect takes a version, any or exists\n");
+    int64_t expected;
+    if (!s_expected(o, &expected))
         return EXIT_USAGE;
-    }
     char id[37];
     if (!o->event_id)
         annal_uuid_new(id); /* chosen here, so the user can retry with it */
@@ -423,6 +450,69 @@ static int s_reply(annal_client_t *c, annal_status_t st, const annal_result_t *r
     return 0;
 }
 
+static int s_delete(annal_client_t *c, opts_t *o)
+{
+    int64_t expected;
+    if (!s_expected(o, &expected))
+        return EXIT_USAGE;
+    annal_result_t res;
+    return s_reply(
+        c, annal_client_delete(c, o->args[0], expected, o->hard, o->event_id, NULL, NULL, &res),
+        &res);
+}
+
+/* A retention limit as given: "none" (0), a count, or (age) a number of
+   seconds with an optional unit s, m, h, d or w. */
+static bool s_limit(const char *text, bool age, uint64_t *out)
+{
+    if (strcmp(text, "none") == 0) {
+        *out = 0;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    uint64_t unit = 1;
+    if (age && *end && !end[1]) {
+        const char *units = "smhdw";
+        static const uint64_t seconds[] = {1, 60, 3600, 86400, 604800};
+        const char *u = strchr(units, *end);
+        if (u) {
+            unit = seconds[u - units];
+            end++;
+        }
+    }
+    if (errno || end == text || *end || *text == '-' || n == 0 || n > INT64_MAX / unit)
+        return false;
+    *out = (uint64_t) n * unit;
+    return true;
+}
+
+static int s_retention(annal_client_t *c, opts_t *o)
+{
+    annal_result_t res;
+    annal_retention_t policy;
+    if (!o->max_count && !o->max_age)
+        return s_reply(c, annal_client_get_retention(c, o->args[0], &policy, &res), &res);
+    uint64_t count = 0, age = 0;
+    if (o->max_count && !s_limit(o->max_count, false, &count)) {
+        fprintf(stderr, "annal: --max-count takes a number >= 1, or none\n");
+        return EXIT_USAGE;
+    }
+    if (o->max_age && !s_limit(o->max_age, true, &age)) {
+        fprintf(stderr, "annal: --max-age takes an age (90s, 15m, 12h, 30d, 2w), or none\n");
+        return EXIT_USAGE;
+    }
+    /* a limit not given stays as it is */
+    if (annal_client_get_retention(c, o->args[0], &policy, &res))
+        return s_exit(&res);
+    if (o->max_count)
+        policy.max_count = count;
+    if (o->max_age)
+        policy.max_age_s = age;
+    return s_reply(c, annal_client_set_retention(c, o->args[0], &policy, &res), &res);
+}
+
 /* --version as a number, or -1 when not given; false when it is not one. */
 static bool s_version(const opts_t *o, int64_t *version)
 {
@@ -514,6 +604,31 @@ static int s_flush(annal_client_t *c, batch_t *b, uint64_t *done)
     return rc;
 }
 
+/* Exports leave removed events out (docs/protocol.md, section 7), so an
+   aggregate's versions in an export may not start at 1, and the import
+   keeps them where it can: past a deletion (a $deleted event) or past the
+   first events retention removed, the aggregate's events go on after what
+   the target has of it, their versions moved down by as many. */
+
+/* An exported $deleted event (docs/protocol.md, section 7) of agg at
+   version: the deletion again, soft or hard as it was. The events it
+   removed are not in the export, so the aggregate may be at a lower
+   version here: the $deleted lands after what it has, and *shift (the
+   versions the aggregate's later events move down by) grows by the
+   difference. */
+static int s_import_delete(annal_client_t *c, annal_msg_t *m, const char *agg, int64_t version,
+                           int64_t *shift)
+{
+    const char *data = annal_msg_json(m, "event_data");
+    bool hard = data && strstr(data, "\"hard\":true");
+    annal_result_t res;
+    uint64_t at = 0;
+    if (annal_client_delete(c, agg, ANNAL_ANY, hard, annal_msg_str(m, "event_id"), &at, NULL, &res))
+        return s_exit(&res);
+    *shift = version - (int64_t) at;
+    return 0;
+}
+
 static int s_import(annal_client_t *c, opts_t *o)
 {
     FILE *in = o->nargs && strcmp(o->args[0], "-") ? fopen(o->args[0], "r") : stdin;
@@ -531,6 +646,16 @@ static int s_import(annal_client_t *c, opts_t *o)
     uint64_t done = 0, lineno = 0;
     off_t read_bytes = 0;
     int rc = 0;
+    /* per aggregate, the versions its events move down by after a
+       deletion imported (s_import_delete): int64_t, allocated */
+    zhashx_t *shifts = zhashx_new();
+    if (!shifts) {
+        if (in != stdin)
+            fclose(in);
+        fprintf(stderr, "annal: out of memory\n");
+        return EXIT_FAILED;
+    }
+    zhashx_set_destructor(shifts, (zhashx_destructor_fn *) zstr_free);
     while (rc == 0 && (len = getline(&line, &cap, in)) >= 0) {
         lineno++;
         read_bytes += len;
@@ -553,6 +678,41 @@ static int s_import(annal_client_t *c, opts_t *o)
             rc = EXIT_FAILED;
             break;
         }
+        int64_t *shift = zhashx_lookup(shifts, agg);
+        if (strcmp(spec.event_type, "$deleted") == 0) {
+            int64_t moved = 0;
+            if (!(rc = s_flush(c, &b, &done))
+                && !(rc = s_import_delete(c, m, agg, version, &moved))) {
+                if (!shift && (shift = calloc(1, sizeof *shift)))
+                    zhashx_insert(shifts, agg, shift);
+                if (shift)
+                    *shift = moved;
+                else
+                    rc = EXIT_FAILED;
+                done++;
+            }
+            annal_msg_destroy(&m);
+            continue;
+        }
+        if (!shift && version > 1 && !(b.n && strcmp(agg, b.aggregate) == 0)) {
+            /* an aggregate whose first events were removed (retention): it
+               goes on here after what the target has of it */
+            annal_page_t *page = NULL;
+            annal_result_t res;
+            if ((rc = s_flush(c, &b, &done))
+                || (annal_client_read(c, agg, 1, 1, false, &page, &res) && (rc = s_exit(&res)))
+                || !(shift = calloc(1, sizeof *shift))) {
+                annal_page_destroy(&page);
+                annal_msg_destroy(&m);
+                rc = rc ? rc : EXIT_FAILED;
+                break;
+            }
+            if (page->version < (uint64_t) version - 1)
+                *shift = version - 1 - (int64_t) page->version;
+            annal_page_destroy(&page);
+            zhashx_insert(shifts, agg, shift);
+        }
+        version -= shift ? *shift : 0;
         bool joins = b.n && strcmp(agg, b.aggregate) == 0
                      && (uint64_t) version == b.first_version + b.n && b.n < IMPORT_BATCH
                      && b.bytes + (size_t) len < IMPORT_BYTES;
@@ -578,6 +738,7 @@ static int s_import(annal_client_t *c, opts_t *o)
             annal_msg_destroy(&b.msgs[i]);
     if (progress)
         fprintf(stderr, "\rimport: %" PRIu64 " events\n", done);
+    zhashx_destroy(&shifts);
     free(line);
     if (in != stdin)
         fclose(in);
@@ -1011,6 +1172,9 @@ static const struct {
     {"--version", offsetof(opts_t, version), false},
     {"--backward", offsetof(opts_t, backward), true},
     {"--use-snapshot", offsetof(opts_t, use_snapshot), true},
+    {"--hard", offsetof(opts_t, hard), true},
+    {"--max-count", offsetof(opts_t, max_count), false},
+    {"--max-age", offsetof(opts_t, max_age), false},
     {"--help", offsetof(opts_t, help), true},
     {"--curve-key", offsetof(opts_t, curve_key), false},
     {"--curve-server", offsetof(opts_t, curve_server), false},
