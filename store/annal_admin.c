@@ -23,13 +23,16 @@ int annal_store_backup(const char *location, const char *dest, char *why, size_t
 int annal_store_compact(const char *dir, uint64_t *before, uint64_t *after, char *why,
                         size_t whylen)
 {
-    if (annal_store_is_postgresql(dir)) {
-        snprintf(why, whylen,
-                 "compact a PostgreSQL store with PostgreSQL's own tools "
-                 "(VACUUM FULL annal_events)");
+    if (!annal_store_is_postgresql(dir))
+        return annal_lmdb_compact(dir, before, after, why, whylen);
+    annal_store_options_t opts = {0};
+    annal_store_t *store = annal_store_open(dir, &opts, why, whylen);
+    if (!store)
         return -1;
-    }
-    return annal_lmdb_compact(dir, before, after, why, whylen);
+    *before = *after = 0; /* PostgreSQL's files are its own to count */
+    annal_err_t err = annal_store_compact_op(store, why, whylen);
+    annal_store_close(&store);
+    return err ? -1 : 0;
 }
 
 /* --- moving a store ------------------------------------------------------------ */

@@ -31,13 +31,15 @@ typedef void (*annal_progress_fn)(void *arg, uint64_t events, uint64_t total, ui
 int annal_store_migrate(const char *from, const char *to, annal_progress_fn progress, void *arg,
                         char *why, size_t whylen);
 
-/* Gives the space the LMDB store at dir does not use back to the file
-   system (docs/protocol.md, section 7): its journal's batches checkpointed,
+/* Gives the space the store at dir does not use back to the file system
+   (docs/protocol.md, section 7). LMDB: its journal's batches checkpointed,
    data.mdb replaced by a compacted copy with no byte of unused space, the
-   journal emptied. Refused while an annald (or anything) has the store open:
-   stop annald first. *before and *after get the folder's bytes in data.mdb
-   and the journal. Returns 0, or -1 with the reason in why (the store is
-   then as it was). */
+   journal emptied; refused while an annald (or anything) has the store
+   open: stop annald first; *before and *after get the folder's bytes in
+   data.mdb and the journal. PostgreSQL: VACUUM FULL of the event and
+   snapshot tables, with brokers running (they wait while a table is
+   rewritten); *before and *after are 0. Returns 0, or -1 with the reason
+   in why (the store is then as it was). */
 int annal_store_compact(const char *dir, uint64_t *before, uint64_t *after, char *why,
                         size_t whylen);
 

@@ -906,6 +906,24 @@ static annal_err_t s_retention_get(void *handle, const char *agg, annal_retentio
     return ANNAL_OK;
 }
 
+/* VACUUM FULL: PostgreSQL rewrites each table into new files without its
+   dead rows, whose bytes VACUUM alone leaves in place (README, "Deleting
+   data"); each table is locked while it is rewritten. */
+static annal_err_t s_compact(void *handle, char *why, size_t whylen)
+{
+    annal_pg_t *self = handle;
+    if (!self->conn || self->in_txn)
+        return ANNAL_ERR_INTERNAL;
+    static const char *const tables[] = {"annal_events", "annal_snapshots"};
+    for (size_t i = 0; i < 2; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "VACUUM FULL %s", tables[i]);
+        if (annal_pg_exec(self->conn, sql, why, whylen))
+            return ANNAL_ERR_UNAVAILABLE;
+    }
+    return ANNAL_OK;
+}
+
 /* --- what other brokers commit ------------------------------------------------------ */
 
 /* A commit that appended announces its new head on channel annal_head, one
@@ -978,6 +996,7 @@ const annal_store_ops_t annal_pg_ops = {
     .sweep = s_sweep,
     .retention_put = s_retention_put,
     .retention_get = s_retention_get,
+    .compact = s_compact,
     .group_put = annal_pg_group_put,
     .group_get = annal_pg_group_get,
     .group_each = annal_pg_group_each,

@@ -300,6 +300,15 @@ annal_err_t annal_store_retention_get(annal_store_t *self, const char *agg, anna
     return OPTIONAL_OP(retention_get, agg, out);
 }
 
+annal_err_t annal_store_compact_op(annal_store_t *self, char *why, size_t whylen)
+{
+    if (!self->ops->compact) {
+        snprintf(why, whylen, "the %s store does not compact so", annal_store_name(self));
+        return ANNAL_ERR_UNKNOWN_TYPE;
+    }
+    return self->ops->compact(self->backend, why, whylen);
+}
+
 #undef OPTIONAL_OP
 
 void annal_mark_list_free(annal_mark_list_t *list)

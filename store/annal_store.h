@@ -319,6 +319,11 @@ typedef struct {
        retention_get: agg's policy (0 and 0 for none). */
     annal_err_t (*retention_put)(void *self, const char *agg, const annal_retention_t *policy);
     annal_err_t (*retention_get)(void *self, const char *agg, annal_retention_t *out);
+    /* Rewrites the event and snapshot tables without their dead rows,
+       outside batches, while brokers wait (PostgreSQL: VACUUM FULL; annal-
+       admin compact). Optional: LMDB compacts a closed store instead
+       (annal_admin.h). */
+    annal_err_t (*compact)(void *self, char *why, size_t whylen);
 } annal_store_ops_t;
 
 typedef struct annal_store_t annal_store_t;
@@ -405,6 +410,7 @@ bool annal_store_removes(const annal_store_t *self);
 annal_err_t annal_store_remove(annal_store_t *self, const char *agg, uint64_t through, bool hard);
 annal_err_t annal_store_sweep(annal_store_t *self, size_t max, size_t *freed, annal_sweep_t *next);
 bool annal_store_retains(const annal_store_t *self);
+annal_err_t annal_store_compact_op(annal_store_t *self, char *why, size_t whylen);
 annal_err_t annal_store_retention_put(annal_store_t *self, const char *agg,
                                       const annal_retention_t *policy);
 annal_err_t annal_store_retention_get(annal_store_t *self, const char *agg, annal_retention_t *out);

@@ -44,9 +44,10 @@ static const struct {
      "  timestamps and snapshots; progress on stderr",
      0, s_migrate},
     {"compact",
-     "compact --data DIR\n"
-     "  gives the space the LMDB store in DIR does not use back to the file system\n"
-     "  (after deletions and retention); refused while annald serves it: stop it first",
+     "compact --data DIR|postgresql://...\n"
+     "  gives the space the store does not use back to the file system (after\n"
+     "  deletions and retention). LMDB: refused while annald serves it, stop it first;\n"
+     "  PostgreSQL: VACUUM FULL, brokers wait while a table is rewritten",
      0, s_compact},
 };
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
@@ -85,7 +86,11 @@ static int s_compact(const opts_t *o)
         fprintf(stderr, "annal-admin: compact: %s\n", why);
         return EXIT_FAILED;
     }
-    printf("compacted %s: %" PRIu64 " bytes before, %" PRIu64 " after\n", o->data, before, after);
+    if (before || after)
+        printf("compacted %s: %" PRIu64 " bytes before, %" PRIu64 " after\n", o->data, before,
+               after);
+    else
+        printf("compacted %s\n", o->data);
     return 0;
 }
 
