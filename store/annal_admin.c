@@ -128,7 +128,7 @@ int annal_store_migrate(const char *from, const char *to, annal_progress_fn prog
     if (!source)
         return -1;
     int rc = -1;
-    /* the PostgreSQL backend keeps no groups yet: refuse rather than drop them */
+    /* the migration carries no groups yet: refuse rather than drop them */
     char group[ANNAL_MAX_AGGREGATE_ID + 1];
     int groups = s_first_group(source, group, why, whylen);
     if (groups > 0)

@@ -24,8 +24,8 @@ typedef void (*annal_progress_fn)(void *arg, uint64_t events, uint64_t total, ui
    into the empty store at to (a PostgreSQL database) as one transaction:
    every event with its sequence number, version, event_id and recorded_at,
    what idempotent retries need of its append, and every snapshot. A
-   source that holds consumer groups is refused: PostgreSQL keeps none yet,
-   and a migration must not drop them. Calls
+   source that holds consumer groups is refused: the migration does not
+   carry them yet, and must not drop them. Calls
    progress (when not NULL) now and then. Returns 0, or -1 with the reason
    in why (then the target is left as it was). */
 int annal_store_migrate(const char *from, const char *to, annal_progress_fn progress, void *arg,
