@@ -437,14 +437,14 @@ static annal_err_t s_version(lmdb_t *self, const char *agg, uint64_t *version)
     return s_aggregate(self, agg, strlen(agg), version, &gone);
 }
 
-/* The removal of agg (alen bytes) the sweep has not finished: versions up
-   to *floor removed, *left of them still stored; 0 and 0 for none. */
-static annal_err_t s_removal(lmdb_t *self, const char *agg, size_t alen, uint64_t *floor,
-                             uint64_t *left)
+/* agg's (alen bytes) entry in db (removals, retention): two u64 into *a
+   and *b; 0 and 0 when there is none. */
+static annal_err_t s_pair(lmdb_t *self, int db, const char *agg, size_t alen, uint64_t *a,
+                          uint64_t *b)
 {
     MDB_val key = {alen, (void *) agg}, val;
-    int rc = mdb_get(self->txn, self->dbi[DB_REMOVALS], &key, &val);
-    *floor = *left = 0;
+    int rc = mdb_get(self->txn, self->dbi[db], &key, &val);
+    *a = *b = 0;
     if (rc == MDB_NOTFOUND)
         return ANNAL_OK;
     if (rc)
@@ -453,9 +453,17 @@ static annal_err_t s_removal(lmdb_t *self, const char *agg, size_t alen, uint64_
         self->failed = true;
         return ANNAL_ERR_INTERNAL;
     }
-    *floor = s_get64(val.mv_data);
-    *left = s_get64((const uint8_t *) val.mv_data + 8);
+    *a = s_get64(val.mv_data);
+    *b = s_get64((const uint8_t *) val.mv_data + 8);
     return ANNAL_OK;
+}
+
+/* The removal of agg (alen bytes) the sweep has not finished: versions up
+   to *floor removed, *left of them still stored; 0 and 0 for none. */
+static annal_err_t s_removal(lmdb_t *self, const char *agg, size_t alen, uint64_t *floor,
+                             uint64_t *left)
+{
+    return s_pair(self, DB_REMOVALS, agg, alen, floor, left);
 }
 
 /* The first version of agg (alen bytes) still stored, or 0 when none is. */
@@ -499,20 +507,7 @@ static bool s_any(lmdb_t *self, int db)
 /* agg's (alen bytes) retention policy; 0 and 0 for none. */
 static annal_err_t s_policy(lmdb_t *self, const char *agg, size_t alen, annal_retention_t *out)
 {
-    MDB_val key = {alen, (void *) agg}, val;
-    int rc = mdb_get(self->txn, self->dbi[DB_RETENTION], &key, &val);
-    memset(out, 0, sizeof *out);
-    if (rc == MDB_NOTFOUND)
-        return ANNAL_OK;
-    if (rc)
-        return s_err(self, rc);
-    if (val.mv_size != 16) {
-        self->failed = true;
-        return ANNAL_ERR_INTERNAL;
-    }
-    out->max_count = s_get64(val.mv_data);
-    out->max_age_s = s_get64((const uint8_t *) val.mv_data + 8);
-    return ANNAL_OK;
+    return s_pair(self, DB_RETENTION, agg, alen, &out->max_count, &out->max_age_s);
 }
 
 /* Whether policy p removes, at now (wall-clock us), version v recorded at
