@@ -1,6 +1,7 @@
-"""Shared helpers for annal's Python tests: start annald on ephemeral ports,
+"""Shared helpers for annal's Python tests: start annald on private endpoints,
 talk to it over real ZeroMQ sockets in JSON or MessagePack, run a table of
 named cases and print 'N passed, M failed'."""
+import atexit
 import contextlib
 import json
 import os
@@ -43,15 +44,32 @@ def new_store():
     return PG.replace("/postgres?", f"/{name}?", 1)
 
 
+# Each annald's endpoints are IPC socket files in a folder of this process,
+# never used twice. Not loopback TCP ports: a port freed by a killed annald
+# can be bound by another test's annald running at the same time (ctest -j),
+# and ZeroMQ's reconnect then carries this test's requests to that one.
+SOCKETS = tempfile.mkdtemp(prefix="annal-ipc-")
+atexit.register(shutil.rmtree, SOCKETS, True)
+_endpoints = iter(range(1, 1 << 30))
+
+
+def new_endpoints():
+    """(commands, events): two IPC endpoints nobody else has used."""
+    n = next(_endpoints)
+    return f"ipc://{SOCKETS}/{n}c", f"ipc://{SOCKETS}/{n}e"
+
+
 class Annald:
-    """An annald process on a store (a new empty one by default)."""
+    """An annald process on a store (a new empty one by default), on new
+    IPC endpoints unless args give --commands or --events."""
 
     def __init__(self, data=None, args=(), ready=True):
         self.own = data is None
         self.data = data or new_store()
         self.log = tempfile.NamedTemporaryFile(prefix="annald-", suffix=".log", delete=False)
-        cmd = [*VALGRIND, ANNALD, "--data", self.data, "--commands", "tcp://127.0.0.1:*",
-               "--events", "tcp://127.0.0.1:*", *args]
+        commands, events = new_endpoints()
+        cmd = [*VALGRIND, ANNALD, "--data", self.data, "--commands", commands,
+               "--events", events, *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.commands = self.events = None
         if ready:

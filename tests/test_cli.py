@@ -9,12 +9,11 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
-from annal_harness import BIN, VALGRIND, Annald, Client, append, check, run
+from annal_harness import BIN, VALGRIND, Annald, Client, append, check, new_endpoints, run
 
 ANNAL = os.path.join(BIN, "annal")
 ADMIN = os.path.join(BIN, "annal-admin")
@@ -45,12 +44,9 @@ def lines(out):
     return [json.loads(l) for l in out.splitlines()]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def nobody():
+    """An endpoint no annald is bound to."""
+    return new_endpoints()[0]
 
 
 def t_round_trip():
@@ -103,9 +99,9 @@ def t_round_trip():
         rc, out, _ = cli(d, "read", "deep-1")
         check(rc == 0 and json.loads(out)["event_data"] == deep, (rc, out[:80]))
         # --commands beats the environment; an unreachable annald is status 5
-        rc, _, err = cli(d, "--commands", f"tcp://127.0.0.1:{free_port()}", "--timeout", "300", "status")
+        rc, _, err = cli(d, "--commands", nobody(), "--timeout", "300", "status")
         check(rc == 5, (rc, err))
-        rc, _, err = cli(d, "--commands", f"tcp://127.0.0.1:{free_port()}", "--timeout", "300",
+        rc, _, err = cli(d, "--commands", nobody(), "--timeout", "300",
                          "append", "a-1", "T", "{}")
         check(rc == 5 and "--event-id" in err, (rc, err))
         # an error annald cannot address (body too large: no msg_id read) is still an answer
@@ -257,7 +253,8 @@ def t_tail_holes():
 
 
 def t_tail_across_restart():
-    ports = ("--commands", f"tcp://127.0.0.1:{free_port()}", "--events", f"tcp://127.0.0.1:{free_port()}")
+    commands, events = new_endpoints()  # the same two across the restart
+    ports = ("--commands", commands, "--events", events)
     d = Annald(args=ports)
     d2 = None
     tail = None
@@ -605,7 +602,7 @@ def t_group_commands():
                   (sub, out))
         check("group consume" in cli(d, "--help")[1])
         # annald not there: status 5
-        rc, _, err = gcli(None, "--commands", f"tcp://127.0.0.1:{free_port()}", "--timeout", "300",
+        rc, _, err = gcli(None, "--commands", nobody(), "--timeout", "300",
                           "info", "mailer")
         check(rc == 5, (rc, err))
         check(d.stop() == 0, d.stderr())

@@ -1,17 +1,20 @@
 /*  testutil_annald.h: annald as a child process for the C tests of
-    libannal: a fresh data folder on free loopback ports, started, killed
-    (any signal) and started again on the same folder and ports; pipelined
-    appends. A test defines ANNALD_PATH (the annald to run). */
+    libannal: a fresh data folder and IPC endpoints in a folder of its own,
+    started, killed (any signal) and started again on the same folder and
+    endpoints; pipelined appends. A test defines ANNALD_PATH (the annald to
+    run).
+
+    Not loopback TCP ports: a port freed by a killed annald can be bound by
+    another test's annald running at the same time (ctest -j), and ZeroMQ's
+    reconnect would then carry this test's requests to it. A socket file in a
+    private folder cannot be taken over. */
 #ifndef ANNAL_TESTUTIL_ANNALD_H
 #define ANNAL_TESTUTIL_ANNALD_H
 
 #include "testutil.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <annal/annal.h>
@@ -19,22 +22,11 @@
 typedef struct {
     pid_t pid;          /* annald, or 0 */
     char *data;         /* its data folder */
+    char *sockets;      /* the folder of its IPC endpoints */
     char commands[128]; /* endpoints */
     char events[128];
     const char *extra; /* one more option, or NULL */
 } t_daemon_t;
-
-/* A free TCP port on loopback (bound and released). */
-static inline int t_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    bind(fd, (struct sockaddr *) &a, sizeof a);
-    getsockname(fd, (struct sockaddr *) &a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* Starts annald on d->data and d's endpoints; waits for its ready line. */
 static inline int t_daemon_start(t_daemon_t *d)
@@ -72,11 +64,13 @@ static inline void t_daemon_cleanup(void)
         }
         if (d->data)
             t_rmdir(d->data);
+        if (d->sockets)
+            t_rmdir(d->sockets);
         memset(d, 0, sizeof *d);
     }
 }
 
-/* A new annald on a new folder and free ports (extra: one more option, or
+/* A new annald on a new folder and new endpoints (extra: one more option, or
    NULL), started unless start is false; NULL when it did not start (or 4
    are in use). */
 static inline t_daemon_t *t_daemon_new(const char *extra, bool start)
@@ -90,8 +84,9 @@ static inline t_daemon_t *t_daemon_new(const char *extra, bool start)
     memset(d, 0, sizeof *d);
     d->extra = extra;
     d->data = t_tempdir();
-    snprintf(d->commands, sizeof d->commands, "tcp://127.0.0.1:%d", t_free_port());
-    snprintf(d->events, sizeof d->events, "tcp://127.0.0.1:%d", t_free_port());
+    d->sockets = t_tempdir();
+    snprintf(d->commands, sizeof d->commands, "ipc://%s/commands", d->sockets);
+    snprintf(d->events, sizeof d->events, "ipc://%s/events", d->sockets);
     return !start || t_daemon_start(d) == 0 ? d : NULL;
 }
 
