@@ -103,6 +103,14 @@ class SubscriptionTest(AnnaldCase):
             self.assertGreater(sub.stats.read, 0)
             self.assertGreater(sub.stats.reads, 1)
 
+    def test_a_store_behind_the_position_stops_it(self):
+        for i in range(5):
+            self.c.append("s-1", "T", {})
+        with self.c.subscribe(from_sequence=100) as sub:  # a checkpoint of another store
+            with self.assertRaises(annal.StoreChanged):
+                collect(sub, 1)
+            self.assertEqual(sub.position, 100)  # nothing skipped
+
     def test_holes_from_a_deletion(self):
         for i in range(6):
             self.c.append("h-1" if i < 3 else "h-2", "T", {"i": i})
