@@ -147,6 +147,18 @@ def t_python_worker():
     d = Annald()
     workers = {}
     try:
+        env = dict(env_for(d), **PY_ENV)
+        for name in ("w1", "w2"):  # both consuming before the first event, so both get work
+            workers[name] = subprocess.Popen([sys.executable, os.path.join(PY_EXAMPLES,
+                                              "worker.py"), name, "--work-ms", "5"], env=env,
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             text=True)
+            check(workers[name].stderr.readline() == f"{name}: consuming\n", name)
+        lines = {name: [] for name in workers}
+        readers = [threading.Thread(target=lambda n=n: lines[n].extend(
+            json.loads(l) for l in workers[n].stdout)) for n in workers]
+        for t in readers:
+            t.start()
         c = Client(d.commands, "msgpack")
         for v in range(30):
             for a in range(6):
@@ -154,16 +166,6 @@ def t_python_worker():
                 r = c.call({"type": "append", "aggregate_id": f"user-{a}", "event_type": kind,
                             "event_data": {}, "version": v})
                 check(r["type"] == "appended", r)
-        env = dict(env_for(d), **PY_ENV)
-        for name in ("w1", "w2"):
-            workers[name] = subprocess.Popen([sys.executable, os.path.join(PY_EXAMPLES,
-                                              "worker.py"), name], env=env,
-                                             stdout=subprocess.PIPE, text=True)
-        lines = {name: [] for name in workers}
-        readers = [threading.Thread(target=lambda n=n: lines[n].extend(
-            json.loads(l) for l in workers[n].stdout)) for n in workers]
-        for t in readers:
-            t.start()
         deadline = time.time() + 30
         while len(lines["w2"]) < 20 and time.time() < deadline:
             time.sleep(0.01)
