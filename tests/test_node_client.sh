@@ -1,31 +1,14 @@
 #!/bin/sh
-# test_node_client.sh BIN: builds clients/node from a copy of the source as
-# its README says (npm ci from package-lock.json, npm run build: tsc --strict
-# to ESM with declarations), runs the package's own tests (node --test)
-# against BIN/annald, then packs it and installs the tarball into an empty
-# project whose TypeScript imports it through its exports, as a user would.
-# Skips (77) without node and npm, or when the npm registry is out of reach.
+# test_node_client.sh BIN: builds clients/node (node_package.sh), runs the
+# package's own tests (node --test) against BIN/annald, then packs it and
+# installs the tarball into an empty project whose TypeScript imports it
+# through its exports, as a user would.
 set -eu
 BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=$HERE/../clients/node
-for c in node npm; do
-    if ! command -v $c >/dev/null 2>&1; then
-        echo "skipped: $c is not installed (./dev test installs Debian's nodejs and npm)"
-        exit 77
-    fi
-done
-if ! npm ping >/dev/null 2>&1; then
-    echo "skipped: the npm registry ($(npm config get registry)) does not answer"
-    exit 77
-fi
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-mkdir "$TMP/src"
-(cd "$SRC" && tar cf - --exclude=node_modules --exclude=dist .) | (cd "$TMP/src" && tar xf -)
-cd "$TMP/src"
-npm ci --no-audit --no-fund --loglevel=error
-npm run --silent build
+NODE_SRC=$HERE/../clients/node
+. "$HERE/node_package.sh"
+cd "$NODE_PKG"
 ANNALD=$BIN/annald npm test
 
 # the package as a dependency: the files it ships, its exports, its types
@@ -43,7 +26,7 @@ const f = (e: Event): number => e.sequenceNumber;
 console.log(typeof f, typeof store.appendToStream, ConcurrencyError.name);
 c.close();
 TS
-"$TMP/src/node_modules/.bin/tsc" --strict --noEmit --module nodenext --moduleResolution nodenext \
-    --target es2022 --types node --typeRoots "$TMP/src/node_modules/@types" app.ts
+"$NODE_PKG/node_modules/.bin/tsc" --strict --noEmit --module nodenext --moduleResolution nodenext \
+    --target es2022 --types node --typeRoots "$NODE_PKG/node_modules/@types" app.ts
 node -e 'import("annal").then((m) => { if (!m.Client || !m.Subscription) process.exit(1); })'
 echo "test_node_client: the packed package installs, imports and type-checks"
